@@ -1,0 +1,220 @@
+"""Fixed-point rules of the HeLU toolkit: the one place they are written.
+
+Every part of the project (golden export, RTL generators, testbench checks, reports) imports these
+functions; none restates them. numpy only, so that ``hw`` and ``sim`` can import this module
+without pulling in torch.
+
+Semantics (``DESIGN.md``, normative):
+
+- A code ``k`` in format ``Q(width, frac)`` is a signed two's complement integer of ``width`` bits
+  with value ``k * 2**-frac``.
+- Quantize: ``k = clamp(round_half_even(x * 2**frac), -2**(width-1), 2**(width-1) - 1)``.
+- Threshold: ``T = floor(-alpha * 2**frac)``; ``mask = k > T`` equals the float rule
+  ``z > -alpha`` for every representable ``k``.
+- Forward: ``y = k if k > 0 else 0``. Backward: ``dz = g if mask else 0``.
+"""
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "Format",
+    "AlphaVanishesWarning",
+    "quantize",
+    "dequantize",
+    "choose_frac",
+    "threshold",
+    "threshold_width",
+    "alpha_note",
+    "check_alpha",
+    "forward",
+    "mask",
+    "backward",
+    "to_unsigned",
+    "to_signed",
+]
+
+# Formats wider than this do not fit numpy's int64 arithmetic with headroom for products.
+MAX_WIDTH = 32
+# Per-tensor scales are searched in this range of fractional bits.
+MIN_FRAC, MAX_FRAC = -32, 48
+
+
+class AlphaVanishesWarning(UserWarning):
+    """``alpha > 0`` but the format holds no negative code inside the band ``(-alpha, 0]``."""
+
+
+@dataclass(frozen=True)
+class Format:
+    """Signed two's complement fixed-point format ``Q(width, frac)``.
+
+    Parameters
+    ----------
+    width : int
+        Total bits, sign included (2 to 32).
+    frac : int
+        Fractional bits; the value of code ``k`` is ``k * 2**-frac``. May be negative or exceed
+        ``width`` (a pure power-of-two scale).
+    """
+
+    width: int
+    frac: int
+
+    def __post_init__(self):
+        if not isinstance(self.width, int) or isinstance(self.width, bool):
+            raise TypeError(f"Width must be an integer, not {self.width!r}")
+        if not 2 <= self.width <= MAX_WIDTH:
+            raise ValueError(f"Width must be between 2 and {MAX_WIDTH} bits, not {self.width}")
+        if not isinstance(self.frac, int) or isinstance(self.frac, bool):
+            raise TypeError(f"Fractional bits must be an integer, not {self.frac!r}")
+        if not MIN_FRAC <= self.frac <= MAX_FRAC:
+            raise ValueError(
+                f"Fractional bits must be between {MIN_FRAC} and {MAX_FRAC}, not {self.frac}"
+            )
+
+    @property
+    def min_code(self) -> int:
+        return -(1 << (self.width - 1))
+
+    @property
+    def max_code(self) -> int:
+        return (1 << (self.width - 1)) - 1
+
+    @property
+    def step(self) -> float:
+        """Value of one code (the quantization step)."""
+        return math.ldexp(1.0, -self.frac)
+
+    def __str__(self):
+        return f"Q{self.width}.{self.frac}"
+
+    def to_dict(self) -> dict:
+        return {"width": self.width, "frac": self.frac}
+
+
+def quantize(x, fmt: Format) -> tuple[np.ndarray, int]:
+    """Quantize floats to codes; returns ``(codes as int64, number of saturated elements)``.
+
+    Rounds half to even (numpy's ``rint``) and saturates to the format's range. Non-finite input
+    is refused: a NaN has no code.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"cannot quantize {np.count_nonzero(~np.isfinite(x))} non-finite values")
+    # ldexp scales by a power of two exactly, so rounding happens only once, in rint.
+    scaled = np.rint(np.ldexp(x, fmt.frac))
+    saturated = int(np.count_nonzero((scaled < fmt.min_code) | (scaled > fmt.max_code)))
+    codes = np.clip(scaled, fmt.min_code, fmt.max_code).astype(np.int64)
+    return codes, saturated
+
+
+def dequantize(codes, fmt: Format) -> np.ndarray:
+    """Codes to float64 values ``k * 2**-frac`` (exact)."""
+    return np.ldexp(np.asarray(codes, dtype=np.float64), -fmt.frac)
+
+
+def choose_frac(x, width: int) -> int:
+    """Largest ``frac`` such that quantizing ``x`` to ``Q(width, frac)`` saturates nothing.
+
+    A power-of-two per-tensor scale: as fine as the tensor's range allows. An all-zero tensor gets
+    ``width - 1`` fractional bits (values in [-1, 1)).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.size == 0 or not np.any(x):
+        return Format(width, width - 1).frac
+    if not np.all(np.isfinite(x)):
+        raise ValueError("cannot choose a scale for a tensor with non-finite values")
+    lo, hi = float(x.min()), float(x.max())
+    fmt = None
+    for frac in range(MAX_FRAC, MIN_FRAC - 1, -1):
+        fmt = Format(width, frac)
+        if (
+            np.rint(math.ldexp(hi, frac)) <= fmt.max_code
+            and np.rint(math.ldexp(lo, frac)) >= fmt.min_code
+        ):
+            return frac
+    raise ValueError(f"values up to {max(abs(lo), abs(hi)):g} do not fit any {width}-bit format")
+
+
+def _check_alpha(alpha) -> float:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating, np.integer)):
+        raise TypeError(f"Alpha must be a number, not {alpha!r}")
+    alpha = float(alpha)
+    if not math.isfinite(alpha) or alpha < 0:
+        raise ValueError(f"Alpha must be a finite number >= 0, not {alpha}")
+    return alpha
+
+
+def threshold(alpha, fmt: Format) -> int:
+    """The integer threshold ``T = floor(-alpha * 2**frac)``: ``mask = k > T``.
+
+    ``T`` is clamped below to ``min_code - 1`` (every code passes), which leaves ``k > T``
+    unchanged for every representable ``k``; so ``T`` fits in ``threshold_width(fmt)`` bits.
+    """
+    alpha = _check_alpha(alpha)
+    t = math.floor(-math.ldexp(alpha, fmt.frac))
+    return max(t, fmt.min_code - 1)
+
+
+def threshold_width(fmt: Format) -> int:
+    """Signed width that holds every threshold of ``fmt`` (one more bit than the codes)."""
+    return fmt.width + 1
+
+
+def alpha_note(alpha, fmt: Format) -> str | None:
+    """A sentence explaining that ``alpha`` has no effect in ``fmt``, or ``None`` when it has."""
+    alpha = _check_alpha(alpha)
+    if alpha == 0 or threshold(alpha, fmt) < -1:
+        return None
+    needed = fmt.frac + 1
+    while math.ldexp(alpha, needed) <= 1:
+        needed += 1
+    return (
+        f"alpha={alpha:g} leaves no negative code in the band (-alpha, 0] of {fmt}: "
+        f"the backward mask is ReLU's shifted to include 0; use at least {needed} fractional bits"
+    )
+
+
+def check_alpha(alpha, fmt: Format) -> int:
+    """``threshold(alpha, fmt)``, warning (``AlphaVanishesWarning``) when alpha has no effect."""
+    note = alpha_note(alpha, fmt)
+    if note is not None:
+        warnings.warn(note, AlphaVanishesWarning, stacklevel=2)
+    return threshold(alpha, fmt)
+
+
+def forward(codes) -> np.ndarray:
+    """Integer HeLU/ReLU forward: ``y = k if k > 0 else 0``."""
+    codes = np.asarray(codes, dtype=np.int64)
+    return np.where(codes > 0, codes, 0)
+
+
+def mask(codes, t: int) -> np.ndarray:
+    """Backward mask ``k > T`` (boolean)."""
+    return np.asarray(codes, dtype=np.int64) > t
+
+
+def backward(grad_codes, mask_bits) -> np.ndarray:
+    """Integer HeLU backward: ``dz = g if mask else 0`` (exact, no rounding)."""
+    grad_codes = np.asarray(grad_codes, dtype=np.int64)
+    mask_bits = np.asarray(mask_bits)
+    if grad_codes.shape != mask_bits.shape:
+        raise ValueError(
+            f"gradient shape {grad_codes.shape} does not match mask shape {mask_bits.shape}"
+        )
+    return np.where(mask_bits.astype(bool), grad_codes, 0)
+
+
+def to_unsigned(codes, width: int) -> np.ndarray:
+    """Two's complement bit patterns of signed codes, as non-negative int64 (for hex and ports)."""
+    codes = np.asarray(codes, dtype=np.int64)
+    return codes & ((1 << width) - 1)
+
+
+def to_signed(bits, width: int) -> np.ndarray:
+    """Signed codes from ``width``-bit two's complement patterns (what simulators hand back)."""
+    bits = np.asarray(bits, dtype=np.int64) & ((1 << width) - 1)
+    return np.where(bits >= (1 << (width - 1)), bits - (1 << width), bits)

@@ -1,0 +1,3 @@
+from helu.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Amaranth HeLU units, Verilog generation and the synthesis flow (never imports torch)."""

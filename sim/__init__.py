@@ -1,0 +1,1 @@
+"""cocotb testbenches and runner glue (imports ``hw``; reads golden files, never torch)."""

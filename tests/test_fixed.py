@@ -1,0 +1,121 @@
+"""The fixed-point rules (golden/fixed.py) against the float semantics they must equal."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from helu.golden import fixed
+from helu.golden.fixed import Format
+
+
+def float_mask(values, alpha):
+    return values > -alpha
+
+
+@pytest.mark.parametrize("width", [2, 4, 8, 12, 16])
+@pytest.mark.parametrize("frac", [-2, 0, 3, 8, 14, 20])
+@pytest.mark.parametrize("alpha", [0.0, 0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 2.0, 1e6])
+def test_threshold_equals_float_rule_for_every_code(width, frac, alpha):
+    fmt = Format(width, frac)
+    codes = np.arange(fmt.min_code, fmt.max_code + 1)
+    t = fixed.threshold(alpha, fmt)
+    assert fmt.min_code - 1 <= t <= 0
+    np.testing.assert_array_equal(
+        fixed.mask(codes, t), float_mask(fixed.dequantize(codes, fmt), alpha), err_msg=f"T={t}"
+    )
+
+
+@pytest.mark.parametrize(
+    "alpha,frac,expected",
+    [(0.05, 8, -13), (0.05, 4, -1), (0.0, 8, 0), (0.001, 9, -1), (0.001, 10, -2), (0.25, 2, -1)],
+)
+def test_threshold_examples(alpha, frac, expected):
+    # Examples from PAPER.md; 0.25 * 4 = 1 exactly lands on the boundary: -1 is not > -1.
+    assert fixed.threshold(alpha, Format(16, frac)) == expected
+
+
+def test_threshold_width_holds_the_clamped_threshold():
+    fmt = Format(8, 0)
+    t = fixed.threshold(1000.0, fmt)
+    assert t == fmt.min_code - 1
+    assert -(1 << (fixed.threshold_width(fmt) - 1)) <= t
+
+
+def test_alpha_note_when_band_is_empty():
+    assert fixed.alpha_note(0.05, Format(8, 8)) is None
+    assert fixed.alpha_note(0.0, Format(8, 0)) is None
+    note = fixed.alpha_note(0.001, Format(16, 8))
+    assert note is not None and "10 fractional bits" in note
+    with pytest.warns(fixed.AlphaVanishesWarning, match="alpha=0.05"):
+        assert fixed.check_alpha(0.05, Format(8, 4)) == -1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fixed.check_alpha(0.05, Format(8, 8))
+
+
+def test_quantize_rounds_half_to_even_and_counts_saturation():
+    fmt = Format(4, 1)  # codes -8..7, step 0.5
+    codes, saturated = fixed.quantize([0.25, 0.75, -0.25, -0.75, 3.5, 3.75, -4.0, -4.5, -4.25, 100], fmt)
+    assert codes.tolist() == [0, 2, 0, -2, 7, 7, -8, -8, -8, 7]
+    assert saturated == 3
+
+
+def test_quantize_refuses_nan():
+    with pytest.raises(ValueError, match="non-finite"):
+        fixed.quantize([1.0, math.nan], Format(8, 4))
+
+
+def test_dequantize_inverts_quantize_on_grid():
+    fmt = Format(8, 5)
+    codes = np.arange(fmt.min_code, fmt.max_code + 1)
+    again, saturated = fixed.quantize(fixed.dequantize(codes, fmt), fmt)
+    np.testing.assert_array_equal(again, codes)
+    assert saturated == 0
+
+
+@pytest.mark.parametrize("width", [4, 8, 16])
+def test_choose_frac_is_the_finest_scale_without_saturation(width):
+    rng = np.random.default_rng(width)
+    for scale in [1e-3, 0.3, 1.0, 7.0, 300.0]:
+        x = rng.normal(0, scale, 1000)
+        frac = fixed.choose_frac(x, width)
+        assert fixed.quantize(x, Format(width, frac))[1] == 0
+        assert fixed.quantize(x, Format(width, frac + 1))[1] > 0
+
+
+def test_forward_and_backward_reference():
+    k = np.array([-5, -1, 0, 1, 7])
+    assert fixed.forward(k).tolist() == [0, 0, 0, 1, 7]
+    g = np.array([3, -4, 5, -6, 7])
+    assert fixed.backward(g, fixed.mask(k, -2)).tolist() == [0, -4, 5, -6, 7]
+    with pytest.raises(ValueError, match="does not match"):
+        fixed.backward(g, np.ones(3, bool))
+
+
+def test_signed_unsigned_round_trip():
+    codes = np.arange(-128, 128)
+    bits = fixed.to_unsigned(codes, 8)
+    assert bits.min() == 0 and bits.max() == 255
+    np.testing.assert_array_equal(fixed.to_signed(bits, 8), codes)
+
+
+@pytest.mark.parametrize(
+    "width,frac,message",
+    [(1, 0, "Width must be between"), (33, 0, "Width must be between"), (8, 99, "Fractional")],
+)
+def test_format_wrong(width, frac, message):
+    with pytest.raises(ValueError, match=message):
+        Format(width, frac)
+
+
+def test_format_wrong_type():
+    with pytest.raises(TypeError, match="Width must be an integer"):
+        Format(8.0, 2)
+
+
+@pytest.mark.parametrize("alpha", [-0.1, math.inf, math.nan])
+def test_threshold_wrong_alpha(alpha):
+    with pytest.raises(ValueError, match="Alpha must be"):
+        fixed.threshold(alpha, Format(8, 4))
