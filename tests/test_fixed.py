@@ -57,7 +57,8 @@ def test_alpha_note_when_band_is_empty():
 
 def test_quantize_rounds_half_to_even_and_counts_saturation():
     fmt = Format(4, 1)  # codes -8..7, step 0.5
-    codes, saturated = fixed.quantize([0.25, 0.75, -0.25, -0.75, 3.5, 3.75, -4.0, -4.5, -4.25, 100], fmt)
+    values = [0.25, 0.75, -0.25, -0.75, 3.5, 3.75, -4.0, -4.5, -4.25, 100]
+    codes, saturated = fixed.quantize(values, fmt)
     assert codes.tolist() == [0, 2, 0, -2, 7, 7, -8, -8, -8, 7]
     assert saturated == 3
 
