@@ -1,0 +1,107 @@
+"""HeLU in PyTorch: the authors' semantics with a one-byte backward stash.
+
+Forward is ReLU, ``y = z if z > 0 else 0``; backward passes the gradient where ``z > -alpha``
+(strict in both, ``alpha >= 0``; ``alpha = 0`` is ReLU exactly, including ``dz = 0`` at ``z = 0``).
+The authors' reference module saves the whole pre-activation ``z`` for backward (4 bytes per
+element in float32). :class:`HeLUFunction` saves only the boolean mask ``z > -alpha`` (1 byte per
+element), which is all backward needs; the hardware forward unit emits the same bit.
+"""
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = ["HeLUFunction", "HeLU", "helu", "check_alpha", "swap_activations"]
+
+
+def check_alpha(alpha) -> float:
+    """``alpha`` as a float, or ``TypeError``/``ValueError`` naming the bad value."""
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
+        raise TypeError(f"Alpha must be a number, not {alpha!r}")
+    alpha = float(alpha)
+    if not math.isfinite(alpha) or alpha < 0:
+        raise ValueError(f"Alpha must be a finite number >= 0, not {alpha}")
+    return alpha
+
+
+class HeLUFunction(torch.autograd.Function):
+    """``y = where(z > 0, z, 0)``; ``dz = where(z > -alpha, g, 0)``; saves a bool mask only.
+
+    Works for any shape and floating dtype. ``alpha`` receives no gradient. The backward is
+    written with differentiable ops, so double backward works (it is linear in ``g``).
+    """
+
+    @staticmethod
+    def forward(ctx, z, alpha):
+        ctx.save_for_backward(z > -alpha)
+        return torch.where(z > 0, z, torch.zeros((), dtype=z.dtype, device=z.device))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (keep,) = ctx.saved_tensors
+        return torch.where(keep, grad, torch.zeros((), dtype=grad.dtype, device=grad.device)), None
+
+
+def helu(z: torch.Tensor, alpha: float = 0.05) -> torch.Tensor:
+    """Functional HeLU (see :class:`HeLUFunction`)."""
+    alpha = check_alpha(alpha)
+    if not isinstance(z, torch.Tensor):
+        raise TypeError(f"HeLU input must be a torch.Tensor, not {type(z).__name__}")
+    if not z.is_floating_point():
+        raise TypeError(f"HeLU input must have a floating dtype, not {z.dtype}")
+    return HeLUFunction.apply(z, alpha)
+
+
+class HeLU(nn.Module):
+    """Hysteresis activation: ReLU forward, gradient where ``z > -alpha`` (default 0.05).
+
+    Parameters
+    ----------
+    alpha : float
+        Width of the band ``(-alpha, 0]`` where the output is 0 but the gradient still flows.
+        Fixed (not learned), ``>= 0``.
+    """
+
+    def __init__(self, alpha: float = 0.05):
+        super().__init__()
+        self._alpha = check_alpha(alpha)
+
+    @property
+    def alpha(self) -> float:
+        return self._alpha
+
+    def forward(self, z):
+        return helu(z, self._alpha)
+
+    def extra_repr(self):
+        return f"alpha={self._alpha:g}"
+
+
+def swap_activations(model: nn.Module, make, kinds=(nn.ReLU, nn.GELU)) -> list[str]:
+    """Replace every ``nn.ReLU``/``nn.GELU`` submodule of ``model`` with ``make()``, in place.
+
+    ``make`` is a zero-argument callable returning a fresh module (e.g. ``lambda: HeLU(0.05)``);
+    each replaced module gets its own instance, under the same name. Activations called as
+    functions inside ``forward`` (``F.relu``) are not modules and cannot be swapped. Returns the
+    qualified names of the replaced modules (empty when there were none).
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"Model must be a torch.nn.Module, not {type(model).__name__}")
+    if not callable(make):
+        raise TypeError(f"make must be a callable returning a module, not {make!r}")
+    targets = [
+        (name, module)
+        for name, module in model.named_modules()
+        if name and isinstance(module, tuple(kinds))
+    ]
+    swapped = []
+    for name, _ in targets:
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        new = make()
+        if not isinstance(new, nn.Module):
+            raise TypeError(f"make() must return a torch.nn.Module, not {type(new).__name__}")
+        setattr(parent, child, new)
+        swapped.append(name)
+    return swapped

@@ -1,0 +1,167 @@
+"""HeLU autograd (golden/activations.py) against the authors' float semantics."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from helu.golden.activations import HeLU, HeLUFunction, helu, swap_activations
+
+torch.set_num_threads(1)
+
+
+def reference(z, g, alpha):
+    """The authors' rule written out element by element in Python floats."""
+    y = [v if v > 0 else 0.0 for v in z.tolist()]
+    dz = [gv if v > -alpha else 0.0 for v, gv in zip(z.tolist(), g.tolist(), strict=True)]
+    return y, dz
+
+
+def run(z, g, alpha):
+    z = z.clone().requires_grad_(True)
+    y = helu(z, alpha)
+    y.backward(g)
+    return y.detach(), z.grad
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("alpha", [0.0, 0.001, 0.05, 0.1, 0.5])
+def test_boundaries_match_reference(dtype, alpha):
+    # As in the authors' code, z > -alpha is evaluated in z's dtype: alpha rounds to it first.
+    a_t = torch.tensor(-alpha, dtype=dtype)
+    a = -a_t.item()
+    tiny = torch.finfo(dtype).eps
+    points = [0.0, -0.0, -a, 1.0, -1.0, tiny, -tiny, 3.5, -7.0]
+    if a > 0:
+        # The neighbours of -alpha in the dtype's own spacing: just above and just below.
+        points += [
+            torch.nextafter(a_t, torch.tensor(0.0, dtype=dtype)).item(),
+            torch.nextafter(a_t, torch.tensor(-1.0, dtype=dtype)).item(),
+        ]
+    z = torch.tensor(points, dtype=dtype)
+    g = torch.arange(1, len(points) + 1, dtype=dtype)
+    y, dz = run(z, g, alpha)
+    y_ref, dz_ref = reference(z, g, a)
+    assert y.dtype == dtype and dz.dtype == dtype
+    assert y.tolist() == y_ref, f"forward at {z.tolist()}"
+    assert dz.tolist() == dz_ref, f"backward at {z.tolist()} with alpha={alpha}"
+    if a > 0:
+        assert dz_ref[-2:] == [g[-2].item(), 0.0], "the neighbours of -alpha were not tested"
+
+
+def test_boundary_points_explicitly():
+    z = torch.tensor([0.0, -0.05, -0.0499, -0.0501, 1e-9, -1e-9], dtype=torch.float64)
+    y, dz = run(z, torch.ones_like(z), 0.05)
+    # Strict >: z = 0 gives y = 0 but a gradient; z = -alpha gives none.
+    assert y.tolist() == [0.0, 0.0, 0.0, 0.0, 1e-9, 0.0]
+    assert dz.tolist() == [1.0, 0.0, 1.0, 0.0, 1.0, 1.0]
+
+
+def test_alpha_zero_is_relu_exactly():
+    torch.manual_seed(0)
+    z = torch.randn(1000, dtype=torch.float64)
+    z[:10] = 0.0
+    g = torch.randn(1000, dtype=torch.float64)
+    y, dz = run(z, g, 0.0)
+    zr = z.clone().requires_grad_(True)
+    yr = F.relu(zr)
+    yr.backward(g)
+    assert torch.equal(y, yr.detach())
+    assert torch.equal(dz, zr.grad)
+
+
+@pytest.mark.parametrize("shape", [(), (7,), (3, 5), (2, 3, 4, 5), (0, 4)])
+def test_any_shape(shape):
+    torch.manual_seed(1)
+    z = torch.randn(shape, dtype=torch.float64)
+    g = torch.randn(shape, dtype=torch.float64)
+    y, dz = run(z, g, 0.3)
+    assert y.shape == z.shape and dz.shape == z.shape
+    assert torch.equal(y, torch.where(z > 0, z, 0.0))
+    assert torch.equal(dz, torch.where(z > -0.3, g, 0.0))
+
+
+def test_gradcheck_away_from_kinks():
+    # HeLU's backward is not the derivative of its forward inside the band (that is the point),
+    # so gradcheck applies where both agree: z > 0 and z <= -alpha, away from the kinks.
+    torch.manual_seed(2)
+    z = torch.cat([torch.rand(20) + 0.1, -torch.rand(20) - 0.2]).double().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda t: helu(t, 0.1), (z,))
+    assert torch.autograd.gradgradcheck(lambda t: helu(t, 0.1), (z,))
+
+
+def test_gradient_flows_in_band_where_relu_blocks():
+    z = torch.tensor([-0.04, -0.01, -0.0], dtype=torch.float64)
+    y, dz = run(z, torch.ones_like(z), 0.05)
+    assert torch.equal(y, torch.zeros_like(z))
+    assert torch.equal(dz, torch.ones_like(z))
+
+
+def test_saves_a_bool_mask_not_z():
+    saved = []
+
+    def pack(t):
+        saved.append(t)
+        return t
+
+    z = torch.randn(4, 8, requires_grad=True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        HeLU(0.05)(z)
+    assert len(saved) == 1
+    assert saved[0].dtype == torch.bool and saved[0].element_size() == 1
+    assert saved[0].shape == z.shape
+
+
+def test_module_and_repr():
+    m = HeLU(0.1)
+    assert m.alpha == 0.1 and "alpha=0.1" in repr(m)
+    assert HeLU().alpha == 0.05
+    assert HeLUFunction.apply(torch.tensor([-1.0, 2.0]), 0.05).tolist() == [0.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    "alpha,exc,message",
+    [
+        (-0.1, ValueError, "Alpha must be a finite number >= 0, not -0.1"),
+        (float("nan"), ValueError, "Alpha must be a finite number >= 0, not nan"),
+        (float("inf"), ValueError, "Alpha must be a finite number >= 0, not inf"),
+        ("0.05", TypeError, "Alpha must be a number, not '0.05'"),
+        (True, TypeError, "Alpha must be a number, not True"),
+        (None, TypeError, "Alpha must be a number, not None"),
+    ],
+)
+def test_alpha_wrong(alpha, exc, message):
+    with pytest.raises(exc, match=message.replace("(", r"\(").replace(")", r"\)")):
+        HeLU(alpha)
+    with pytest.raises(exc, match=message.replace("(", r"\(").replace(")", r"\)")):
+        helu(torch.zeros(2), alpha)
+
+
+def test_input_wrong():
+    with pytest.raises(TypeError, match="HeLU input must have a floating dtype, not torch.int64"):
+        helu(torch.tensor([1, -2]), 0.05)
+    with pytest.raises(TypeError, match="HeLU input must be a torch.Tensor, not list"):
+        helu([1.0], 0.05)
+
+
+def test_swap_activations():
+    model = nn.Sequential(
+        nn.Linear(4, 8), nn.ReLU(), nn.Sequential(nn.Linear(8, 8), nn.GELU()), nn.Tanh()
+    )
+    swapped = swap_activations(model, lambda: HeLU(0.02))
+    assert swapped == ["1", "2.1"]
+    helus = [m for m in model.modules() if isinstance(m, HeLU)]
+    assert len(helus) == 2 and helus[0] is not helus[1]
+    assert all(h.alpha == 0.02 for h in helus)
+    assert isinstance(model[3], nn.Tanh)
+    assert not any(isinstance(m, (nn.ReLU, nn.GELU)) for m in model.modules())
+    assert swap_activations(model, lambda: HeLU()) == []
+
+
+def test_swap_activations_wrong():
+    with pytest.raises(TypeError, match="Model must be a torch.nn.Module, not int"):
+        swap_activations(3, HeLU)
+    with pytest.raises(TypeError, match="make must be a callable returning a module, not 5"):
+        swap_activations(nn.ReLU(), 5)
+    with pytest.raises(TypeError, match=r"make\(\) must return a torch.nn.Module, not float"):
+        swap_activations(nn.Sequential(nn.ReLU()), lambda: 0.5)
