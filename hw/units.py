@@ -29,8 +29,8 @@ amaranth): unit modules are imported when a unit is built.
 assembled on first access so that either module may be imported first.
 """
 
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from helu.golden import fixed
 
