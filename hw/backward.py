@@ -1,0 +1,154 @@
+"""HeLU backward-threshold gradient unit: ``dz = g if mask else 0``.
+
+The backward pass of HeLU needs one bit per activation: ``mask = z > T`` (``golden.fixed.mask``).
+The stash is either that bit, emitted by the training forward unit, or the stored ``z``, from
+which the unit computes ``z > T`` itself (a comparator against a constant or against the runtime
+``threshold`` port). The gradient passes or is zeroed, exactly (``golden.fixed.backward``): no
+rounding, so RTL and golden model agree bit for bit.
+
+With the mask stash each output bit is ``g[b] & mask``: the ``dz`` registers are ``reset_less``
+so that the (inverted) mask can drive the flip-flops' synchronous reset.
+"""
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from helu.golden import fixed
+from helu.hw.forward import register_stage
+from helu.hw.units import check_lanes, check_threshold, check_width
+
+__all__ = ["Backward", "STASH_KINDS"]
+
+STASH_KINDS = ("mask", "z")
+
+
+class Backward(wiring.Component):
+    """Streaming HeLU gradient unit, ``lanes`` elements per transfer.
+
+    Parameters
+    ----------
+    grad_width : int
+        Bits of the gradients ``g`` and ``dz``, sign included (2 to 32).
+    lanes : int
+        Elements per transfer (positive).
+    stash : ``"mask"`` or ``"z"``
+        What the forward pass kept per element: the 1-bit mask, or ``z`` itself.
+    width : int or None
+        Bits of ``z`` (2 to 32); only with ``stash="z"``.
+    threshold : int or None
+        With ``stash="z"``: the constant ``T`` (from ``golden.fixed.check_alpha``), between
+        ``-2**width`` and ``2**width - 1``; ``None`` with ``threshold_port``.
+    threshold_port : bool
+        With ``stash="z"``: take ``T`` from the ``threshold`` input port instead.
+
+    Members
+    -------
+    i : ``In(stream.Signature(StructLayout({stash: ..., "g": ArrayLayout(signed(grad_width), lanes)})))``
+        The stash field first (``"mask": ArrayLayout(1, lanes)`` or
+        ``"z": ArrayLayout(signed(width), lanes)``), then the upstream gradient ``g``.
+    o : ``Out(stream.Signature(StructLayout({"dz": ArrayLayout(signed(grad_width), lanes)})))``
+        ``dz = g if mask else 0`` per lane.
+    threshold : ``In(signed(width + 1))``
+        Only with ``threshold_port``: ``T``, compared as ``z > threshold``; hold it steady while a
+        stream runs.
+
+    Timing: ``latency`` is 1 cycle from an accepted input to its output being valid; one
+    transfer per cycle sustained; full backpressure (``i.ready = ~o.valid | o.ready``, ``o.valid``
+    independent of ``o.ready``); ``rst`` clears ``o.valid`` (a pending output is dropped), the
+    payload registers have no reset.
+    """  # noqa: E501
+
+    def __init__(
+        self, grad_width=8, lanes=1, *, stash="mask", width=None, threshold=None,
+        threshold_port=False,
+    ):  # fmt: skip
+        check_width(grad_width, "Gradient width")
+        check_lanes(lanes)
+        if stash not in STASH_KINDS:
+            raise ValueError(f"Stash must be one of {', '.join(STASH_KINDS)}, not {stash!r}")
+        if not isinstance(threshold_port, bool):
+            raise TypeError(f"Threshold port must be a bool, not {threshold_port!r}")
+        if stash == "mask":
+            if width is not None or threshold is not None or threshold_port:
+                raise ValueError(
+                    "A mask stash takes no width or threshold: the forward unit applied T"
+                )
+        else:
+            if width is None:
+                raise ValueError("A z stash needs the width of z")
+            check_width(width)
+            if threshold_port:
+                if threshold is not None:
+                    raise ValueError(
+                        f"Give either a constant threshold or threshold_port=True, not both "
+                        f"(threshold={threshold})"
+                    )
+            elif threshold is None:
+                raise ValueError("A z stash needs a constant threshold or threshold_port=True")
+            else:
+                check_threshold(threshold, width)
+
+        self._grad_width = grad_width
+        self._lanes = lanes
+        self._stash = stash
+        self._width = width
+        self._threshold = threshold
+        self._threshold_port = threshold_port
+
+        if stash == "mask":
+            stash_layout = data.ArrayLayout(1, lanes)
+        else:
+            stash_layout = data.ArrayLayout(signed(width), lanes)
+        grad = data.ArrayLayout(signed(grad_width), lanes)
+        members = {
+            "i": In(stream.Signature(data.StructLayout({stash: stash_layout, "g": grad}))),
+            "o": Out(stream.Signature(data.StructLayout({"dz": grad}))),
+        }
+        if threshold_port:
+            members["threshold"] = In(signed(fixed.threshold_width(fixed.Format(width, 0))))
+        super().__init__(members)
+
+    @property
+    def grad_width(self) -> int:
+        return self._grad_width
+
+    @property
+    def lanes(self) -> int:
+        return self._lanes
+
+    @property
+    def stash(self) -> str:
+        return self._stash
+
+    @property
+    def width(self) -> int | None:
+        """Bits of the stored ``z`` (``None`` for a mask stash)."""
+        return self._width
+
+    @property
+    def threshold_port(self) -> bool:
+        return self._threshold_port
+
+    @property
+    def threshold_const(self) -> int | None:
+        """The constant ``T``; ``None`` for a mask stash or a runtime threshold port."""
+        return self._threshold
+
+    @property
+    def latency(self) -> int:
+        return 1
+
+    def elaborate(self, platform):
+        m = Module()
+        payload = Signal(self.o.payload.shape(), reset_less=True)
+        register_stage(m, self.i, self.o, payload)
+        t = self.threshold if self._threshold_port else self._threshold
+        with m.If(self.i.ready):
+            for n in range(self._lanes):
+                if self._stash == "mask":
+                    keep = self.i.payload.mask[n]
+                else:
+                    keep = self.i.payload.z[n] > t
+                m.d.sync += payload.dz[n].eq(Mux(keep, self.i.payload.g[n], 0))
+        return m
