@@ -1,11 +1,73 @@
-"""`helu verilog`: not built yet."""
+"""`helu verilog`: write a unit's Verilog and its JSON sidecar (ports, lane packing, latency, T)."""
 
-HELP = "(verilog: not built yet)"
+import logging
+
+HELP = "write Verilog and a JSON port sidecar for a HeLU or baseline unit"
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(parser):
-    pass
+    parser.add_argument(
+        "--unit",
+        default="forward",
+        help="unit name (forward, forward-train, backward-mask, backward-z, relu-cmp, leaky, "
+        "igelu) or 'all' (default: forward)",
+    )
+    parser.add_argument("--width", type=int, default=8, help="bits of z, sign included (8)")
+    parser.add_argument("--lanes", type=int, default=1, help="elements per transfer (1)")
+    parser.add_argument("--alpha", type=float, default=0.05, help="HeLU band (-alpha, 0] (0.05)")
+    parser.add_argument("--frac", type=int, default=4, help="fractional bits of z (4)")
+    parser.add_argument(
+        "--grad-width", type=int, default=None, help="bits of the gradient (default: --width)"
+    )
+    parser.add_argument("--leaky-shift", type=int, default=7, help="LeakyReLU slope 2**-shift (7)")
+    parser.add_argument(
+        "--threshold-port",
+        action="store_true",
+        help="take T from a runtime input port instead of a constant",
+    )
+    parser.add_argument(
+        "--axis",
+        action="store_true",
+        help="AXI4-Stream port names (s_axis_*, m_axis_*, aclk, aresetn)",
+    )
+    parser.add_argument("--out", default="build/verilog", help="output folder (build/verilog)")
 
 
 def run(args) -> int:
-    raise RuntimeError("'helu verilog' is not built yet")
+    import warnings
+
+    from helu.hw.units import UNITS, UnitParams
+    from helu.hw.verilog import generate
+
+    if args.unit == "all":
+        names = list(UNITS)
+    elif args.unit in UNITS:
+        names = [args.unit]
+    else:
+        raise ValueError(f"Unknown unit {args.unit!r}; choose one of {', '.join(UNITS)} or all")
+    params = UnitParams(
+        width=args.width,
+        lanes=args.lanes,
+        frac=args.frac,
+        alpha=args.alpha,
+        grad_width=args.grad_width,
+        threshold_port=args.threshold_port,
+        leaky_shift=args.leaky_shift,
+    )
+    generated, notes = [], []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for name in names:
+            log.info("generating %s", name)
+            generated.append(generate(name, params, args.out, axis=args.axis))
+    for w in caught:
+        if str(w.message) not in notes:
+            notes.append(str(w.message))
+    for note in notes:
+        warnings.warn(note, stacklevel=1)
+    for g in generated:
+        print(g.verilog)
+        print(g.sidecar)
+    return 0
