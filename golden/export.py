@@ -318,9 +318,9 @@ def load_checkpoint(path) -> tuple[nn.Module, dict]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged file
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ValueError(
-            f"{path}: not a readable checkpoint ({first[:120]}); re-create it with 'helu train'"
+            f"{path}: not a readable checkpoint (torch.load: {type(exc).__name__}); "
+            "re-create it with 'helu train'"
         ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a helu checkpoint; create one with 'helu train'")

@@ -1,11 +1,68 @@
-"""`helu train`: not built yet."""
+"""`helu train`: the HeLU study (ReLU, HeLU at several alphas, GELU, ELU, LeakyReLU; seeds)."""
 
-HELP = "(train: not built yet)"
+HELP = (
+    "train ReLU/HeLU/GELU/ELU/LeakyReLU models over seeds; write metrics.json, plots, checkpoints"
+)
+
+ACTS = ("relu", "helu", "gelu", "elu", "leaky")
 
 
 def add_arguments(parser):
-    pass
+    parser.add_argument(
+        "--preset",
+        choices=("quick", "full"),
+        default="quick",
+        help="quick: digits MLP, relu/helu(0.05)/gelu/leaky, 3 seeds (the flow's, ~1 min); "
+        "full: every activation and alpha, 8 seeds, digits and breast_cancer (default: quick). "
+        "Options below override the preset.",
+    )
+    parser.add_argument(
+        "--dataset",
+        action="append",
+        choices=("digits", "breast_cancer", "wine"),
+        help="dataset (repeat for several; each gets <out>/<dataset>/ when more than one)",
+    )
+    parser.add_argument("--model", choices=("mlp", "cnn"), help="model (cnn: digits only)")
+    parser.add_argument("--acts", nargs="+", choices=ACTS, metavar="ACT", help=f"of {ACTS}")
+    parser.add_argument(
+        "--alphas",
+        nargs="+",
+        type=float,
+        metavar="A",
+        help="HeLU alphas (full: 0.001 0.01 0.05 0.1)",
+    )
+    parser.add_argument("--seeds", type=int, metavar="N", help="number of seeds (0..N-1)")
+    parser.add_argument("--epochs", type=int, help="training epochs per run")
+    parser.add_argument("--lr", type=float, help="SGD learning rate (momentum 0.9)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    parser.add_argument("--no-checkpoints", action="store_true", help="do not write checkpoints")
+    parser.add_argument("--out", default="build/train", help="output folder (default: build/train)")
 
 
 def run(args) -> int:
-    raise RuntimeError("'helu train' is not built yet")
+    from dataclasses import replace
+    from pathlib import Path
+
+    from helu.golden.train import PRESETS, format_table, run_study
+
+    overrides = {"threads": args.threads}
+    if args.no_checkpoints:
+        overrides["checkpoints"] = False
+    for name in ("model", "acts", "alphas", "epochs", "lr"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
+    if args.seeds is not None:
+        if args.seeds < 1:
+            raise ValueError(f"--seeds must be a positive integer, not {args.seeds}")
+        overrides["seeds"] = tuple(range(args.seeds))
+    configs = [replace(c, **overrides) for c in PRESETS[args.preset]]
+    if args.dataset:
+        configs = [replace(configs[0], dataset=d) for d in dict.fromkeys(args.dataset)]
+    out = Path(args.out)
+    for cfg in configs:
+        folder = out / cfg.dataset if len(configs) > 1 else out
+        metrics = run_study(cfg, folder)
+        print(f"{cfg.dataset} {cfg.model}: {folder / 'metrics.json'}")
+        print(format_table(metrics))
+        print(metrics["comparison"]["summary"])
+    return 0
