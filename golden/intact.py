@@ -167,6 +167,35 @@ class IGeluConstants:
         return max(self.pos_offset, self.neg_offset + self.clip**2)
 
     @property
+    def error_bound(self) -> float:
+        """A proven bound, in output codes, on ``|igelu - igelu_float|`` over every code.
+
+        The sum of what the integer version adds to I-BERT's float approximation: the output
+        rounding (1/2); the requantization constant's error (``mult / 2**shift`` against
+        ``|S_erf| / 2``, times the largest ``|q_out|``); the floors of ``q_c`` and ``q_1`` (each
+        moves ``q_erf + q_1`` by less than 1, times ``|q| |S_erf| / 2``); the floor of ``q_b``
+        (it moves the clip point ``-b`` by ``d < S'``: for ``|x'| <= -b`` the polynomial moves by
+        ``|a| d (2 (-b - |x'|) + d)``, at most ``|a| S' (2 - 2b + S')**2 / 8`` after the factor
+        ``|x| / 2``; beyond the old clip point, by ``|a| d**2``). Saturation never adds error:
+        the float approximation stays inside the format's range.
+        """
+        fmt = self.fmt
+        scale = Fraction(2) ** -fmt.frac
+        s_erf = IGELU_A * scale * scale / 2
+        ratio = abs(s_erf) / 2
+        top = -fmt.min_code  # largest |q|
+        e_c = IGELU_C / s_erf - self.q_c  # floor errors, in [0, 1)
+        e_1 = 1 / s_erf - self.q_1
+        requant = top * self.p_max * abs(Fraction(self.mult, 2**self.shift) - ratio)
+        floors = top * (e_c + e_1) * ratio
+        s_prime = math.ldexp(1.0, -fmt.frac) / math.sqrt(2)
+        a, beta = abs(float(IGELU_A)), -float(IGELU_B)
+        in_band = a * s_prime * (2 * beta + s_prime) ** 2 / 8
+        past_band = (beta + s_prime) * a * s_prime**2 / 2
+        clip = (in_band + past_band) / float(scale)
+        return 0.5 + float(requant) + float(floors) + clip
+
+    @property
     def product_bits(self) -> int:
         """Bits of the largest magnitude before the rounding shift (``|q| * p_max * mult``)."""
         return (
@@ -205,7 +234,7 @@ def igelu_constants(fmt: Format) -> IGeluConstants:
     if consts.product_bits > MAX_PRODUCT_BITS:
         raise ValueError(
             f"i-GELU in {fmt} needs {consts.product_bits}-bit intermediates, more than "
-            f"{MAX_PRODUCT_BITS}; use fewer fractional bits"
+            f"{MAX_PRODUCT_BITS}; use a narrower width or fewer fractional bits"
         )
     return consts
 
@@ -272,8 +301,12 @@ class IGeluError:
         }
 
 
-def igelu_error(fmt: Format) -> IGeluError:
-    """Measure :func:`igelu` against exact GELU over all codes of ``fmt`` (width up to 20)."""
+def igelu_error(fmt: Format, outputs=None) -> IGeluError:
+    """Measure i-GELU against exact GELU over all codes of ``fmt`` (width up to 20).
+
+    ``outputs`` are the codes a unit gave for every input code in increasing order
+    (``fmt.min_code`` first); by default those of :func:`igelu`.
+    """
     if not isinstance(fmt, Format):
         raise TypeError(f"Format must be a golden.fixed.Format, not {fmt!r}")
     if fmt.width > MAX_ERROR_WIDTH:
@@ -284,7 +317,11 @@ def igelu_error(fmt: Format) -> IGeluError:
     x = dequantize(codes, fmt)
     exact = np.ldexp(gelu(x), fmt.frac)  # in codes
     approx = np.ldexp(igelu_float(x), fmt.frac)
-    y = igelu(codes, fmt).astype(np.float64)
+    if outputs is None:
+        outputs = igelu(codes, fmt)
+    y = _check_codes(outputs, fmt).astype(np.float64)
+    if y.shape != codes.shape:
+        raise ValueError(f"Expected {codes.size} outputs (one per code of {fmt}), not {y.shape}")
     err, ferr = np.abs(y - exact), np.abs(approx - exact)
     return IGeluError(
         fmt=fmt,
