@@ -248,6 +248,12 @@ def unit_threshold_port(unit: str) -> bool:
     return "threshold_port" in UNITS[unit].uses
 
 
+def _threshold_kind(sidecar: dict) -> str:
+    if sidecar["ports"].get("threshold"):
+        return "port"
+    return "none" if sidecar.get("params", {}).get("threshold") is None else "constant"
+
+
 def _group_key(unit: str, s, lanes: int, threshold_port: bool) -> tuple:
     p = st.params_for_set(s, lanes, threshold_port=threshold_port)
     uses = [u for u in UNITS[unit].uses if not (threshold_port and u in ("frac", "alpha"))]
@@ -335,7 +341,7 @@ def run_golden(
                         "top": build.top,
                         "width": params.width,
                         "lanes": lanes,
-                        "threshold": "port" if tport else "constant",
+                        "threshold": _threshold_kind(build.sidecar),
                         "golden_sets": [s.name for s in group],
                         "checked": r["checked"],
                         "mismatches": r["mismatches"],

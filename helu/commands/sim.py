@@ -1,11 +1,126 @@
-"""`helu sim`: not built yet."""
+"""`helu sim`: check the generated Verilog against golden vectors on Icarus and Verilator."""
 
-HELP = "(sim: not built yet)"
+import json
+import logging
+
+HELP = "run the cocotb benches: every golden element through the RTL, checked bit-exactly"
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(parser):
-    pass
+    parser.add_argument("--golden", required=True, metavar="DIR", help="golden folder")
+    parser.add_argument(
+        "--sim",
+        default="icarus",
+        metavar="icarus|verilator|all",
+        help="simulator(s) to run (default: icarus)",
+    )
+    parser.add_argument(
+        "--unit", default="all", metavar="NAME[,NAME..]|all", help="units to check (default: all)"
+    )
+    parser.add_argument("--lanes", type=int, default=16, help="lanes per transfer (default: 16)")
+    parser.add_argument(
+        "--width", type=int, default=None, help="only the golden sets with this z width (8 or 16)"
+    )
+    parser.add_argument("--out", default="build/sim", help="build and summary folder")
+    parser.add_argument(
+        "--stall",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="probability that valid and ready are each low on a cycle (default: 0, full rate)",
+    )
+    parser.add_argument(
+        "--const-threshold",
+        action="store_true",
+        help="build one unit per format with T as a constant (default: one build per width, "
+        "T driven on the runtime threshold port)",
+    )
+
+
+def _names(text: str, all_names, what: str) -> list[str]:
+    if text == "all":
+        return list(all_names)
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for n in names:
+        if n not in all_names:
+            raise ValueError(f"unknown {what} {n!r}; choose from {', '.join(all_names)} or all")
+    if not names:
+        raise ValueError(f"no {what} given")
+    return names
+
+
+def format_table(summary: dict) -> str:
+    """The summary as a text table (one row per run, then the totals)."""
+    head = ("unit", "simulator", "width", "lanes", "T", "checked", "mismatches", "cycles", "el/s")
+    rows = [
+        (
+            r["unit"],
+            r["simulator"],
+            str(r["width"]),
+            str(r["lanes"]),
+            r["threshold"],
+            str(r["checked"]),
+            str(r["mismatches"]),
+            str(r["cycles"]),
+            f"{r['elements_per_s']:,.0f}",
+        )
+        for r in summary["runs"]
+    ]
+    rows.append(
+        (
+            "total",
+            summary["simulator"],
+            "",
+            "",
+            "",
+            str(summary["checked"]),
+            str(summary["mismatches"]),
+            "",
+            f"{summary['elements_per_s']:,.0f}",
+        )
+    )
+    widths = [max(len(x) for x in col) for col in zip(head, *rows, strict=True)]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in [head, *rows]
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
 
 
 def run(args) -> int:
-    raise RuntimeError("'helu sim' is not built yet")
+    from pathlib import Path
+
+    from helu.hw.units import UNITS
+    from helu.sim import runner
+
+    if not Path(args.golden).is_dir():
+        raise ValueError(f"{args.golden}: no such golden folder; create one with 'helu golden'")
+    sims = _names(args.sim, runner.SIMULATORS, "simulator")
+    units = _names(args.unit, list(UNITS), "unit")
+    summary = runner.run_golden(
+        args.golden,
+        units=units,
+        simulators=sims,
+        lanes=args.lanes,
+        width=args.width,
+        out=args.out,
+        stall=args.stall,
+        threshold_port=not args.const_threshold,
+    )
+    print(format_table(summary))
+    for r in summary["runs"]:
+        if r["first_mismatch"]:
+            print(
+                f"MISMATCH {r['unit']} on {r['simulator']}: "
+                f"{json.dumps(r['first_mismatch'])} (log: {r['log']})"
+            )
+    print(f"summary: {summary['path']}")
+    if summary["mismatches"]:
+        log.error("%d mismatching elements", summary["mismatches"])
+        return 1
+    if not summary["checked"]:
+        log.error("nothing was checked")
+        return 1
+    return 0
