@@ -33,7 +33,7 @@ __all__ = ["ReluComparator", "LeakyRelu", "IntGelu", "BASELINE_UNITS"]
 class _Baseline(wiring.Component):
     """Ports, parameters and the stream handshake shared by the baselines."""
 
-    def __init__(self, width, lanes):
+    def __init__(self, width=8, lanes=1):
         self._width = check_width(width)
         self._lanes = check_lanes(lanes)
         element = data.ArrayLayout(signed(width), lanes)
