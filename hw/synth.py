@@ -30,6 +30,7 @@ import logging
 import re
 import statistics
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -113,8 +114,9 @@ TARGETS = {
 """What each target runs and how its cell types count (``lut``, ``ff``, ``carry``, ``ram``,
 ``dsp``; ``gates`` on ``generic``)."""
 
-DEFAULT_FRAC = {8: 4, 16: 8}
-"""Fractional bits used by :func:`sweep_params` per width (else ``width // 2``): ``T`` follows."""
+DEFAULT_FRAC = {8: 5, 16: 8}
+"""Fractional bits used by :func:`sweep_params` per width (else ``width // 2``), chosen so that
+alpha = 0.05 keeps some negative codes (``T`` = -2 at width 8, -13 at width 16)."""
 
 STUDY_TO_UNIT = {"relu": "relu-cmp", "helu": "forward", "gelu": "igelu", "leaky": "leaky"}
 """Golden-study activation -> the hardware unit that computes it (for the cost/accuracy plot)."""
@@ -325,7 +327,11 @@ def synthesize(
     yosys_exe = find_tool(yosys)
     versions = {yosys: tool_version(yosys)}
 
-    component = UNITS[unit].build(params)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        component = UNITS[unit].build(params)
+        harness_unit = UNITS[unit].build(params) if spec["pnr"] and fmax else None
+    notes = sorted({str(w.message) for w in caught})
     lanes = params.lanes
     _write_verilog(component, top, work / f"{top}.v")
     cells = _yosys(yosys_exe, work / f"{top}.v", top, target, work, design)
@@ -365,7 +371,7 @@ def synthesize(
         pnr = spec["pnr"]
         versions[pnr] = tool_version(pnr)
         htop = f"{top}_harness"
-        _write_verilog(Harness(UNITS[unit].build(params)), htop, work / f"{htop}.v")
+        _write_verilog(Harness(harness_unit), htop, work / f"{htop}.v")
         hcells = _yosys(
             yosys_exe,
             work / f"{htop}.v",
@@ -387,6 +393,7 @@ def synthesize(
             harness_ff=hcounts["ff"],
         )
     record["tools"] = versions
+    record["warnings"] = notes
     record["seconds"] = round(time.monotonic() - start, 2)
     return record
 

