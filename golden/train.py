@@ -36,6 +36,7 @@ __all__ = [
     "label",
     "run_study",
     "train_one",
+    "unit_stats",
     "model_config",
     "save_checkpoint",
     "CHECKPOINT_FORMAT",
@@ -173,6 +174,29 @@ def _units_view(z: torch.Tensor) -> torch.Tensor:
     return z.transpose(0, 1).reshape(z.shape[1], -1)
 
 
+def unit_stats(
+    zs: list[torch.Tensor], alpha: float | None
+) -> tuple[list[float], float, float | None]:
+    """Dead-unit fractions from each layer's pre-activations over a data set.
+
+    ``zs[i]`` is layer i's pre-activation, ``(N, units)`` or ``(N, channels, H, W)``. A unit is
+    dead when its pre-activation is never positive. Returns ``(per layer fraction, all-layer
+    fraction, share of elements in (-alpha, 0] or None when alpha is None)``.
+    """
+    dead_layers = []
+    dead_units = total_units = 0
+    for z in zs:
+        never_positive = (_units_view(z) <= 0).all(dim=1)
+        dead_layers.append(never_positive.float().mean().item())
+        dead_units += int(never_positive.sum())
+        total_units += never_positive.numel()
+    band = None
+    if alpha is not None:
+        in_band = sum(int(((z > -alpha) & (z <= 0)).sum()) for z in zs)
+        band = in_band / sum(z.numel() for z in zs)
+    return dead_layers, dead_units / total_units, band
+
+
 def train_one(split: datasets.Split, cfg: StudyConfig, act: str, alpha, seed: int) -> dict:
     """Train one model; returns its metrics, the model and a sample of layer-1 pre-activations."""
     x_train = torch.from_numpy(split.x_train)
@@ -210,24 +234,14 @@ def train_one(split: datasets.Split, cfg: StudyConfig, act: str, alpha, seed: in
     with torch.no_grad():
         acc = (model(x_test).argmax(1) == y_test).float().mean().item()
     zs = _capture_preactivations(model, x_train)
-    dead_layers = []
-    dead_units = total_units = 0
-    for z in zs:
-        never_positive = (_units_view(z) <= 0).all(dim=1)
-        dead_layers.append(never_positive.float().mean().item())
-        dead_units += int(never_positive.sum())
-        total_units += never_positive.numel()
-    band = None
-    if act == "helu":
-        in_band = sum(int(((z > -alpha) & (z <= 0)).sum()) for z in zs)
-        band = in_band / sum(z.numel() for z in zs)
+    dead_layers, dead_frac, band = unit_stats(zs, alpha if act == "helu" else None)
     flat = zs[0].flatten()
     if flat.numel() > HIST_SAMPLES:
         flat = flat[torch.randperm(flat.numel(), generator=gen)[:HIST_SAMPLES]]
     return {
         "acc": acc,
         "loss_curve": losses,
-        "dead_frac": dead_units / total_units,
+        "dead_frac": dead_frac,
         "dead_frac_layers": dead_layers,
         "band_frac": band,
         "seconds": seconds,
