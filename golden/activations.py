@@ -26,7 +26,7 @@ def check_alpha(alpha) -> float:
 
 
 class HeLUFunction(torch.autograd.Function):
-    """``y = where(z > 0, z, 0)``; ``dz = where(z > -alpha, g, 0)``; saves a bool mask only.
+    """``y = where(z > 0, z, 0)`` (NaN stays NaN), ``dz = where(z > -alpha, g, 0)``; bool stash.
 
     Works for any shape and floating dtype. ``alpha`` receives no gradient. The backward is
     written with differentiable ops, so double backward works (it is linear in ``g``).
@@ -35,12 +35,14 @@ class HeLUFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z, alpha):
         ctx.save_for_backward(z > -alpha)
-        return torch.where(z > 0, z, torch.zeros((), dtype=z.dtype, device=z.device))
+        # relu equals where(z > 0, z, 0) for every number and is several times faster; a NaN
+        # stays NaN instead of being masked to 0 (a diverged run should not look healthy).
+        return torch.relu(z)
 
     @staticmethod
     def backward(ctx, grad):
         (keep,) = ctx.saved_tensors
-        return torch.where(keep, grad, torch.zeros((), dtype=grad.dtype, device=grad.device)), None
+        return torch.where(keep, grad, 0.0), None
 
 
 def helu(z: torch.Tensor, alpha: float = 0.05) -> torch.Tensor:

@@ -165,3 +165,16 @@ def test_swap_activations_wrong():
         swap_activations(nn.ReLU(), 5)
     with pytest.raises(TypeError, match=r"make\(\) must return a torch.nn.Module, not float"):
         swap_activations(nn.Sequential(nn.ReLU()), lambda: 0.5)
+
+
+def test_nan_stays_visible_forward_and_gets_no_gradient():
+    # Documented deviation: the authors' where() maps NaN to 0; relu keeps it NaN. NaN > -alpha
+    # is false, so backward passes nothing, as in the authors' code.
+    y, dz = run(torch.tensor([float("nan"), 1.0]), torch.tensor([5.0, 5.0]), 0.05)
+    assert torch.isnan(y[0]) and y[1] == 1.0
+    assert dz.tolist() == [0.0, 5.0]
+
+
+def test_masked_gradient_is_zero_even_when_infinite():
+    _, dz = run(torch.tensor([-1.0, 1.0]), torch.tensor([float("inf"), float("-inf")]), 0.05)
+    assert dz[0] == 0.0 and dz[1] == float("-inf")
