@@ -203,33 +203,35 @@ class StreamTB:
         return seen
 
     async def fill_and_reset(self, words: list[int], reset_cycles: int = 2) -> int:
-        """Fill the unit with ``words`` under full backpressure, then reset it mid-stream.
+        """Put transfers in flight, then reset the unit in the middle of the stream.
 
-        Offers words while ``ready`` is held low on the output until the input stops accepting
-        (or the words run out), then asserts ``rst``. Returns how many words the unit had
-        accepted, which must be dropped by the reset.
+        Streams ``words`` at full rate until the unit has accepted at least ``latency`` words
+        and holds at least one whose output has not been taken, then drops ``ready``, asserts
+        ``rst`` for ``reset_cycles`` edges and releases it (``watch`` should follow at once: the next
+        edge is the first after the reset). Returns how many accepted words had
+        not come out (the reset must drop them).
         """
-        self.o_ready.value = 0
-        accepted = 0
+        self.o_ready.value = 1
         self.i_data.value = words[0]
         self.i_valid.value = 1
-        for _ in range(self.latency + 4):
+        accepted = delivered = 0
+        for _ in range(self.latency + 8):
             await self._edge
             if self.i_ready.value:
                 accepted += 1
-                if accepted == len(words):
-                    break
-                self.i_data.value = words[accepted]
-            else:
+                if accepted < len(words):
+                    self.i_data.value = words[accepted]
+            if self.o_valid.value:
+                delivered += 1
+            if accepted == len(words) or (accepted >= self.latency and accepted > delivered):
                 break
         self.i_valid.value = 0
+        self.o_ready.value = 0
         self.rst.value = self.rst_on
         for _ in range(reset_cycles):
             await self._edge
         self.rst.value = 1 - self.rst_on
-        self.o_ready.value = 1
-        await self._edge
-        return accepted
+        return accepted - delivered
 
 
 def words_to_bytes(values: list, width: int) -> tuple[np.ndarray, int]:
