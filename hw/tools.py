@@ -114,10 +114,13 @@ class ToolRun:
     seconds: float
 
 
-def _tail(text: str, lines: int = 1) -> str:
-    """The last non-empty line(s) of a log, to make an error message useful at a glance."""
+def _tail(text: str) -> str:
+    """The line of a log that explains a failure: the last one with "error", else the last one."""
     kept = [line.strip() for line in text.splitlines() if line.strip()]
-    return " | ".join(kept[-lines:])
+    for line in reversed(kept):
+        if re.match(r"(ERROR|Error|error)\b", line) or line.startswith("ERROR:"):
+            return line
+    return kept[-1] if kept else ""
 
 
 def run_tool(

@@ -14,6 +14,7 @@ from amaranth.hdl import Fragment
 
 from helu.hw.synth import (
     STUDY_TO_UNIT,
+    DoesNotFit,
     count_cells,
     markdown_table,
     parse_nextpnr_log,
@@ -48,6 +49,15 @@ endmodule
 COMB_V = f"""
 module comb(input [{W - 1}:0] a, input [{W - 1}:0] b, output [{W - 1}:0] s);
   assign s = a ^ b;
+endmodule
+"""
+
+
+# More input pins than the HX8K ct256 has: placement must fail with "does not fit".
+PINS = 300
+WIDE_V = f"""
+module wide(input clk, input [{PINS - 1}:0] a, output reg y);
+  always @(posedge clk) y <= ^a;
 endmodule
 """
 
@@ -207,6 +217,18 @@ def test_nextpnr_without_clocked_paths_fails(tmp_path):
     message = str(info.value)
     assert "nextpnr-ice40 on toy comb (seed 1)" in message, message
     assert "no post-route 'Max frequency" in message, message
+
+
+@pytest.mark.slow
+def test_nextpnr_design_too_big(tmp_path):
+    need("yosys", "nextpnr-ice40")
+    synth_toy(tmp_path, WIDE_V, "wide", "ice40", json_out="wide.json")
+    with pytest.raises(DoesNotFit) as info:
+        run_nextpnr(tmp_path / "wide.json", "ice40", design="toy wide", seed=1)
+    message = str(info.value)
+    assert "nextpnr-ice40 on toy wide (seed 1): the design does not fit" in message, message
+    assert "Unable to find a placement location" in message, message
+    assert isinstance(info.value, ToolError)
 
 
 @pytest.mark.slow
