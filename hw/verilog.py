@@ -43,7 +43,7 @@ from amaranth.lib.wiring import In, Out
 from helu.golden import fixed
 from helu.hw.units import UNITS, UnitParams
 
-__all__ = ["Generated", "AxisWrapper", "generate", "top_name", "describe"]
+__all__ = ["Generated", "AxisWrapper", "generate", "top_name", "describe", "payload_fields"]
 
 # Short forms of UnitParams names in top-module names.
 _ABBREV = {"width": "w", "lanes": "l", "grad_width": "g", "frac": "f", "leaky_shift": "s"}
@@ -179,7 +179,13 @@ def top_name(unit: str, used: dict, *, axis: bool = False) -> str:
     return "_".join(parts)
 
 
-def _fields(layout) -> list[dict]:
+def payload_fields(layout) -> list[dict]:
+    """The sidecar's field list for a payload ``StructLayout`` of ``ArrayLayout`` fields.
+
+    One ``{"name", "lanes", "width", "signed", "offset"}`` per field, in layout order (field 0 at
+    the LSB); ``offset`` is the bit where lane 0 of the field starts, lane ``n`` at
+    ``offset + n * width``.
+    """
     fields = []
     for name, field in layout:
         if isinstance(field.shape, data.ArrayLayout):
@@ -202,8 +208,8 @@ def describe(unit: str, params: UnitParams, component, *, axis: bool = False) ->
     """The sidecar dictionary of ``component`` (built from ``UNITS[unit]`` with ``params``)."""
     inner = component.unit if axis else component
     used = _used_params(unit, params, inner)
-    in_fields = _fields(inner.i.payload.shape())
-    out_fields = _fields(inner.o.payload.shape())
+    in_fields = payload_fields(inner.i.payload.shape())
+    out_fields = payload_fields(inner.o.payload.shape())
     in_bits, out_bits = _payload_bits(inner.i), _payload_bits(inner.o)
     if axis:
         names = {
