@@ -155,12 +155,13 @@ def test_corner_cases_cover_extremes():
     assert np.array_equal(seg.expected["dz"], fixed.backward(seg.inputs["g"], m))
 
 
-def test_fields_of_matches_generated_sidecar():
-    from helu.hw.units import UNITS
-    from helu.hw.verilog import describe
+def test_fields_of_matches_generated_sidecar(tmp_path):
+    import json
+
+    from helu.hw.verilog import generate
 
     params = UnitParams(width=8, lanes=4, threshold_port=True)
-    meta = describe("forward-train", params, UNITS["forward-train"].build(params))
+    meta = json.loads(generate("forward-train", params, tmp_path).sidecar.read_text())
     names = [f.name for f in st.fields_of(meta, "out")]
     assert names == ["y", "mask"]
     assert sum(f.bits for f in st.fields_of(meta, "out")) == meta["ports"]["out"]["width"]
