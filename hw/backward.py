@@ -41,6 +41,8 @@ class Backward(wiring.Component):
         ``-2**width`` and ``2**width - 1``; ``None`` with ``threshold_port``.
     threshold_port : bool
         With ``stash="z"``: take ``T`` from the ``threshold`` input port instead.
+    src_loc_at : int
+        As in Amaranth: how many frames above the caller to attribute the unit to.
 
     Members
     -------
@@ -61,7 +63,7 @@ class Backward(wiring.Component):
 
     def __init__(
         self, grad_width=8, lanes=1, *, stash="mask", width=None, threshold=None,
-        threshold_port=False,
+        threshold_port=False, src_loc_at=0,
     ):  # fmt: skip
         check_width(grad_width, "Gradient width")
         check_lanes(lanes)
@@ -107,7 +109,7 @@ class Backward(wiring.Component):
         }
         if threshold_port:
             members["threshold"] = In(signed(fixed.threshold_width(fixed.Format(width, 0))))
-        super().__init__(members)
+        super().__init__(members, src_loc_at=1 + src_loc_at)
 
     @property
     def grad_width(self) -> int:

@@ -55,6 +55,8 @@ class Forward(wiring.Component):
         ``-2**width`` and ``2**width - 1``. ``None`` unless ``train`` and not ``threshold_port``.
     threshold_port : bool
         Training build only: take ``T`` from the ``threshold`` input port instead.
+    src_loc_at : int
+        As in Amaranth: how many frames above the caller to attribute the unit to.
 
     Members
     -------
@@ -73,7 +75,9 @@ class Forward(wiring.Component):
     payload registers have no reset.
     """
 
-    def __init__(self, width=8, lanes=1, *, train=False, threshold=None, threshold_port=False):
+    def __init__(
+        self, width=8, lanes=1, *, train=False, threshold=None, threshold_port=False, src_loc_at=0
+    ):
         check_width(width)
         check_lanes(lanes)
         if not isinstance(train, bool):
@@ -111,7 +115,7 @@ class Forward(wiring.Component):
         }
         if threshold_port:
             members["threshold"] = In(signed(fixed.threshold_width(fixed.Format(width, 0))))
-        super().__init__(members)
+        super().__init__(members, src_loc_at=1 + src_loc_at)
 
     @property
     def width(self) -> int:

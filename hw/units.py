@@ -124,7 +124,7 @@ def _build_threshold(params: UnitParams):
 def _build_forward(params: UnitParams):
     from helu.hw.forward import Forward
 
-    return Forward(params.width, params.lanes)
+    return Forward(params.width, params.lanes, src_loc_at=1)
 
 
 def _build_forward_train(params: UnitParams):
@@ -132,7 +132,9 @@ def _build_forward_train(params: UnitParams):
 
     check_lanes(params.lanes)
     t, port = _build_threshold(params)
-    return Forward(params.width, params.lanes, train=True, threshold=t, threshold_port=port)
+    return Forward(
+        params.width, params.lanes, train=True, threshold=t, threshold_port=port, src_loc_at=1
+    )
 
 
 def _build_backward_mask(params: UnitParams):
@@ -140,7 +142,7 @@ def _build_backward_mask(params: UnitParams):
 
     if params.grad_width is None:
         check_width(params.width)  # the gradient takes z's width: name the value given
-    return Backward(params.gradient_width, params.lanes, stash="mask")
+    return Backward(params.gradient_width, params.lanes, stash="mask", src_loc_at=1)
 
 
 def _build_backward_z(params: UnitParams):
@@ -156,6 +158,7 @@ def _build_backward_z(params: UnitParams):
         width=params.width,
         threshold=t,
         threshold_port=port,
+        src_loc_at=1,
     )
 
 

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """HeLU forward unit (hw/forward.py) in Amaranth's simulator, against the golden reference."""
 
 import numpy as np
@@ -17,8 +18,6 @@ from helu.hw.units import UNITS, UnitParams
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::helu.golden.fixed.AlphaVanishesWarning"),
-    # A constructor that refuses its parameters leaves an object Amaranth reports as unused.
-    pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable"),
 ]
 
 # (unit, threshold_port): the inference build and both kinds of training build.
