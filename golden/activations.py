@@ -26,23 +26,27 @@ def check_alpha(alpha) -> float:
 
 
 class HeLUFunction(torch.autograd.Function):
-    """``y = where(z > 0, z, 0)`` (NaN stays NaN), ``dz = where(z > -alpha, g, 0)``; bool stash.
+    """``y = where(z > 0, z, 0)``, ``dz = where(z > -alpha, g, 0)``, with a bool stash.
 
     Works for any shape and floating dtype. ``alpha`` receives no gradient. The backward is
     written with differentiable ops, so double backward works (it is linear in ``g``).
+
+    Both directions use the fastest CPU kernels that give the same numbers as the authors'
+    ``where``: ``relu`` forward (identical for every number; a NaN stays NaN instead of being
+    masked to 0, so a diverged run does not look healthy) and a multiply by the mask viewed as
+    ``uint8`` backward (identical for every finite gradient; a non-finite gradient at a masked
+    element gives NaN, ``0 * inf``). ``torch.where`` on CPU is several times slower than both.
     """
 
     @staticmethod
     def forward(ctx, z, alpha):
         ctx.save_for_backward(z > -alpha)
-        # relu equals where(z > 0, z, 0) for every number and is several times faster; a NaN
-        # stays NaN instead of being masked to 0 (a diverged run should not look healthy).
         return torch.relu(z)
 
     @staticmethod
     def backward(ctx, grad):
         (keep,) = ctx.saved_tensors
-        return torch.where(keep, grad, 0.0), None
+        return grad * keep.view(torch.uint8), None
 
 
 def helu(z: torch.Tensor, alpha: float = 0.05) -> torch.Tensor:
@@ -74,7 +78,8 @@ class HeLU(nn.Module):
         return self._alpha
 
     def forward(self, z):
-        return helu(z, self._alpha)
+        # alpha was checked once, at construction; apply() refuses non-tensors itself.
+        return HeLUFunction.apply(z, self._alpha)
 
     def extra_repr(self):
         return f"alpha={self._alpha:g}"
