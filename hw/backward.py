@@ -23,6 +23,33 @@ __all__ = ["Backward", "STASH_KINDS"]
 STASH_KINDS = ("mask", "z")
 
 
+def _check(grad_width, lanes, stash, width, threshold, threshold_port):
+    """Refuse bad parameters before construction (messages name the value)."""
+    check_width(grad_width, "Gradient width")
+    check_lanes(lanes)
+    if stash not in STASH_KINDS:
+        raise ValueError(f"Stash must be one of {', '.join(STASH_KINDS)}, not {stash!r}")
+    if not isinstance(threshold_port, bool):
+        raise TypeError(f"Threshold port must be a bool, not {threshold_port!r}")
+    if stash == "mask":
+        if width is not None or threshold is not None or threshold_port:
+            raise ValueError("A mask stash takes no width or threshold: the forward unit applied T")
+    else:
+        if width is None:
+            raise ValueError("A z stash needs the width of z")
+        check_width(width)
+        if threshold_port:
+            if threshold is not None:
+                raise ValueError(
+                    f"Give either a constant threshold or threshold_port=True, not both "
+                    f"(threshold={threshold})"
+                )
+        elif threshold is None:
+            raise ValueError("A z stash needs a constant threshold or threshold_port=True")
+        else:
+            check_threshold(threshold, width)
+
+
 class Backward(wiring.Component):
     """Streaming HeLU gradient unit, ``lanes`` elements per transfer.
 
@@ -65,31 +92,12 @@ class Backward(wiring.Component):
         self, grad_width=8, lanes=1, *, stash="mask", width=None, threshold=None,
         threshold_port=False, src_loc_at=0,
     ):  # fmt: skip
-        check_width(grad_width, "Gradient width")
-        check_lanes(lanes)
-        if stash not in STASH_KINDS:
-            raise ValueError(f"Stash must be one of {', '.join(STASH_KINDS)}, not {stash!r}")
-        if not isinstance(threshold_port, bool):
-            raise TypeError(f"Threshold port must be a bool, not {threshold_port!r}")
-        if stash == "mask":
-            if width is not None or threshold is not None or threshold_port:
-                raise ValueError(
-                    "A mask stash takes no width or threshold: the forward unit applied T"
-                )
-        else:
-            if width is None:
-                raise ValueError("A z stash needs the width of z")
-            check_width(width)
-            if threshold_port:
-                if threshold is not None:
-                    raise ValueError(
-                        f"Give either a constant threshold or threshold_port=True, not both "
-                        f"(threshold={threshold})"
-                    )
-            elif threshold is None:
-                raise ValueError("A z stash needs a constant threshold or threshold_port=True")
-            else:
-                check_threshold(threshold, width)
+        try:
+            _check(grad_width, lanes, stash, width, threshold, threshold_port)
+        except (TypeError, ValueError):
+            # Amaranth would report the refused object as an unused elaboratable.
+            self._MustUse__silence = True
+            raise
 
         self._grad_width = grad_width
         self._lanes = lanes

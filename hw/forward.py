@@ -39,6 +39,29 @@ def register_stage(m: Module, i: stream.Interface, o: stream.Interface, payload:
         m.d.sync += o.valid.eq(i.valid)
 
 
+def _check(width, lanes, train, threshold, threshold_port):
+    """Refuse bad parameters before construction (messages name the value)."""
+    check_width(width)
+    check_lanes(lanes)
+    if not isinstance(train, bool):
+        raise TypeError(f"Training build must be a bool, not {train!r}")
+    if not isinstance(threshold_port, bool):
+        raise TypeError(f"Threshold port must be a bool, not {threshold_port!r}")
+    if not train:
+        if threshold is not None or threshold_port:
+            raise ValueError("A threshold applies only to the training build (train=True)")
+    elif threshold_port:
+        if threshold is not None:
+            raise ValueError(
+                f"Give either a constant threshold or threshold_port=True, not both "
+                f"(threshold={threshold})"
+            )
+    elif threshold is None:
+        raise ValueError("The training build needs a constant threshold or threshold_port=True")
+    else:
+        check_threshold(threshold, width)
+
+
 class Forward(wiring.Component):
     """Streaming HeLU forward unit, ``lanes`` elements per transfer.
 
@@ -78,25 +101,12 @@ class Forward(wiring.Component):
     def __init__(
         self, width=8, lanes=1, *, train=False, threshold=None, threshold_port=False, src_loc_at=0
     ):
-        check_width(width)
-        check_lanes(lanes)
-        if not isinstance(train, bool):
-            raise TypeError(f"Training build must be a bool, not {train!r}")
-        if not isinstance(threshold_port, bool):
-            raise TypeError(f"Threshold port must be a bool, not {threshold_port!r}")
-        if not train:
-            if threshold is not None or threshold_port:
-                raise ValueError("A threshold applies only to the training build (train=True)")
-        elif threshold_port:
-            if threshold is not None:
-                raise ValueError(
-                    f"Give either a constant threshold or threshold_port=True, not both "
-                    f"(threshold={threshold})"
-                )
-        elif threshold is None:
-            raise ValueError("The training build needs a constant threshold or threshold_port=True")
-        else:
-            check_threshold(threshold, width)
+        try:
+            _check(width, lanes, train, threshold, threshold_port)
+        except (TypeError, ValueError):
+            # Amaranth would report the refused object as an unused elaboratable.
+            self._MustUse__silence = True
+            raise
 
         self._width = width
         self._lanes = lanes
