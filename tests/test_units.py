@@ -1,0 +1,106 @@
+# amaranth: UnusedElaboratable=no
+"""Unit registry (hw/units.py): contents, the contract every unit follows, shared checks."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from amaranth.lib import stream
+
+from helu.golden import fixed
+from helu.hw import units
+from helu.hw.baselines import BASELINE_UNITS
+from helu.hw.units import UNITS, UnitParams, check_lanes, check_threshold, check_width
+from helu.hw.verilog import payload_fields
+
+pytestmark = pytest.mark.filterwarnings("ignore::helu.golden.fixed.AlphaVanishesWarning")
+
+
+def test_registry_holds_helu_and_baseline_units():
+    assert {"forward", "forward-train", "backward-mask", "backward-z"} <= set(UNITS)
+    assert {"relu-cmp", "leaky", "igelu"} <= set(UNITS)
+    assert set(UNITS) == set(units.HELU_UNITS) | set(BASELINE_UNITS)
+
+
+@pytest.mark.parametrize("first", ["helu.hw.baselines", "helu.hw.units"])
+def test_import_order_does_not_matter(first):
+    code = f"import {first}; from helu.hw.units import UNITS; print(len(UNITS))"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout) == len(UNITS)
+
+
+@pytest.mark.parametrize("name", list(UNITS))
+def test_unit_follows_the_contract(name):
+    info = UNITS[name]
+    params = UnitParams(width=8, lanes=3, frac=6)
+    unit = info.build(params)
+    for port in ("i", "o"):
+        assert isinstance(unit.signature.members[port].signature, stream.Signature), port
+    assert isinstance(unit.latency, int) and unit.latency >= 1
+    assert isinstance(type(unit).latency, property) and type(unit).latency.fset is None
+    assert set(info.uses) <= set(UnitParams.__dataclass_fields__), info.uses
+    for field in payload_fields(unit.i.payload.shape()) + payload_fields(unit.o.payload.shape()):
+        assert field["lanes"] == params.lanes, field
+    # The reference answers with exactly the output fields, shaped (N, lanes).
+    rng = np.random.default_rng(0)
+    inputs = {}
+    for f in payload_fields(unit.i.payload.shape()):
+        lo, hi = (-(1 << (f["width"] - 1)), 1 << (f["width"] - 1)) if f["signed"] else (0, 2)
+        inputs[f["name"]] = rng.integers(lo, hi, size=(7, params.lanes))
+    out = info.reference(params, inputs)
+    assert list(out) == [f["name"] for f in payload_fields(unit.o.payload.shape())]
+    assert all(np.shape(v) == (7, params.lanes) for v in out.values())
+
+
+def test_threshold_units_follow_golden():
+    params = UnitParams(width=8, frac=8, alpha=0.05)
+    t = fixed.threshold(params.alpha, fixed.Format(8, 8))
+    z = np.arange(-128, 128).reshape(-1, 1)
+    g = np.full_like(z, 5)
+    ref = UNITS["backward-z"].reference(params, {"z": z, "g": g})
+    np.testing.assert_array_equal(ref["dz"], fixed.backward(g, fixed.mask(z, t)))
+    # A runtime threshold given with the inputs wins over the one alpha gives.
+    ref = UNITS["forward-train"].reference(params, {"z": z, "threshold": 3})
+    np.testing.assert_array_equal(ref["mask"], (z > 3).astype(int))
+    assert UNITS["backward-z"].build(params).threshold_const == t
+
+
+def test_gradient_width():
+    assert UnitParams(width=12).gradient_width == 12
+    assert UnitParams(width=12, grad_width=6).gradient_width == 6
+
+
+def test_checks_pass_good_values():
+    assert check_width(2) == 2 and check_width(fixed.MAX_WIDTH) == fixed.MAX_WIDTH
+    assert check_lanes(1) == 1
+    assert check_threshold(-256, 8) == -256 and check_threshold(255, 8) == 255
+
+
+def test_check_width_wrong():
+    with pytest.raises(ValueError, match=r"^Width must be between 2 and 32 bits, not 33$"):
+        check_width(33)
+    with pytest.raises(ValueError, match=r"^Gradient width must be between 2 and 32 bits, not 1$"):
+        check_width(1, "Gradient width")
+    with pytest.raises(TypeError, match=r"^Width must be an integer, not True$"):
+        check_width(True)
+
+
+def test_check_lanes_wrong():
+    with pytest.raises(ValueError, match=r"^Lane count must be a positive integer, not -2$"):
+        check_lanes(-2)
+    with pytest.raises(TypeError, match=r"^Lane count must be a positive integer, not '4'$"):
+        check_lanes("4")
+
+
+def test_check_threshold_wrong():
+    with pytest.raises(ValueError, match=r"^Threshold must be between -256 and 255 for 8-bit"):
+        check_threshold(-257, 8)
+    with pytest.raises(TypeError, match=r"^Threshold must be an integer, not None$"):
+        check_threshold(None, 8)
+
+
+def test_unknown_attribute_wrong():
+    with pytest.raises(AttributeError, match="has no attribute 'NOPE'"):
+        units.NOPE  # noqa: B018
