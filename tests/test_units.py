@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from amaranth.hdl import Fragment
 from amaranth.lib import stream
 
 from helu.golden import fixed
@@ -41,6 +42,7 @@ def test_unit_follows_the_contract(name):
     assert isinstance(unit.latency, int) and unit.latency >= 1
     assert isinstance(type(unit).latency, property) and type(unit).latency.fset is None
     assert set(info.uses) <= set(UnitParams.__dataclass_fields__), info.uses
+    Fragment.get(unit, None)  # elaborates
     for field in payload_fields(unit.i.payload.shape()) + payload_fields(unit.o.payload.shape()):
         assert field["lanes"] == params.lanes, field
     # The reference answers with exactly the output fields, shaped (N, lanes).
