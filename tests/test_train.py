@@ -111,3 +111,18 @@ def test_study_config_wrong(kwargs, message):
 def test_run_study_wrong(tmp_path):
     with pytest.raises(TypeError, match="Expected a StudyConfig, not dict"):
         run_study({}, tmp_path)
+
+
+@pytest.mark.slow
+def test_cli_train(tmp_path, capsys):
+    from helu.cli import main
+
+    out = tmp_path / "t"
+    argv = ["-q", "train", "--acts", "relu", "helu", "--alphas", "0.1", "--seeds", "1"]
+    assert main([*argv, "--epochs", "1", "--no-checkpoints", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [r["label"] for r in metrics["results"]] == ["relu", "helu(0.1)"]
+    assert "helu(0.1)" in capsys.readouterr().out
+    assert not (out / "checkpoints").exists()
+    assert main([*argv[:-1], "0", "--out", str(out)]) == 1
+    assert "--seeds must be a positive integer, not 0" in capsys.readouterr().err
