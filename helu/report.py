@@ -86,7 +86,8 @@ def summarize(found: dict) -> dict:
     synth = found.get("synth")
     if synth:
         records = synth["results"] if isinstance(synth, dict) else synth
-        keys = ("unit", "target", "width", "lanes", "lut", "ff", "carry", "fmax_mhz", "harness")
+        keys = ("unit", "target", "width", "lanes", "lut", "gates", "ff", "carry", "fmax_mhz")
+        keys += ("harness", "error")
         summary["synth"] = [{k: r.get(k) for k in keys} for r in records]
     if found.get("skipped"):
         summary["skipped"] = found["skipped"]
@@ -167,8 +168,8 @@ def _study_section(study, out_dir: Path) -> list[str]:
         "",
     ]
     comparison = study.get("comparison", {})
-    if comparison.get("text"):
-        parts += [comparison["text"], ""]
+    if comparison.get("summary"):
+        parts += [comparison["summary"], ""]
     for name, file in study.get("plots", {}).items():
         if (out_dir / "study" / file).is_file():
             parts.append(f"![{name}](study/{file})\n")
@@ -227,33 +228,24 @@ def _sim_section(sim) -> list[str]:
 
 
 def _synth_section(synth, out_dir: Path) -> list[str]:
+    from helu.hw.synth import markdown_table, ratio_table
+
     records = synth["results"] if isinstance(synth, dict) else synth
-    rows = [
-        (
-            r.get("unit"),
-            r.get("target"),
-            r.get("width"),
-            r.get("lanes"),
-            r.get("lut"),
-            r.get("ff"),
-            r.get("carry"),
-            _fmt(r["lut"] / r["lanes"], ".1f") if r.get("lut") is not None else "n/a",
-            _fmt(r.get("fmax_mhz"), ".1f"),
-            "yes" if r.get("harness") else "",
-        )
-        for r in records
-    ]
     parts = [
-        "LUT4/flip-flop/carry counts from Yosys; Fmax from nextpnr, median over seeds (`harness`: "
-        "measured inside a register-fed harness because the unit has more ports than pins).\n",
-        _table(
-            ["unit", "target", "W", "lanes", "LUT", "FF", "carry", "LUT/lane", "MHz", "harness"],
-            rows,
-        ),
-        "",
+        "Area of each unit alone (Yosys, out of context); Fmax from nextpnr, median over seeds, "
+        "measured inside a register-fed timing harness where `harness` says yes (a wide unit has "
+        "more ports than the package has pins).\n",
+        markdown_table(records),
     ]
+    ratios = ratio_table(records)
+    if ratios:
+        parts += ["i-GELU cost as a multiple of the HeLU forward unit:\n", ratios]
+    for target, reason in (synth.get("skipped") or {}).items() if isinstance(synth, dict) else ():
+        parts.append(f"- {target} skipped: {reason}")
     for plot in sorted((out_dir / "synth").glob("*.png")):
-        parts.append(f"![{plot.stem}](synth/{plot.name})\n")
+        caption = plot.with_suffix(".txt")
+        text = caption.read_text().strip() if caption.is_file() else plot.stem
+        parts += [f"![{plot.stem}](synth/{plot.name})", "", f"_{text}_", ""]
     return parts
 
 

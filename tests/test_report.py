@@ -15,7 +15,7 @@ STUDY = {
         {"act": "helu", "alpha": 0.05, "label": "helu(0.05)", "acc": [0.93, 0.95],
          "acc_mean": 0.94, "acc_std": 0.01, "dead_frac": 0.02, "band_frac": 0.1},
     ],
-    "comparison": {"text": "HeLU(0.05) beat ReLU by 3.0 points."},
+    "comparison": {"summary": "HeLU(0.05) beat ReLU by 3.0 points."},
     "plots": {"accuracy": "accuracy.png"},
 }  # fmt: skip
 GOLDEN = {
@@ -35,7 +35,8 @@ SIM = {
 }  # fmt: skip
 SYNTH = {
     "results": [{"unit": "forward", "target": "ice40", "width": 8, "lanes": 16, "lut": 2,
-                 "ff": 129, "carry": 0, "fmax_mhz": 400.0, "harness": True}]
+                 "lut_per_lane": 0.125, "ff": 129, "ff_per_lane": 8.06, "carry": 0,
+                 "fmax_mhz": 400.0, "fmax_seeds": [400.0], "harness": True}]
 }  # fmt: skip
 
 
@@ -67,7 +68,7 @@ def test_summary_has_the_documented_keys(tmp_path):
     text = md.read_text()
     assert "94.00 ± 1.00" in text and "HeLU(0.05) beat ReLU" in text
     assert "**PASS**: 200 elements" in text
-    assert "| forward | ice40 | 8 | 16 | 2 | 129 |" in text
+    assert "| forward | ice40 | 8 | 16 | 2 | 0.12 | 129 |" in text
 
 
 def test_report_says_fail_on_mismatches(tmp_path):

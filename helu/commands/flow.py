@@ -1,11 +1,232 @@
-"""`helu flow`: not built yet."""
+"""`helu flow`: the whole path from a trained model to measured gates, and a report.
 
-HELP = "(flow: not built yet)"
+Steps, each leaving its results in its own folder under ``--out`` (the report reads only those):
+
+1. ``study/``:  train the quick study on the bundled digits data (``golden.train.QUICK``);
+2. ``golden/``: export golden vectors of the trained HeLU model at W=8 and W=16;
+3. ``verilog/``: write every unit's Verilog and sidecar (width 8, 16 lanes, the golden format);
+4. ``sim/``:    run the cocotb benches against the golden vectors (Icarus by default);
+5. ``synth/``:  synthesize every unit with Yosys/nextpnr (iCE40 and generic gates by default);
+6. ``report.md``, ``summary.json`` and the plots.
+
+A step whose tool is missing is skipped and named in the report; a step that fails (a mismatch,
+a tool crash) stops the flow with a one-line error and a non-zero exit.
+"""
+
+import json
+import logging
+import time
+
+HELP = "run everything: study, golden vectors, Verilog, cocotb simulation, synthesis, report"
+
+log = logging.getLogger(__name__)
+
+STEPS = 6
 
 
 def add_arguments(parser):
-    pass
+    parser.add_argument(
+        "--out", default="build/report", help="report folder (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help="training seeds per setting (default: the quick preset's)",
+    )
+    parser.add_argument(
+        "--sim",
+        default="icarus",
+        choices=("icarus", "verilator", "all"),
+        help="simulator for the golden check (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--targets",
+        default="ice40,generic",
+        metavar="T[,T..]",
+        help="synthesis targets from ice40, ecp5, generic (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--synth-widths",
+        default="8,16",
+        metavar="W[,W..]",
+        help="widths to synthesize (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--synth-lanes",
+        default="1,16",
+        metavar="L[,L..]",
+        help="lane counts to synthesize (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--fmax-seeds", type=int, default=3, help="nextpnr seeds per design (default: 3)"
+    )
+    parser.add_argument("--jobs", type=int, default=2, help="syntheses run at once (default: 2)")
+
+
+def _int_list(text: str, option: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"{option} takes comma-separated integers, not {text!r}") from None
+    if not values:
+        raise ValueError(f"{option} is empty")
+    return values
+
+
+class Flow:
+    """Runs the steps in order, timing each and recording skipped ones."""
+
+    def __init__(self, args):
+        from pathlib import Path
+
+        self.args = args
+        self.out = Path(args.out)
+        self.skipped: dict[str, str] = {}
+        self.seconds: dict[str, float] = {}
+        self.step = 0
+
+    def _begin(self, what: str):
+        self.step += 1
+        log.info("[%d/%d] %s", self.step, STEPS, what)
+        return time.monotonic()
+
+    def study(self) -> dict:
+        from dataclasses import replace
+
+        from helu.golden.train import QUICK, run_study
+
+        start = self._begin("training the quick study on digits (ReLU, HeLU, GELU, LeakyReLU)")
+        cfg = (
+            QUICK
+            if self.args.seeds is None
+            else replace(QUICK, seeds=tuple(range(self.args.seeds)))
+        )
+        metrics = run_study(cfg, self.out / "study")
+        self.seconds["study"] = time.monotonic() - start
+        log.info("      %s", metrics["comparison"]["summary"])
+        return metrics
+
+    def golden(self, metrics: dict):
+        from helu.golden.export import export_checkpoint
+
+        start = self._begin("exporting golden vectors (W=8 and W=16) from the trained HeLU model")
+        if not metrics.get("golden_checkpoint"):
+            raise RuntimeError("the study trained no HeLU model to export golden vectors from")
+        export_checkpoint(
+            self.out / "study" / metrics["golden_checkpoint"], self.out / "golden", widths=(8, 16)
+        )
+        self.seconds["golden"] = time.monotonic() - start
+
+    def verilog(self):
+        from helu.golden.vectors import load_golden
+        from helu.hw.units import UNITS, UnitParams
+        from helu.hw.verilog import generate
+
+        start = self._begin("writing Verilog for every unit (width 8, 16 lanes, the golden format)")
+        meta, sets = load_golden(self.out / "golden")
+        fmt = next(s.z_fmt for s in sets if s.z_fmt.width == 8)
+        params = UnitParams(width=8, lanes=16, frac=fmt.frac, alpha=meta["alpha"])
+        for unit in UNITS:
+            made = generate(unit, params, self.out / "verilog")
+            log.info("      %s", made.verilog)
+        self.seconds["verilog"] = time.monotonic() - start
+
+    def sim(self):
+        from helu.sim import runner
+
+        start = self._begin(f"cocotb: every golden element through every unit on {self.args.sim}")
+        simulators = runner.SIMULATORS if self.args.sim == "all" else (self.args.sim,)
+        missing = {s: runner.tool_missing(s) for s in simulators}
+        missing = {s: why for s, why in missing.items() if why}
+        if len(missing) == len(simulators):
+            self.skipped["sim"] = "; ".join(missing.values())
+            log.warning("      skipped: %s", self.skipped["sim"])
+            return
+        usable = tuple(s for s in simulators if s not in missing)
+        summary = runner.run_golden(self.out / "golden", simulators=usable, out=self.out / "sim")
+        self.seconds["sim"] = time.monotonic() - start
+        log.info(
+            "      %d elements checked, %d mismatches", summary["checked"], summary["mismatches"]
+        )
+        if summary["mismatches"] or not summary["checked"]:
+            raise RuntimeError(
+                f"RTL simulation: {summary['mismatches']} mismatches in {summary['checked']} "
+                f"checked elements; see {self.out / 'sim' / 'summary.json'}"
+            )
+
+    def synth(self, metrics: dict):
+        from helu.hw.synth import plot_cost_vs_accuracy, sweep, sweep_params, write_results
+        from helu.hw.units import UNITS
+
+        targets = [t.strip() for t in self.args.targets.split(",") if t.strip()]
+        start = self._begin(f"synthesizing every unit ({', '.join(targets)})")
+        params = sweep_params(
+            _int_list(self.args.synth_widths, "--synth-widths"),
+            _int_list(self.args.synth_lanes, "--synth-lanes"),
+        )
+
+        def progress(done, total, record):
+            what = f"{record['unit']} {record['target']} W{record['width']} x{record['lanes']}"
+            log.info(
+                "      [%d/%d] %s%s",
+                done,
+                total,
+                what,
+                f": {record['error']}" if "error" in record else "",
+            )
+
+        results, skipped = sweep(
+            list(UNITS),
+            params,
+            targets,
+            seeds=self.args.fmax_seeds,
+            out_dir=self.out / "synth",
+            jobs=self.args.jobs,
+            progress=progress,
+        )
+        write_results(results, self.out / "synth", skipped=skipped)
+        self.seconds["synth"] = time.monotonic() - start
+        if not results:
+            self.skipped["synth"] = "; ".join(f"{t}: {r}" for t, r in skipped.items())
+            log.warning("      skipped: %s", self.skipped["synth"])
+            return
+        failed = [r for r in results if "error" in r]
+        if failed:
+            raise RuntimeError(
+                f"{len(failed)} synthesis runs failed; first: {failed[0]['error']} "
+                f"(see {self.out / 'synth' / 'results.md'})"
+            )
+        try:
+            caption = plot_cost_vs_accuracy(
+                results, metrics["results"], self.out / "synth" / "cost_vs_accuracy.png"
+            )
+            (self.out / "synth" / "cost_vs_accuracy.txt").write_text(caption + "\n")
+        except ValueError as exc:
+            log.warning("      no cost/accuracy plot: %s", exc)
+
+    def run(self):
+        from helu.report import SKIPS, write_report
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        wall = time.monotonic()
+        metrics = self.study()
+        self.golden(metrics)
+        self.verilog()
+        self.sim()
+        self.synth(metrics)
+        self._begin("writing the report")
+        (self.out / SKIPS).write_text(json.dumps(self.skipped, indent=2) + "\n")
+        (self.out / "timing.json").write_text(
+            json.dumps(self.seconds | {"total": time.monotonic() - wall}, indent=2) + "\n"
+        )
+        report, summary = write_report(self.out)
+        log.info("done in %.0f s: %s, %s", time.monotonic() - wall, report, summary)
+        print(f"report: {report}\nsummary: {summary}")
 
 
 def run(args) -> int:
-    raise RuntimeError("'helu flow' is not built yet")
+    if args.seeds is not None and args.seeds < 1:
+        raise ValueError(f"--seeds must be a positive integer, not {args.seeds}")
+    Flow(args).run()
+    return 0
