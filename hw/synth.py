@@ -71,7 +71,8 @@ NEXTPNR_TIMEOUT = 900.0
 # Cell-type classes per target: prefix match on the Yosys cell type.
 TARGETS = {
     "ice40": {
-        "yosys_cmd": "synth_ice40 -top {top}",
+        "yosys_cmd": "synth_ice40 -top {top} -run :check; hierarchy -check; check -noinit",
+        "capacity": {"lut": 7680, "ff": 7680},  # logic cells, each one LUT4 + one FF
         "pnr": "nextpnr-ice40",
         "pnr_args": ["--hx8k", "--package", "ct256"],
         "pnr_freq": 200,
@@ -85,7 +86,8 @@ TARGETS = {
         },
     },
     "ecp5": {
-        "yosys_cmd": "synth_ecp5 -top {top}",
+        "yosys_cmd": "synth_ecp5 -top {top} -run :check; hierarchy -check; check -noinit",
+        "capacity": {"lut": 24288, "ff": 24288},
         "pnr": "nextpnr-ecp5",
         "pnr_args": ["--25k", "--package", "CABGA381"],
         "pnr_freq": 300,
@@ -124,7 +126,9 @@ TARGETS = {
     },
 }
 """What each target runs and how its cell types count (``lut``, ``ff``, ``carry``, ``ram``,
-``dsp``; ``gates`` on ``generic``)."""
+``dsp``; ``gates`` on ``generic``), and the device's LUT4/FF capacity. The ``synth_*`` scripts stop
+before their ``check`` step and repeat it without ``autoname``: Yosys 0.23's ``autoname`` only
+renames cells, and on a 30 000-LUT design it ran for minutes."""
 
 DEFAULT_FRAC = {8: 5, 16: 8}
 """Fractional bits used by :func:`sweep_params` per width (else ``width // 2``), chosen so that
@@ -353,6 +357,17 @@ def run_nextpnr(netlist_path, target: str, *, design: str, seed: int) -> float:
     return log_min
 
 
+def _check_capacity(counts: dict, target: str, design: str) -> None:
+    """Raise ``DoesNotFit`` when ``counts`` (LUT4, FF) alone exceed the target device."""
+    capacity = TARGETS[target]["capacity"]
+    over = [f"{counts[k]} {k.upper()} > {n}" for k, n in capacity.items() if counts[k] > n]
+    if over:
+        raise DoesNotFit(
+            f"{design}: the design does not fit the {TARGETS[target]['device']} "
+            f"({', '.join(over)}); place and route skipped"
+        )
+
+
 def tools_for(target: str) -> list[str]:
     """Tool names a target needs (keys of ``hw.tools.TOOLS``)."""
     if target not in TARGETS:
@@ -405,7 +420,6 @@ def synthesize(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         component = UNITS[unit].build(params)
-        harness_unit = UNITS[unit].build(params) if spec["pnr"] and fmax else None
     notes = sorted({str(w.message) for w in caught})
     lanes = params.lanes
     _write_verilog(component, top, work / f"{top}.v")
@@ -445,8 +459,17 @@ def synthesize(
     else:
         pnr = spec["pnr"]
         versions[pnr] = tool_version(pnr)
+        try:
+            _check_capacity(counts, target, design)
+        except DoesNotFit as exc:
+            record["fmax_reason"] = str(exc)
+            fmax = False
+    if fmax and spec["pnr"] is not None:
         htop = f"{top}_harness"
-        _write_verilog(Harness(harness_unit), htop, work / f"{htop}.v")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the first build above recorded them
+            harness = Harness(UNITS[unit].build(params))
+        _write_verilog(harness, htop, work / f"{htop}.v")
         hcells = run_yosys(
             work / f"{htop}.v",
             htop,
@@ -458,6 +481,7 @@ def synthesize(
         hcounts = count_cells(hcells, target)
         record.update(harness=True, harness_lut=hcounts.get("lut"), harness_ff=hcounts["ff"])
         try:
+            _check_capacity(hcounts, target, f"{design} in the timing harness")
             values = [
                 run_nextpnr(work / f"{htop}.json", target, design=design, seed=seed)
                 for seed in range(1, seeds + 1)
