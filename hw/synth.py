@@ -71,7 +71,10 @@ NEXTPNR_TIMEOUT = 900.0
 # Cell-type classes per target: prefix match on the Yosys cell type.
 TARGETS = {
     "ice40": {
-        "yosys_cmd": "synth_ice40 -top {top} -run :check; hierarchy -check; check -noinit",
+        "yosys_cmd": (
+            "synth_ice40 -top {top} -run :check; hierarchy -check; check -noinit; "
+            "blackbox =A:whitebox"
+        ),
         "capacity": {"lut": 7680, "ff": 7680},  # logic cells, each one LUT4 + one FF
         "pnr": "nextpnr-ice40",
         "pnr_args": ["--hx8k", "--package", "ct256"],
@@ -86,7 +89,10 @@ TARGETS = {
         },
     },
     "ecp5": {
-        "yosys_cmd": "synth_ecp5 -top {top} -run :check; hierarchy -check; check -noinit",
+        "yosys_cmd": (
+            "synth_ecp5 -top {top} -run :check; hierarchy -check; check -noinit; "
+            "blackbox =A:whitebox"
+        ),
         "capacity": {"lut": 24288, "ff": 24288},
         "pnr": "nextpnr-ecp5",
         "pnr_args": ["--25k", "--package", "CABGA381"],
