@@ -304,7 +304,7 @@ def test_backward_mask_lut_per_lane(tmp_path):
 @pytest.mark.xfail(
     strict=True,
     reason="backward-mask: 1 inverter per lane (SB_DFFESR resets on R=1, dz clears on mask=0) "
-    "plus 1 shared handshake LUT = lanes + 1 LUT4; needs an inverted stash bit to meet the budget",
+    "plus the shared handshake LUTs: more than `lanes` LUT4 until the stash bit is inverted",
 )
 def test_backward_mask_lut_budget_total(tmp_path):
     record = lut4("backward-mask", 16, tmp_path)
