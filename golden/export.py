@@ -57,17 +57,35 @@ def parse_frac(value, what="frac"):
     raise ValueError(f"{what} must be 'auto' or an integer, not {value!r}")
 
 
-def _check_widths(widths) -> tuple[int, ...]:
-    if isinstance(widths, int):
+def _check_widths(widths) -> tuple[tuple[int, int | None], ...]:
+    """``(width, frac or None)`` per item of ``widths``.
+
+    An item is a width (``8``: ``frac`` applies) or a width with its own z fractional bits
+    (``"8:5"`` or ``(8, 5)``), so one export can hold a saturation-free set and one whose format
+    keeps alpha's band, at the same width.
+    """
+    if isinstance(widths, (int, str)):
         widths = (widths,)
-    widths = tuple(widths)
-    if not widths:
+    items = []
+    for item in widths:
+        if isinstance(item, str):
+            width, _, own = item.partition(":")
+            try:
+                item = (int(width), int(own)) if own else int(width)
+            except ValueError:
+                raise ValueError(f"A width is W or W:F (integers), not {item!r}") from None
+        width, own = item if isinstance(item, tuple) else (item, None)
+        Format(width, 0 if own is None else own)  # names a bad width or frac
+        items.append((width, own))
+    if not items:
         raise ValueError("Give at least one width")
-    for w in widths:
-        Format(w, 0)  # raises TypeError/ValueError naming the bad width
-    if len(set(widths)) != len(widths):
+    if len(set(items)) != len(items):
         raise ValueError(f"Widths are listed twice: {list(widths)}")
-    return widths
+    return tuple(items)
+
+
+def _width_text(width: int, own: int | None) -> str:
+    return str(width) if own is None else f"{width}:{own}"
 
 
 def capture(model: nn.Module, inputs, targets, loss_fn=F.cross_entropy) -> dict:
@@ -157,7 +175,7 @@ def _steps(err, fmt: Format) -> float:
     return float(np.max(err) / fmt.step) if err.size else 0.0
 
 
-def _one_set(layer, rec, width, frac, grad_frac, allow_vanishing_alpha) -> GoldenSet:
+def _one_set(layer, rec, width, frac, grad_frac, allow_vanishing_alpha, name) -> GoldenSet:
     alpha = rec["alpha"]
     z, g = rec["z"], rec["g"]
     z_fmt = Format(width, fixed.choose_frac(z, width) if frac == "auto" else frac)
@@ -199,7 +217,7 @@ def _one_set(layer, rec, width, frac, grad_frac, allow_vanishing_alpha) -> Golde
         "alpha_note": note,
     }
     return GoldenSet(
-        name=f"{layer.replace('.', '_')}_w{width}",
+        name=name,
         layer=layer,
         z=zk,
         g=gk,
@@ -240,15 +258,17 @@ def build_sets(
         raise ValueError(f"max_elements must be a positive integer, not {max_elements!r}")
     for value in (frac, grad_frac):
         if value != "auto":
-            Format(widths[0], value)  # range check with a clear message before any work
+            Format(widths[0][0], value)  # range check with a clear message before any work
     sets = []
     for layer, rec in captured["layers"].items():
         if max_elements is not None:
             rec = {
                 k: (v[:max_elements] if isinstance(v, np.ndarray) else v) for k, v in rec.items()
             }
-        for width in widths:
-            sets.append(_one_set(layer, rec, width, frac, grad_frac, allow_vanishing_alpha))
+        for width, own in widths:
+            name = f"{layer.replace('.', '_')}_w{width}" + ("" if own is None else f"f{own}")
+            z_frac = frac if own is None else own
+            sets.append(_one_set(layer, rec, width, z_frac, grad_frac, allow_vanishing_alpha, name))
     return sets
 
 
@@ -289,7 +309,7 @@ def export_from_model(
         "samples": int(inputs.shape[0]),
         "loss": getattr(loss_fn, "__name__", type(loss_fn).__name__),
         "loss_value": captured["loss"],
-        "widths": list(_check_widths(widths)),
+        "widths": [_width_text(*item) for item in _check_widths(widths)],
         "frac": frac,
         "grad_frac": grad_frac,
         "max_elements": max_elements,

@@ -13,6 +13,7 @@ from helu.cli import main
 from helu.golden import data, fixed
 from helu.golden.activations import HeLU
 from helu.golden.export import capture, export_checkpoint, export_from_model
+from helu.golden.fixed import Format
 from helu.golden.models import ModelConfig, build
 from helu.golden.train import save_checkpoint
 from helu.golden.vectors import consistency_errors, load_golden
@@ -160,6 +161,19 @@ def test_export_checkpoint(tmp_path, checkpoint):
     assert (path.parent / "act1_w8_dz.hex").read_text().count("\n") == 500
 
 
+def test_export_width_with_its_own_frac(tmp_path, checkpoint):
+    path = export_checkpoint(checkpoint, tmp_path / "g", widths=(8, "8:5"), max_elements=300)
+    meta, sets = load_golden(path.parent)
+    by_name = {s.name: s for s in sets}
+    assert set(by_name) == {"act1_w8", "act1_w8f5", "act2_w8", "act2_w8f5"}
+    assert by_name["act1_w8f5"].z_fmt == Format(8, 5)
+    assert by_name["act1_w8f5"].threshold == fixed.threshold(ALPHA, Format(8, 5))
+    assert by_name["act1_w8"].stats["frac_mode"]["z"] == "auto"
+    assert by_name["act1_w8f5"].stats["frac_mode"]["z"] == "given"
+    assert meta["widths"] == ["8", "8:5"]
+    assert all(consistency_errors(s) == [] for s in sets)
+
+
 def test_cli_golden(tmp_path, checkpoint, capsys):
     out = tmp_path / "g"
     assert main(["-q", "golden", "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
@@ -237,6 +251,8 @@ def test_inputs_wrong(tmp_path):
         ({"widths": (8, 1)}, ValueError, "Width must be between 2 and 32 bits, not 1"),
         ({"widths": ()}, ValueError, "Give at least one width"),
         ({"widths": (8, 8)}, ValueError, r"Widths are listed twice: \[8, 8\]"),
+        ({"widths": ("8:x",)}, ValueError, r"A width is W or W:F \(integers\), not '8:x'"),
+        ({"widths": ("8:99",)}, ValueError, "Fractional bits must be between -32 and 48, not 99"),
         ({"frac": "x"}, ValueError, "frac must be 'auto' or an integer, not 'x'"),
         ({"grad_frac": 99}, ValueError, "Fractional bits must be between -32 and 48, not 99"),
         ({"max_elements": 0}, ValueError, "max_elements must be a positive integer, not 0"),

@@ -6,18 +6,19 @@ HELP = (
 
 
 def _widths(text):
-    try:
-        return tuple(int(w) for w in text.split(","))
-    except ValueError:
-        raise ValueError(
-            f"--widths must be comma-separated integers like 8,16, not {text!r}"
-        ) from None
+    items = tuple(w.strip() for w in text.split(",") if w.strip())
+    if not items:
+        raise ValueError(f"--widths needs at least one width like 8,16 or 8:5, not {text!r}")
+    return items  # checked (W or W:F) by the exporter
 
 
 def add_arguments(parser):
     parser.add_argument("--checkpoint", required=True, help="a checkpoint written by 'helu train'")
     parser.add_argument(
-        "--widths", default="8,16", help="code widths, comma-separated (default 8,16)"
+        "--widths",
+        default="8,16",
+        help="code widths, comma-separated; W:F gives that set its own z fractional bits, e.g. "
+        "8,16,8:5 (default 8,16)",
     )
     parser.add_argument(
         "--frac",
