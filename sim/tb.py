@@ -207,9 +207,9 @@ class StreamTB:
 
         Streams ``words`` at full rate until the unit has accepted at least ``latency`` words
         and holds at least one whose output has not been taken, then drops ``ready``, asserts
-        ``rst`` for ``reset_cycles`` edges and releases it (``watch`` should follow at once: the next
-        edge is the first after the reset). Returns how many accepted words had
-        not come out (the reset must drop them).
+        ``rst`` for ``reset_cycles`` edges and releases it (``watch`` should follow at once:
+        the next edge is the first after the reset). Returns how many accepted words had not
+        come out (the reset must drop them).
         """
         self.o_ready.value = 1
         self.i_data.value = words[0]
