@@ -24,11 +24,13 @@ output file or a log without Yosys' "End of script" or nextpnr's "Program finish
 raise :class:`~helu.hw.tools.ToolError`; a netlist statistic or timing log that does not parse
 raises it too (with the design and the file named). Cell counts come from Yosys ``stat -json``
 (supported by Debian Yosys 0.23); a cell type the target's table does not know also fails the run,
-since it means synthesis left something unmapped.
+since it means synthesis left something unmapped. A design too big for the device is a result,
+not a failure: the record keeps its area and says why it has no Fmax (``fmax_reason``), either
+from its LUT/FF count against the device's capacity (place and route is then skipped) or from
+nextpnr's placement error (:class:`DoesNotFit`).
 """
 
 import json
-import logging
 import re
 import statistics
 import time
@@ -53,12 +55,11 @@ __all__ = [
     "tools_for",
     "count_cells",
     "markdown_table",
+    "ratio_table",
     "write_results",
     "plot_cost_vs_accuracy",
     "STUDY_TO_UNIT",
 ]
-
-log = logging.getLogger(__name__)
 
 
 class DoesNotFit(ToolError):
