@@ -77,3 +77,18 @@ def test_usage_errors_exit_2():
     assert done.returncode == 2 and "invalid int value" in done.stderr
     with pytest.raises(SystemExit):
         build_parser().parse_args(["nonsense"])
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--units", "sigmoid"], "unknown unit 'sigmoid'; choose from forward"),
+        (["--targets", "xc7"], "unknown target 'xc7'; choose from ice40"),
+        (["--synth-widths", "8,x"], "--synth-widths takes comma-separated integers"),
+        (["--jobs", "0"], "--jobs must be a positive integer, not 0"),
+    ],
+)
+def test_flow_checks_options_before_training(tmp_path, argv, message):
+    done = run_cli("-q", "flow", "--out", str(tmp_path / "out"), *argv)
+    assert done.returncode == 1 and message in done.stderr, done.stderr
+    assert not (tmp_path / "out").exists()

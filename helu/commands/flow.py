@@ -66,6 +66,12 @@ def add_arguments(parser):
         "--fmax-seeds", type=int, default=3, help="nextpnr seeds per design (default: 3)"
     )
     parser.add_argument("--jobs", type=int, default=2, help="syntheses run at once (default: 2)")
+    parser.add_argument(
+        "--units",
+        default="all",
+        metavar="NAME[,NAME..]|all",
+        help="units to generate, simulate and synthesize (default: all registered units)",
+    )
 
 
 def _int_list(text: str, option: str) -> tuple[int, ...]:
@@ -76,6 +82,20 @@ def _int_list(text: str, option: str) -> tuple[int, ...]:
     if not values:
         raise ValueError(f"{option} is empty")
     return values
+
+
+def _units(text: str) -> list[str]:
+    from helu.hw.units import UNITS
+
+    if text == "all":
+        return list(UNITS)
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in UNITS]
+    if unknown or not names:
+        raise ValueError(
+            f"unknown unit {unknown[0] if unknown else text!r}; choose from {', '.join(UNITS)}"
+        )
+    return names
 
 
 class Flow:
@@ -89,6 +109,20 @@ class Flow:
         self.skipped: dict[str, str] = {}
         self.seconds: dict[str, float] = {}
         self.step = 0
+        from helu.hw.synth import TARGETS
+
+        # Every option is checked here, before minutes of training, not when its step comes.
+        self.units = _units(args.units)
+        self.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+        for target in self.targets or [args.targets]:
+            if target not in TARGETS:
+                raise ValueError(f"unknown target {target!r}; choose from {', '.join(TARGETS)}")
+        self.synth_widths = _int_list(args.synth_widths, "--synth-widths")
+        self.synth_lanes = _int_list(args.synth_lanes, "--synth-lanes")
+        for option, value in (("--seeds", args.seeds), ("--fmax-seeds", args.fmax_seeds),
+                              ("--jobs", args.jobs)):  # fmt: skip
+            if value is not None and value < 1:
+                raise ValueError(f"{option} must be a positive integer, not {value}")
 
     def _begin(self, what: str):
         self.step += 1
@@ -126,14 +160,14 @@ class Flow:
 
     def verilog(self):
         from helu.golden.vectors import load_golden
-        from helu.hw.units import UNITS, UnitParams
+        from helu.hw.units import UnitParams
         from helu.hw.verilog import generate
 
         start = self._begin("writing Verilog for every unit (width 8, 16 lanes, the golden format)")
         meta, sets = load_golden(self.out / "golden")
         fmt = next(s.z_fmt for s in sets if s.z_fmt.width == 8)
         params = UnitParams(width=8, lanes=16, frac=fmt.frac, alpha=meta["alpha"])
-        for unit in UNITS:
+        for unit in self.units:
             made = generate(unit, params, self.out / "verilog")
             log.info("      %s", made.verilog)
         self.seconds["verilog"] = time.monotonic() - start
@@ -150,7 +184,9 @@ class Flow:
             log.warning("      skipped: %s", self.skipped["sim"])
             return
         usable = tuple(s for s in simulators if s not in missing)
-        summary = runner.run_golden(self.out / "golden", simulators=usable, out=self.out / "sim")
+        summary = runner.run_golden(
+            self.out / "golden", units=self.units, simulators=usable, out=self.out / "sim"
+        )
         self.seconds["sim"] = time.monotonic() - start
         log.info(
             "      %d elements checked, %d mismatches", summary["checked"], summary["mismatches"]
@@ -163,14 +199,9 @@ class Flow:
 
     def synth(self, metrics: dict):
         from helu.hw.synth import plot_cost_vs_accuracy, sweep, sweep_params, write_results
-        from helu.hw.units import UNITS
 
-        targets = [t.strip() for t in self.args.targets.split(",") if t.strip()]
-        start = self._begin(f"synthesizing every unit ({', '.join(targets)})")
-        params = sweep_params(
-            _int_list(self.args.synth_widths, "--synth-widths"),
-            _int_list(self.args.synth_lanes, "--synth-lanes"),
-        )
+        start = self._begin(f"synthesizing every unit ({', '.join(self.targets)})")
+        params = sweep_params(self.synth_widths, self.synth_lanes)
 
         def progress(done, total, record):
             what = f"{record['unit']} {record['target']} W{record['width']} x{record['lanes']}"
@@ -183,9 +214,9 @@ class Flow:
             )
 
         results, skipped = sweep(
-            list(UNITS),
+            self.units,
             params,
-            targets,
+            self.targets,
             seeds=self.args.fmax_seeds,
             out_dir=self.out / "synth",
             jobs=self.args.jobs,
@@ -232,7 +263,5 @@ class Flow:
 
 
 def run(args) -> int:
-    if args.seeds is not None and args.seeds < 1:
-        raise ValueError(f"--seeds must be a positive integer, not {args.seeds}")
     Flow(args).run()
     return 0
