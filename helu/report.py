@@ -16,7 +16,16 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["STEP_FILES", "collect", "summarize", "render", "write_report", "environment"]
+__all__ = [
+    "STEP_FILES",
+    "SKIPS",
+    "NOTES",
+    "collect",
+    "summarize",
+    "render",
+    "write_report",
+    "environment",
+]
 
 STEP_FILES = {
     "study": "study/metrics.json",
@@ -25,6 +34,7 @@ STEP_FILES = {
     "synth": "synth/results.json",
 }
 SKIPS = "skipped.json"  # {step: reason} written by the flow for steps it could not run
+NOTES = "notes.json"  # [sentence] the flow wants a reader to know (choices it made and why)
 
 
 def _read_json(path: Path):
@@ -41,6 +51,7 @@ def collect(out_dir) -> dict:
     out_dir = Path(out_dir)
     found = {step: _read_json(out_dir / rel) for step, rel in STEP_FILES.items()}
     found["skipped"] = _read_json(out_dir / SKIPS) or {}
+    found["notes"] = _read_json(out_dir / NOTES) or []
     return found
 
 
@@ -271,6 +282,8 @@ def render(found: dict, summary: dict, out_dir) -> str:
     for title, step, section, _ in sections:
         parts += [f"## {title}", ""]
         parts += section(found[step], out_dir) if found.get(step) else [_missing(step, found)]
+    if found.get("notes"):
+        parts += ["## Notes", ""] + [f"- {note}" for note in found["notes"]] + [""]
     parts += [
         "## Environment",
         "",

@@ -86,6 +86,13 @@ def test_missing_steps_are_reported_not_filled(tmp_path):
     assert "synth" not in json.loads(summary_path.read_text())
 
 
+def test_notes_are_listed(tmp_path):
+    write_steps(tmp_path, study=STUDY)
+    (tmp_path / report.NOTES).write_text(json.dumps(["igelu was synthesized at 1 lane only"]))
+    md, _ = report.write_report(tmp_path)
+    assert "## Notes\n\n- igelu was synthesized at 1 lane only" in md.read_text()
+
+
 def test_report_wrong(tmp_path):
     with pytest.raises(ValueError, match="no such report folder"):
         report.write_report(tmp_path / "nope")

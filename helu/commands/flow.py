@@ -26,6 +26,11 @@ STEPS = 6
 # 2-3 fractional bits, where alpha=0.05 has no negative code in its band, so a third set fixes
 # 5 fractional bits (T=-2): the band is exercised at 8 bits, at the price of some saturation.
 GOLDEN_WIDTHS = (8, 16, "8:5")
+# Units the flow synthesizes at no more lanes than this: 16 lanes of i-GELU are ~8k LUT4 at
+# 8 bits (~30k at 16), over the iCE40 HX8K, and take Yosys/ABC many minutes; LUTs per lane, what
+# the comparison plots, come from 1 lane.
+NARROW_UNITS = {"igelu": 1}
+NARROW_UNITS_WHY = "16 lanes exceed the iCE40 HX8K and take Yosys many minutes"
 
 
 def add_arguments(parser):
@@ -109,6 +114,7 @@ class Flow:
         self.skipped: dict[str, str] = {}
         self.seconds: dict[str, float] = {}
         self.step = 0
+        self.notes: list[str] = []
         from helu.hw.synth import TARGETS
 
         # Every option is checked here, before minutes of training, not when its step comes.
@@ -201,7 +207,18 @@ class Flow:
         from helu.hw.synth import plot_cost_vs_accuracy, sweep, sweep_params, write_results
 
         start = self._begin(f"synthesizing every unit ({', '.join(self.targets)})")
-        params = sweep_params(self.synth_widths, self.synth_lanes)
+        groups = {}  # lane counts -> units synthesized at them
+        for unit in self.units:
+            cap = NARROW_UNITS.get(unit)
+            lanes = tuple(n for n in self.synth_lanes if cap is None or n <= cap)
+            if cap is not None and lanes != self.synth_lanes:
+                lanes = lanes or (min(self.synth_lanes),)
+                self.notes.append(
+                    f"{unit} was synthesized at {', '.join(map(str, lanes))} lane(s) only: "
+                    f"{NARROW_UNITS_WHY}; run 'helu synth --unit {unit} --lanes "
+                    f"{','.join(map(str, self.synth_lanes))}' for the rest."
+                )
+            groups.setdefault(lanes, []).append(unit)
 
         def progress(done, total, record):
             what = f"{record['unit']} {record['target']} W{record['width']} x{record['lanes']}"
@@ -213,15 +230,18 @@ class Flow:
                 f": {record['error']}" if "error" in record else "",
             )
 
-        results, skipped = sweep(
-            self.units,
-            params,
-            self.targets,
-            seeds=self.args.fmax_seeds,
-            out_dir=self.out / "synth",
-            jobs=self.args.jobs,
-            progress=progress,
-        )
+        results, skipped = [], {}
+        for lanes, units in groups.items():
+            done, skipped = sweep(
+                units,
+                sweep_params(self.synth_widths, lanes),
+                self.targets,
+                seeds=self.args.fmax_seeds,
+                out_dir=self.out / "synth",
+                jobs=self.args.jobs,
+                progress=progress,
+            )
+            results += done
         write_results(results, self.out / "synth", skipped=skipped)
         self.seconds["synth"] = time.monotonic() - start
         if not results:
@@ -243,7 +263,7 @@ class Flow:
             log.warning("      no cost/accuracy plot: %s", exc)
 
     def run(self):
-        from helu.report import SKIPS, write_report
+        from helu.report import NOTES, SKIPS, write_report
 
         self.out.mkdir(parents=True, exist_ok=True)
         wall = time.monotonic()
@@ -254,6 +274,7 @@ class Flow:
         self.synth(metrics)
         self._begin("writing the report")
         (self.out / SKIPS).write_text(json.dumps(self.skipped, indent=2) + "\n")
+        (self.out / NOTES).write_text(json.dumps(self.notes, indent=2) + "\n")
         (self.out / "timing.json").write_text(
             json.dumps(self.seconds | {"total": time.monotonic() - wall}, indent=2) + "\n"
         )
