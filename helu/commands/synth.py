@@ -1,12 +1,15 @@
 """`helu synth`: Yosys/nextpnr over the registered units; results.json, results.md and a table.
 
 One command produces the whole comparison (``--target all --unit all --width 8,16
---lanes 1,16``, the defaults). Each run prints a progress line; a target whose tools are missing
-gets one skip line naming the package to install; a tool that fails ends the command with a
-one-line error after the results of the other runs have been written.
+--lanes 1,16``, the defaults: 84 runs, 9 minutes with 2 jobs on 2 cores). A cheap subset for a
+quick flow: ``--target ice40,generic --width 8 --lanes 16 --seeds 1`` (14 runs). Each run prints
+a progress line; a target whose tools are missing gets one skip line naming the package to
+install; a tool that fails ends the command with a one-line error after the results of the other
+runs have been written.
 """
 
 import logging
+import os
 
 HELP = "synthesize units with Yosys/nextpnr (iCE40, ECP5, generic gates): LUTs, FFs, Fmax"
 
@@ -72,7 +75,13 @@ def add_arguments(parser):
         help="fractional bits of z (default: 4 at width 8, 8 at width 16, else width/2)",
     )
     parser.add_argument("--out", default="build/synth", help="output folder (build/synth)")
-    parser.add_argument("--jobs", type=int, default=1, help="runs at once (1)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="runs at once, in worker processes (default: 2, or 1 on a single core); the full "
+        "sweep took 8 min 50 s with 2 jobs on a 2-core machine, about 13 min with 1",
+    )
     parser.add_argument(
         "--yosys",
         default="yosys",
