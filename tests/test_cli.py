@@ -84,7 +84,7 @@ def test_usage_errors_exit_2():
     [
         (["--units", "sigmoid"], "unknown unit 'sigmoid'; choose from forward"),
         (["--targets", "xc7"], "unknown target 'xc7'; choose from ice40"),
-        (["--synth-widths", "8,x"], "--synth-widths takes comma-separated integers"),
+        (["--synth-widths", "8,x"], "--synth-widths takes comma-separated positive integers"),
         (["--jobs", "0"], "--jobs must be a positive integer, not 0"),
     ],
 )

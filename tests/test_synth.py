@@ -454,8 +454,8 @@ def test_cli_synth_generic(tmp_path, capsys):
     [
         (["--width", "8,0"], "--width takes comma-separated positive integers, not '8,0'"),
         (["--lanes", "x"], "--lanes takes comma-separated positive integers, not 'x'"),
-        (["--unit", "tanh"], "Unknown --unit value 'tanh'; choose from forward"),
-        (["--target", "xc7"], "Unknown --target value 'xc7'; choose from ice40, ecp5, generic"),
+        (["--unit", "tanh"], "unknown unit 'tanh'; choose from forward"),
+        (["--target", "xc7"], "unknown target 'xc7'; choose from ice40, ecp5, generic"),
         (["--seeds", "0"], "--seeds must be a positive integer, not 0"),
         (["--jobs", "0"], "--jobs must be a positive integer, not 0"),
     ],

@@ -17,6 +17,8 @@ import json
 import logging
 import time
 
+from helu.commands.options import int_list, name_list
+
 HELP = "run everything: study, golden vectors, Verilog, cocotb simulation, synthesis, report"
 
 log = logging.getLogger(__name__)
@@ -79,30 +81,6 @@ def add_arguments(parser):
     )
 
 
-def _int_list(text: str, option: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise ValueError(f"{option} takes comma-separated integers, not {text!r}") from None
-    if not values:
-        raise ValueError(f"{option} is empty")
-    return values
-
-
-def _units(text: str) -> list[str]:
-    from helu.hw.units import UNITS
-
-    if text == "all":
-        return list(UNITS)
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in UNITS]
-    if unknown or not names:
-        raise ValueError(
-            f"unknown unit {unknown[0] if unknown else text!r}; choose from {', '.join(UNITS)}"
-        )
-    return names
-
-
 class Flow:
     """Runs the steps in order, timing each and recording skipped ones."""
 
@@ -116,15 +94,13 @@ class Flow:
         self.step = 0
         self.notes: list[str] = []
         from helu.hw.synth import TARGETS
+        from helu.hw.units import UNITS
 
         # Every option is checked here, before minutes of training, not when its step comes.
-        self.units = _units(args.units)
-        self.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-        for target in self.targets or [args.targets]:
-            if target not in TARGETS:
-                raise ValueError(f"unknown target {target!r}; choose from {', '.join(TARGETS)}")
-        self.synth_widths = _int_list(args.synth_widths, "--synth-widths")
-        self.synth_lanes = _int_list(args.synth_lanes, "--synth-lanes")
+        self.units = name_list(args.units, UNITS, "unit")
+        self.targets = name_list(args.targets, TARGETS, "target")
+        self.synth_widths = int_list(args.synth_widths, "--synth-widths")
+        self.synth_lanes = int_list(args.synth_lanes, "--synth-lanes")
         for option, value in (("--seeds", args.seeds), ("--fmax-seeds", args.fmax_seeds),
                               ("--jobs", args.jobs)):  # fmt: skip
             if value is not None and value < 1:

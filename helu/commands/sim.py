@@ -3,6 +3,8 @@
 import json
 import logging
 
+from helu.commands.options import name_list
+
 HELP = "run the cocotb benches: every golden element through the RTL, checked bit-exactly"
 
 log = logging.getLogger(__name__)
@@ -37,18 +39,6 @@ def add_arguments(parser):
         help="build one unit per format with T as a constant (default: one build per width, "
         "T driven on the runtime threshold port)",
     )
-
-
-def _names(text: str, all_names, what: str) -> list[str]:
-    if text == "all":
-        return list(all_names)
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    for n in names:
-        if n not in all_names:
-            raise ValueError(f"unknown {what} {n!r}; choose from {', '.join(all_names)} or all")
-    if not names:
-        raise ValueError(f"no {what} given")
-    return names
 
 
 def format_table(summary: dict) -> str:
@@ -97,8 +87,8 @@ def run(args) -> int:
 
     if not Path(args.golden).is_dir():
         raise ValueError(f"{args.golden}: no such golden folder; create one with 'helu golden'")
-    sims = _names(args.sim, runner.SIMULATORS, "simulator")
-    units = _names(args.unit, list(UNITS), "unit")
+    sims = name_list(args.sim, runner.SIMULATORS, "simulator")
+    units = name_list(args.unit, UNITS, "unit")
     summary = runner.run_golden(
         args.golden,
         units=units,

@@ -11,44 +11,13 @@ runs have been written.
 import logging
 import os
 
+from helu.commands.options import int_list, name_list
+
 HELP = "synthesize units with Yosys/nextpnr (iCE40, ECP5, generic gates): LUTs, FFs, Fmax"
 
 TARGET_CHOICES = ("ice40", "ecp5", "generic")
 
 log = logging.getLogger(__name__)
-
-
-def _int_list(text: str, option: str) -> list[int]:
-    values = []
-    for part in str(text).split(","):
-        part = part.strip()
-        try:
-            value = int(part)
-        except ValueError:
-            raise ValueError(
-                f"{option} takes comma-separated positive integers, not {text!r}"
-            ) from None
-        if value < 1:
-            raise ValueError(f"{option} takes comma-separated positive integers, not {text!r}")
-        if value not in values:
-            values.append(value)
-    return values
-
-
-def _name_list(text: str, known, option: str) -> list[str]:
-    known = list(known)
-    if text == "all":
-        return known
-    names = []
-    for part in text.split(","):
-        part = part.strip()
-        if part not in known:
-            raise ValueError(
-                f"Unknown {option} value {part!r}; choose from {', '.join(known)} or all"
-            )
-        if part not in names:
-            names.append(part)
-    return names
 
 
 def add_arguments(parser):
@@ -97,10 +66,10 @@ def run(args) -> int:
     from helu.hw.synth import markdown_table, sweep, sweep_params, write_results
     from helu.hw.units import UNITS
 
-    targets = _name_list(args.target, TARGET_CHOICES, "--target")
-    units = _name_list(args.unit, UNITS, "--unit")
-    widths = _int_list(args.width, "--width")
-    lanes = _int_list(args.lanes, "--lanes")
+    targets = name_list(args.target, TARGET_CHOICES, "target")
+    units = name_list(args.unit, UNITS, "unit")
+    widths = int_list(args.width, "--width")
+    lanes = int_list(args.lanes, "--lanes")
     if args.seeds < 1:
         raise ValueError(f"--seeds must be a positive integer, not {args.seeds}")
     if args.jobs < 1:
