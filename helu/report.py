@@ -179,8 +179,9 @@ def _study_section(study, out_dir: Path) -> list[str]:
         "",
     ]
     comparison = study.get("comparison", {})
-    if comparison.get("summary"):
-        parts += [comparison["summary"], ""]
+    lines = comparison.get("lines") or ([comparison["summary"]] if "summary" in comparison else [])
+    if lines:
+        parts += [f"- {line}" for line in lines] + [""]
     for name, file in study.get("plots", {}).items():
         if (out_dir / "study" / file).is_file():
             parts.append(f"![{name}](study/{file})\n")
@@ -198,7 +199,7 @@ def _golden_section(golden) -> list[str]:
                 s["elements"],
                 f"Q{z['width']}.{z['frac']}",
                 s["threshold"],
-                s.get("z_saturated", "n/a"),
+                s.get("z_saturations", "n/a"),
                 s.get("mask_mismatch", "n/a"),
                 s.get("alpha_note") or "",
             )
@@ -217,8 +218,8 @@ def _sim_section(sim) -> list[str]:
         (
             r.get("unit"),
             r.get("simulator"),
-            r.get("width"),
-            r.get("lanes"),
+            f"`{r.get('top')}`",
+            ", ".join(r.get("golden_sets") or []),
             r.get("checked"),
             r.get("mismatches"),
             r.get("cycles"),
@@ -229,9 +230,19 @@ def _sim_section(sim) -> list[str]:
     verdict = "PASS" if sim.get("checked") and not sim.get("mismatches") else "FAIL"
     return [
         f"**{verdict}**: {sim.get('checked')} elements checked bit-exactly against the golden "
-        f"vectors, {sim.get('mismatches')} mismatches.\n",
+        f"vectors (and corner cases), {sim.get('mismatches')} mismatches. Units with a threshold "
+        "are built once per width with `T` driven on the threshold port per golden set.\n",
         _table(
-            ["unit", "simulator", "width", "lanes", "checked", "mismatches", "cycles", "elem/s"],
+            [
+                "unit",
+                "simulator",
+                "top",
+                "golden sets",
+                "checked",
+                "mismatches",
+                "cycles",
+                "elem/s",
+            ],
             rows,
         ),
         "",

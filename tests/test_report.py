@@ -31,6 +31,7 @@ GOLDEN = {
 SIM = {
     "simulator": "icarus", "checked": 200, "mismatches": 0, "elements_per_s": 1000.0,
     "runs": [{"unit": "forward", "simulator": "icarus", "width": 8, "lanes": 4,
+              "top": "helu_forward_w8_l4", "golden_sets": ["act1_w8"],
               "checked": 200, "mismatches": 0, "cycles": 60, "elements_per_s": 1000.0}],
 }  # fmt: skip
 SYNTH = {
@@ -68,6 +69,7 @@ def test_summary_has_the_documented_keys(tmp_path):
     text = md.read_text()
     assert "94.00 ± 1.00" in text and "HeLU(0.05) beat ReLU" in text
     assert "**PASS**: 200 elements" in text
+    assert "| forward | icarus | `helu_forward_w8_l4` | act1_w8 | 200 | 0 |" in text
     assert "| forward | ice40 | 8 | 16 | 2 | 0.12 | 129 |" in text
 
 
