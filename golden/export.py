@@ -207,7 +207,7 @@ def _one_set(layer, rec, width, frac, grad_frac, allow_vanishing_alpha, name) ->
         "mask_mismatch": int(mismatch.sum()),
         "mask_true": int(m.sum()),
         "band_codes": int(-1 - t) if t < 0 else 0,
-        "band_elements": int(((zk > t) & (zk <= 0)).sum()),
+        "band_elements": int((m & (zk <= 0)).sum()),
         "y_max_error_steps": _steps(y_err, z_fmt),
         "dz_max_error_steps": _steps(dz_err, g_fmt),
         "frac_mode": {
