@@ -24,6 +24,8 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
+from helu.golden.fixed import to_unsigned
+
 __all__ = ["StreamTB", "stall_pattern", "StallError"]
 
 PATTERN_LENGTH = 4093  # prime, so the idle and backpressure patterns do not lock together
@@ -97,7 +99,7 @@ class StreamTB:
         """Drive the runtime threshold port (two's complement); ``None`` or no port: nothing."""
         if t is None or self.threshold is None:
             return
-        self.threshold.value = int(t) & ((1 << self.threshold_width) - 1)
+        self.threshold.value = int(to_unsigned(int(t), self.threshold_width))
 
     async def stream(
         self,
