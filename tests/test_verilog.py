@@ -193,6 +193,16 @@ def test_cli_wrong(tmp_path, capsys, args, message):
     assert len(err) == 1 and err[0].startswith("helu verilog: error: ") and message in err[0]
 
 
+def test_cli_all_units_refused_writes_nothing(tmp_path, capsys):
+    """i-GELU refuses 32 bits after the other units were generated: nothing may be left."""
+    out = tmp_path / "v"
+    assert main(["verilog", "--unit", "all", "--width", "32", "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "i-GELU in Q32.4 needs" in err[0], err
+    assert not out.exists() or not any(out.iterdir()), sorted(p.name for p in out.iterdir())
+    assert list(tmp_path.iterdir()) in ([], [out]), "scratch folder left behind"
+
+
 def test_generate_wrong(tmp_path):
     with pytest.raises(ValueError, match=r"^Unknown unit 'nope'; choose one of forward"):
         generate("nope", UnitParams(), tmp_path)

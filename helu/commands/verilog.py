@@ -36,7 +36,10 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
+    import shutil
+    import tempfile
     import warnings
+    from pathlib import Path
 
     from helu.hw.units import UNITS, UnitParams
     from helu.hw.verilog import generate
@@ -56,18 +59,31 @@ def run(args) -> int:
         threshold_port=args.threshold_port,
         leaky_shift=args.leaky_shift,
     )
-    generated, notes = [], []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        for name in names:
-            log.info("generating %s", name)
-            generated.append(generate(name, params, args.out, axis=args.axis))
+    # Every unit is generated into a scratch folder first and moved into --out only when all
+    # succeeded, so a unit that refuses the parameters (e.g. i-GELU at 32 bits) leaves no
+    # half-written set of files behind.
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    written, notes = [], []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            generated = []
+            for name in names:
+                log.info("generating %s", name)
+                generated.append(generate(name, params, scratch, axis=args.axis))
+        out.mkdir(parents=True, exist_ok=True)
+        for g in generated:
+            for path in (g.verilog, g.sidecar):
+                written.append(path.replace(out / path.name))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     for w in caught:
         if str(w.message) not in notes:
             notes.append(str(w.message))
     for note in notes:
         warnings.warn(note, stacklevel=1)
-    for g in generated:
-        print(g.verilog)
-        print(g.sidecar)
+    for path in written:
+        print(path)
     return 0
