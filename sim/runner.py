@@ -171,6 +171,19 @@ def build_unit(unit: str, params: UnitParams, simulator="icarus", out="build/sim
     return build_files(gen.verilog, gen.sidecar, simulator, out, **kw)
 
 
+def score_x(result: dict) -> dict:
+    """Count output transfers that held X/Z bits as mismatches (at least one each).
+
+    The scoreboard reads an X bit as 1, so an X where a 1 was expected would otherwise pass; an
+    output that is not a defined value is a failure whatever it happens to read as.
+    """
+    x_words = int(result.get("x_words") or 0)
+    if x_words:
+        result["mismatches"] = max(int(result.get("mismatches") or 0), x_words)
+        result["first_mismatch"] = result.get("first_mismatch") or {"x_words": x_words}
+    return result
+
+
 def run_stimulus(
     build: Build,
     stim: st.Stimulus,
@@ -230,7 +243,7 @@ def run_stimulus(
         raise RuntimeError(
             f"{build.simulator} run of {build.top} ({test}) ended without a result; see {sim_log}"
         )
-    result = json.loads(result_path.read_text())
+    result = score_x(json.loads(result_path.read_text()))
     result.update(wall_s=wall, log=str(sim_log), top=build.top, simulator=build.simulator)
     if build.waves:
         wave = (

@@ -6,6 +6,7 @@ import pytest
 from helu.golden import fixed
 from helu.golden.vectors import GoldenSet
 from helu.hw.units import UnitParams
+from helu.sim import runner
 from helu.sim import stimulus as st
 
 
@@ -203,3 +204,13 @@ def test_stimulus_save_load(sets, tmp_path):
     back = st.Stimulus.load(stim.save(tmp_path / "s.npz"))
     assert np.array_equal(back.in_words, stim.in_words)
     assert back.segments == stim.segments and back.out_fields == stim.out_fields
+
+
+def test_x_outputs_count_as_mismatches():
+    clean = {"checked": 10, "mismatches": 0, "first_mismatch": None, "x_words": 0}
+    assert runner.score_x(dict(clean))["mismatches"] == 0
+    x_read_as_expected = runner.score_x(clean | {"x_words": 3})
+    assert x_read_as_expected["mismatches"] == 3
+    assert x_read_as_expected["first_mismatch"] == {"x_words": 3}
+    already = runner.score_x(clean | {"x_words": 1, "mismatches": 5, "first_mismatch": {"i": 2}})
+    assert already["mismatches"] == 5 and already["first_mismatch"] == {"i": 2}
