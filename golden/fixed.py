@@ -28,6 +28,7 @@ __all__ = [
     "choose_frac",
     "threshold",
     "threshold_width",
+    "threshold_range",
     "alpha_note",
     "check_alpha",
     "forward",
@@ -162,6 +163,12 @@ def threshold(alpha, fmt: Format) -> int:
 def threshold_width(fmt: Format) -> int:
     """Signed width that holds every threshold of ``fmt`` (one more bit than the codes)."""
     return fmt.width + 1
+
+
+def threshold_range(fmt: Format) -> tuple[int, int]:
+    """``(lo, hi)``: the thresholds a ``threshold_width(fmt)``-bit signed port can carry."""
+    bits = threshold_width(fmt)
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
 
 
 def alpha_note(alpha, fmt: Format) -> str | None:

@@ -97,8 +97,7 @@ def check_threshold(threshold, width: int) -> int:
     """Check a constant threshold ``T`` against ``width``-bit codes (``fixed.threshold_width``)."""
     if not _is_int(threshold):
         raise TypeError(f"Threshold must be an integer, not {threshold!r}")
-    bits = fixed.threshold_width(fixed.Format(width, 0))
-    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    lo, hi = fixed.threshold_range(fixed.Format(width, 0))
     if not lo <= threshold <= hi:
         raise ValueError(
             f"Threshold must be between {lo} and {hi} for {width}-bit codes, not {threshold}"

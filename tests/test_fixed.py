@@ -40,7 +40,10 @@ def test_threshold_width_holds_the_clamped_threshold():
     fmt = Format(8, 0)
     t = fixed.threshold(1000.0, fmt)
     assert t == fmt.min_code - 1
-    assert -(1 << (fixed.threshold_width(fmt) - 1)) <= t
+    assert fixed.threshold_width(fmt) == 9
+    assert fixed.threshold_range(fmt) == (-256, 255)
+    lo, hi = fixed.threshold_range(Format(32, 0))  # 33-bit port: beyond Format's own widths
+    assert lo <= Format(32, 0).min_code - 1 and hi >= Format(32, 0).max_code
 
 
 def test_alpha_note_when_band_is_empty():
