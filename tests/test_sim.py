@@ -8,11 +8,11 @@ Golden folders here are small and synthetic (``golden.fixed`` on random codes, w
 import json
 import shutil
 
-import numpy as np
 import pytest
+from golden_sets import random_set
 
 from helu.golden import fixed
-from helu.golden.vectors import GoldenSet, load_golden, write_golden
+from helu.golden.vectors import load_golden, write_golden
 from helu.hw.units import UNITS, UnitParams
 from helu.sim import runner
 from helu.sim import stimulus as st
@@ -27,18 +27,6 @@ def _need(simulator):
         pytest.skip(f"{simulator} not available: {missing}")
 
 
-def _set(name, z_fmt, g_fmt, alpha, n, seed):
-    rng = np.random.default_rng(seed)
-    z = rng.integers(z_fmt.min_code, z_fmt.max_code + 1, n)
-    g = rng.integers(g_fmt.min_code, g_fmt.max_code + 1, n)
-    t = fixed.threshold(alpha, z_fmt)
-    m = fixed.mask(z, t)
-    return GoldenSet(
-        name, name.split("_")[0], z, g, fixed.forward(z), m, fixed.backward(g, m), z_fmt, g_fmt,
-        alpha, t,
-    )  # fmt: skip
-
-
 META = {"model": "synthetic", "checkpoint": None, "dataset": "random", "act": "helu",
         "alpha": 0.05, "accuracy": None, "split": "test"}  # fmt: skip
 
@@ -47,9 +35,9 @@ META = {"model": "synthetic", "checkpoint": None, "dataset": "random", "act": "h
 def golden(tmp_path_factory):
     """Two 8-bit sets with different formats and thresholds, one 16-bit set."""
     sets = [
-        _set("fc1_w8", fixed.Format(8, 5), fixed.Format(8, 6), 0.05, 200, 1),
-        _set("fc2_w8", fixed.Format(8, 3), fixed.Format(8, 7), 0.5, 101, 2),
-        _set("fc1_w16", fixed.Format(16, 10), fixed.Format(16, 12), 0.05, 100, 3),
+        random_set("fc1_w8", fixed.Format(8, 5), fixed.Format(8, 6), 0.05, 200, 1),
+        random_set("fc2_w8", fixed.Format(8, 3), fixed.Format(8, 7), 0.5, 101, 2),
+        random_set("fc1_w16", fixed.Format(16, 10), fixed.Format(16, 12), 0.05, 100, 3),
     ]
     assert len({s.threshold for s in sets[:2]}) == 2
     path = tmp_path_factory.mktemp("golden") / "synthetic"

@@ -2,23 +2,12 @@
 
 import numpy as np
 import pytest
+from golden_sets import random_set
 
 from helu.golden import fixed
-from helu.golden.vectors import GoldenSet
 from helu.hw.units import UnitParams
 from helu.sim import runner
 from helu.sim import stimulus as st
-
-
-def _set(name, z_fmt, g_fmt, alpha, n, seed):
-    rng = np.random.default_rng(seed)
-    z = rng.integers(z_fmt.min_code, z_fmt.max_code + 1, n)
-    g = rng.integers(g_fmt.min_code, g_fmt.max_code + 1, n)
-    t = fixed.threshold(alpha, z_fmt)
-    m = fixed.mask(z, t)
-    return GoldenSet(
-        name, name, z, g, fixed.forward(z), m, fixed.backward(g, m), z_fmt, g_fmt, alpha, t
-    )
 
 
 def _sidecar(lanes, in_fields, out_fields, threshold_port=True, threshold=None):
@@ -62,7 +51,10 @@ TRAIN = _sidecar(3, [("z", 8, True)], [("y", 8, True), ("mask", 1, False)])
 
 @pytest.fixture
 def sets():
-    return [_set("fc1", Z8, G8, 0.05, 100, 1), _set("fc2", fixed.Format(8, 3), G8, 0.5, 31, 2)]
+    return [
+        random_set("fc1", Z8, G8, 0.05, 100, 1, layer="fc1"),
+        random_set("fc2", fixed.Format(8, 3), G8, 0.5, 31, 2, layer="fc2"),
+    ]
 
 
 def _stim(sets, sidecar=TRAIN, unit="forward-train"):
