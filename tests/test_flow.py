@@ -7,11 +7,13 @@ import pytest
 
 from helu.cli import main
 
+UNITS = "forward,forward-train,backward-mask"
+
 
 @pytest.mark.slow
 def test_flow_small(tmp_path):
     out = tmp_path / "report"
-    argv = ["-q", "flow", "--out", str(out), "--seeds", "1", "--units", "forward,backward-mask"]
+    argv = ["-q", "flow", "--out", str(out), "--seeds", "1", "--units", UNITS]
     argv += ["--targets", "generic", "--synth-widths", "8", "--synth-lanes", "1,4"]
     assert main(argv) == 0
     summary = json.loads((out / "summary.json").read_text())
@@ -31,15 +33,17 @@ def test_flow_small(tmp_path):
     if shutil.which("iverilog"):
         sim = summary["sim"]
         assert sim["simulator"] == "icarus" and sim["mismatches"] == 0
-        assert sim["checked"] >= 2 * golden["vectors"]  # two units, every golden element each
+        assert sim["checked"] >= 3 * golden["vectors"]  # three units, every golden element each
         assert "**PASS**" in report
     if shutil.which("yosys"):
         units = {(r["unit"], r["lanes"]) for r in summary["synth"]}
-        assert units == {(u, n) for u in ("forward", "backward-mask") for n in (1, 4)}
+        assert units == {(u, n) for u in UNITS.split(",") for n in (1, 4)}
         assert all(r["gates"] is not None and r["ff"] > 0 for r in summary["synth"])
     if shutil.which("iverilog") and shutil.which("yosys"):
         assert "_Not run" not in report
     else:  # a missing tool is named in the report, never filled in
         assert "_Not run: " in report
     assert (out / "verilog" / "helu_forward_w8_l16.v").is_file()
+    # the training unit is generated in the 8-bit format that keeps alpha's band (Q8.5, T=-2)
+    assert (out / "verilog" / "helu_forward_train_w8_l16_f5_tm2.v").is_file()
     assert (out / "study" / "accuracy.png").stat().st_size > 0

@@ -147,7 +147,10 @@ class Flow:
 
         start = self._begin("writing Verilog for every unit (width 8, 16 lanes, the golden format)")
         meta, sets = load_golden(self.out / "golden")
-        fmt = next(s.z_fmt for s in sets if s.z_fmt.width == 8)
+        # The 8-bit format of the first layer whose band survives quantization (8:5 for the
+        # default export), so the generated training units carry a live threshold.
+        narrow = [s for s in sets if s.z_fmt.width == 8]
+        fmt = next((s.z_fmt for s in narrow if not s.stats.get("alpha_note")), narrow[0].z_fmt)
         params = UnitParams(width=8, lanes=16, frac=fmt.frac, alpha=meta["alpha"])
         for unit in self.units:
             made = generate(unit, params, self.out / "verilog")
