@@ -273,6 +273,24 @@ def _group_key(unit: str, s, lanes: int, threshold_port: bool) -> tuple:
     return tuple((u, p.gradient_width if u == "grad_width" else getattr(p, u)) for u in uses)
 
 
+def _group_stimulus(unit: str, group, sidecar: dict, corners: bool) -> st.Stimulus:
+    """The golden sets of ``group`` in order, then one corner-case segment per format and T."""
+    segments = st.golden_segments(unit, group, sidecar)
+    if corners:
+        seen = set()
+        for s in group:
+            t = st.threshold_of(sidecar, s.threshold)
+            key = (s.z_fmt, s.g_fmt, t)
+            if key in seen:
+                continue
+            seen.add(key)
+            p = st.params_for_set(s, 1)
+            segments.append(
+                st.corner_segments(unit, s.z_fmt, s.g_fmt, t, p, name=f"corner_{s.z_fmt}_T{t}")
+            )
+    return st.assemble(segments, sidecar)
+
+
 def run_golden(
     golden,
     *,
@@ -321,30 +339,15 @@ def run_golden(
             groups.setdefault(_group_key(unit, s, lanes, tport), []).append(s)
         for group in groups.values():
             params = st.params_for_set(group[0], lanes, threshold_port=tport)
-            gen_build = None
+            # One Verilog file and one stimulus per group serve every simulator.
+            first = build_unit(unit, params, simulators[0], out)
+            stim = _group_stimulus(unit, group, first.sidecar, corners)
             for sim in simulators:
                 build = (
-                    build_unit(unit, params, sim, out)
-                    if gen_build is None
-                    else build_files(gen_build.verilog, gen_build.sidecar_path, sim, out)
+                    first
+                    if sim == simulators[0]
+                    else build_files(first.verilog, first.sidecar_path, sim, out)
                 )
-                gen_build = build
-                segments = st.golden_segments(unit, group, build.sidecar)
-                if corners:
-                    seen = set()
-                    for s in group:
-                        t = st.threshold_of(build.sidecar, s.threshold)
-                        key = (s.z_fmt, s.g_fmt, t)
-                        if key in seen:
-                            continue
-                        seen.add(key)
-                        p = st.params_for_set(s, 1)
-                        segments.append(
-                            st.corner_segments(
-                                unit, s.z_fmt, s.g_fmt, t, p, name=f"corner_{s.z_fmt}_T{t}"
-                            )
-                        )
-                stim = st.assemble(segments, build.sidecar)
                 log.info("%s on %s: %d elements", build.top, sim, stim.elements)
                 r = run_stimulus(build, stim, idle=stall, backpressure=stall, seed=seed)
                 runs.append(
