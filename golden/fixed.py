@@ -36,6 +36,16 @@ __all__ = [
     "backward",
     "to_unsigned",
     "to_signed",
+    "ACT_WIDTH",
+    "ACC_WIDTH",
+    "MASTER_WIDTH",
+    "SHADOW_SHIFT",
+    "saturate",
+    "shift_round",
+    "requantize",
+    "shadow_weights",
+    "accumulator_bound",
+    "check_accumulator",
 ]
 
 # Formats wider than this do not fit numpy's int64 arithmetic with headroom for products.
@@ -193,15 +203,19 @@ def check_alpha(alpha, fmt: Format) -> int:
     return threshold(alpha, fmt)
 
 
+def _codes(codes):
+    """Codes as an int64 numpy array; a torch tensor passes through (array-generic rules)."""
+    return codes if hasattr(codes, "new_tensor") else np.asarray(codes, dtype=np.int64)
+
+
 def forward(codes) -> np.ndarray:
-    """Integer HeLU/ReLU forward: ``y = k if k > 0 else 0``."""
-    codes = np.asarray(codes, dtype=np.int64)
-    return np.where(codes > 0, codes, 0)
+    """Integer HeLU/ReLU forward: ``y = k if k > 0 else 0`` (numpy arrays or torch tensors)."""
+    return _codes(codes).clip(0, None)
 
 
 def mask(codes, t: int) -> np.ndarray:
-    """Backward mask ``k > T`` (boolean)."""
-    return np.asarray(codes, dtype=np.int64) > t
+    """Backward mask ``k > T`` (boolean; numpy arrays or torch tensors)."""
+    return _codes(codes) > t
 
 
 def backward(grad_codes, mask_bits) -> np.ndarray:
@@ -225,3 +239,73 @@ def to_signed(bits, width: int) -> np.ndarray:
     """Signed codes from ``width``-bit two's complement patterns (what simulators hand back)."""
     bits = np.asarray(bits, dtype=np.int64) & ((1 << width) - 1)
     return np.where(bits >= (1 << (width - 1)), bits - (1 << width), bits)
+
+
+# ---------------------------------------------------------------------------------------------
+# Integer network arithmetic (the on-chip MLP: inference core and training engine).
+#
+# These rules are array-generic: they take numpy integer arrays or torch integer tensors alike
+# (only operators and ``.clip``), so the PyTorch golden network and the numpy-side checks share
+# them instead of restating them. Scales are powers of two only: hardware requantizes by shifting,
+# never by multiplying.
+# ---------------------------------------------------------------------------------------------
+
+ACT_WIDTH = 8  # activations, logits, shadow weights and deltas: int8
+ACC_WIDTH = 32  # multiply-accumulate registers: int32
+MASTER_WIDTH = 16  # master weights (training): int16
+SHADOW_SHIFT = 8  # shadow = requantize(master, SHADOW_SHIFT, ACT_WIDTH)
+
+
+def saturate(x, width: int):
+    """Clamp signed integers to ``width`` bits: ``[-2**(width-1), 2**(width-1) - 1]``."""
+    return x.clip(-(1 << (width - 1)), (1 << (width - 1)) - 1)
+
+
+def shift_round(x, shift: int):
+    """Arithmetic shift right by ``shift`` >= 0 bits, rounding half up (towards +inf).
+
+    ``(x + 2**(shift-1)) >> shift``: one constant add before the shift, which hardware folds into
+    the accumulator's initial value (the bias), so rounding costs no extra adder. Round half to
+    even would need a sticky-bit check per output for a bias of at most half an LSB.
+    """
+    if isinstance(shift, bool) or not isinstance(shift, (int, np.integer)) or shift < 0:
+        raise ValueError(f"Shift must be an integer >= 0, not {shift!r}")
+    shift = int(shift)
+    if shift == 0:
+        return x
+    return (x + (1 << (shift - 1))) >> shift
+
+
+def requantize(acc, shift: int, width: int = ACT_WIDTH):
+    """Accumulator to ``width``-bit codes: ``saturate(shift_round(acc, shift), width)``."""
+    return saturate(shift_round(acc, shift), width)
+
+
+def shadow_weights(master):
+    """The int8 copy of int16 master weights that every multiply uses (``SHADOW_SHIFT`` bits)."""
+    return requantize(master, SHADOW_SHIFT, ACT_WIDTH)
+
+
+def accumulator_bound(fan_in: int, in_max: int, w_max: int, bias_max: int = 0) -> int:
+    """Largest ``|acc|`` of ``bias + sum(w * x)`` over ``fan_in`` terms of the given magnitudes."""
+    for name, value in (("fan-in", fan_in), ("in_max", in_max), ("w_max", w_max)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be an integer >= 0, not {value!r}")
+    return fan_in * in_max * w_max + abs(int(bias_max))
+
+
+def check_accumulator(
+    fan_in: int, in_max: int, w_max: int, bias_max: int = 0, width: int = ACC_WIDTH
+) -> int:
+    """Raise ``ValueError`` unless ``accumulator_bound(...)`` fits ``width`` signed bits.
+
+    With the bound checked, the accumulator can never overflow, so the hardware needs no
+    saturation inside the sum; it saturates once, when requantizing. Returns the bound.
+    """
+    bound = accumulator_bound(fan_in, in_max, w_max, bias_max)
+    if bound > (1 << (width - 1)) - 1:
+        raise ValueError(
+            f"a {fan_in}-input sum of |x| <= {in_max} times |w| <= {w_max} (bias {bias_max}) "
+            f"reaches {bound}, beyond a {width}-bit accumulator"
+        )
+    return bound

@@ -123,3 +123,42 @@ def test_format_wrong_type():
 def test_threshold_wrong_alpha(alpha):
     with pytest.raises(ValueError, match="Alpha must be"):
         fixed.threshold(alpha, Format(8, 4))
+
+
+# Integer network arithmetic: expected values worked out by hand, not with the rules under test.
+@pytest.mark.parametrize(
+    "acc,shift,expected",
+    [(0, 3, 0), (3, 3, 0), (4, 3, 1), (-4, 3, 0), (-5, 3, -1), (12, 3, 2), (-12, 3, -1), (7, 0, 7)],
+)
+def test_shift_round_half_up(acc, shift, expected):
+    assert fixed.shift_round(np.array([acc]), shift)[0] == expected
+
+
+def test_requantize_saturates_both_ends():
+    np.testing.assert_array_equal(
+        fixed.requantize(np.array([10_000, -10_000, 255, 256, -257]), 1),
+        [127, -128, 127, 127, -128],
+    )
+
+
+def test_shadow_weights_pilot_rule():
+    # sat8((W + 128) >> 8) from the pilot: 127 + 128 = 255 -> 0, 32767 saturates to 127.
+    master = np.array([0, 127, 128, 32767, -32768, -129, 256 * 100 + 127])
+    np.testing.assert_array_equal(fixed.shadow_weights(master), [0, 0, 1, 127, -128, -1, 100])
+
+
+def test_integer_rules_accept_torch_tensors():
+    torch = pytest.importorskip("torch")
+    acc = torch.tensor([4, -5, 1_000_000], dtype=torch.int32)
+    assert fixed.requantize(acc, 3).tolist() == [1, -1, 127]
+
+
+def test_check_accumulator_refuses_overflow():
+    assert fixed.check_accumulator(64, 16, 128, 1 << 20) == 64 * 16 * 128 + (1 << 20)
+    with pytest.raises(ValueError, match="beyond a 32-bit accumulator"):
+        fixed.check_accumulator(1 << 17, 128, 128, 0)
+
+
+def test_shift_round_wrong():
+    with pytest.raises(ValueError, match="Shift must be an integer >= 0"):
+        fixed.shift_round(np.array([1]), -1)

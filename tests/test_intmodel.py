@@ -1,0 +1,74 @@
+"""The integer model file and its array-generic inference (golden/intmodel.py)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from helu.golden import intmodel
+from helu.golden.intmodel import IntModel
+
+
+def random_model(seed=0, sizes=(64, 32, 32, 10), threshold=-2) -> IntModel:
+    rng = np.random.default_rng(seed)
+    weights = [rng.integers(-128, 128, (o, i)) for i, o in zip(sizes, sizes[1:], strict=False)]
+    biases = [rng.integers(-2000, 2000, o) for o in sizes[1:]]
+    return IntModel(weights, biases, [6, 7, 7], threshold)
+
+
+def test_infer_by_hand():
+    # 2 -> 2 -> 2 with numbers small enough to follow: layer 0 acc = [3*1 + 2*2 + 1, -4*1 + 0] =
+    # [8, -4]; shift 2 rounds half up: [2, -1]; HeLU forward: [2, 0]. Layer 1: acc = [2*5, 2*-1 +
+    # 3] = [10, 1]; shift 1: [(10+1)>>1, (1+1)>>1] = [5, 1]; class 0.
+    model = IntModel([[[3, 2], [-4, 0]], [[5, 0], [-1, 0]]], [[1, 0], [0, 3]], [2, 1], 0)
+    logits, cls = intmodel.infer(model, np.array([[1, 2]]))
+    assert logits.tolist() == [[5, 1]]
+    assert cls.tolist() == [0]
+
+
+def test_argmax_first_index_wins_ties():
+    assert intmodel.argmax(np.array([[3, 7, 7, 1], [0, 0, 0, 0]])).tolist() == [1, 0]
+
+
+def test_infer_numpy_equals_torch():
+    torch = pytest.importorskip("torch")
+    model = random_model()
+    x = np.random.default_rng(1).integers(0, 17, (50, 64))
+    logits, cls = intmodel.infer(model, x)
+    t_logits, t_cls = intmodel.infer(model, torch.from_numpy(x))
+    np.testing.assert_array_equal(logits, t_logits.numpy())
+    np.testing.assert_array_equal(cls, t_cls.numpy())
+    assert logits.min() >= -128 and logits.max() <= 127
+
+
+def test_save_load_round_trip(tmp_path):
+    model = random_model()
+    intmodel.save(model, tmp_path / "m")
+    again = intmodel.load(tmp_path / "m")
+    assert again.sizes == [64, 32, 32, 10] and again.shifts == model.shifts
+    assert again.threshold == model.threshold
+    for a, b in zip(model.weights + model.biases, again.weights + again.biases, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_model_wrong():
+    with pytest.raises(ValueError, match="weights outside int8"):
+        IntModel([[[200]]], [[0]], [0], 0)
+    with pytest.raises(ValueError, match="layer 1 takes 3 inputs, layer 0 gives 2"):
+        IntModel([np.zeros((2, 4)), np.zeros((1, 3))], [np.zeros(2), np.zeros(1)], [0, 0], 0)
+    with pytest.raises(ValueError, match="beyond a 32-bit accumulator"):
+        IntModel([np.zeros((1, 4))], [np.array([2**31 - 100])], [0], 0)
+
+
+def test_load_wrong(tmp_path):
+    with pytest.raises(ValueError, match="not an integer model folder"):
+        intmodel.load(tmp_path)
+    intmodel.save(random_model(), tmp_path)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest["sizes"] = [64, 16, 32, 10]
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="sizes"):
+        intmodel.load(tmp_path)
+    (tmp_path / "manifest.json").write_text("[")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        intmodel.load(tmp_path)
