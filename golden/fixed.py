@@ -4,7 +4,7 @@ Every part of the project (golden export, RTL generators, testbench checks, repo
 functions; none restates them. numpy only, so that ``hw`` and ``sim`` can import this module
 without pulling in torch.
 
-Semantics (``DESIGN.md``, normative):
+Semantics (``docs/design.md``, normative):
 
 - A code ``k`` in format ``Q(width, frac)`` is a signed two's complement integer of ``width`` bits
   with value ``k * 2**-frac``.

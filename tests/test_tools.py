@@ -1,7 +1,7 @@
 """The tool runner (hw/tools.py): every way a tool can fail gives one ToolError line.
 
 The failing "tools" here are small Python programs run as real subprocesses, each behaving like
-one of the traps in DESIGN.md (non-zero exit, exit 0 without output, a cut-off log, a hang).
+one of the traps in docs/design.md (non-zero exit, exit 0 without output, a cut-off log, a hang).
 """
 
 import sys
