@@ -188,7 +188,7 @@ def _one_set(layer, rec, width, frac, grad_frac, allow_vanishing_alpha, name) ->
         )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", fixed.AlphaVanishesWarning)
-        t = fixed.check_alpha(alpha, z_fmt)
+        t = fixed.checked_threshold(alpha, z_fmt)
     if note is not None:
         warnings.warn(f"layer {layer}, {z_fmt}: {note}", fixed.AlphaVanishesWarning, stacklevel=3)
     zk, z_sat = fixed.quantize(z, z_fmt)

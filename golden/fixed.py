@@ -30,6 +30,7 @@ __all__ = [
     "threshold_width",
     "threshold_range",
     "alpha_note",
+    "checked_threshold",
     "check_alpha",
     "forward",
     "mask",
@@ -195,12 +196,15 @@ def alpha_note(alpha, fmt: Format) -> str | None:
     )
 
 
-def check_alpha(alpha, fmt: Format) -> int:
+def checked_threshold(alpha, fmt: Format) -> int:
     """``threshold(alpha, fmt)``, warning (``AlphaVanishesWarning``) when alpha has no effect."""
     note = alpha_note(alpha, fmt)
     if note is not None:
         warnings.warn(note, AlphaVanishesWarning, stacklevel=2)
     return threshold(alpha, fmt)
+
+
+check_alpha = checked_threshold  # the old name, kept while other branches still import it
 
 
 def _codes(codes):

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from helu.golden import data as datasets
-from helu.golden.activations import check_alpha
+from helu.golden.activations import validate_alpha
 from helu.golden.models import ACTIVATIONS, ModelConfig, build
 
 __all__ = [
@@ -73,7 +73,7 @@ class StudyConfig:
 
     def __post_init__(self):
         self.acts = tuple(self.acts)
-        self.alphas = tuple(check_alpha(a) for a in self.alphas)
+        self.alphas = tuple(validate_alpha(a) for a in self.alphas)
         self.seeds = tuple(self.seeds)
         self.hidden = tuple(self.hidden)
         self.channels = tuple(self.channels)

@@ -53,10 +53,10 @@ def test_alpha_note_when_band_is_empty():
     note = fixed.alpha_note(0.001, Format(16, 8))
     assert note is not None and "10 fractional bits" in note
     with pytest.warns(fixed.AlphaVanishesWarning, match="alpha=0.05"):
-        assert fixed.check_alpha(0.05, Format(8, 4)) == -1
+        assert fixed.checked_threshold(0.05, Format(8, 4)) == -1
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        fixed.check_alpha(0.05, Format(8, 8))
+        fixed.checked_threshold(0.05, Format(8, 8))
 
 
 def test_quantize_rounds_half_to_even_and_counts_saturation():

@@ -15,10 +15,22 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from helu.golden import fixed
-from helu.hw.forward import register_stage
-from helu.hw.units import check_lanes, check_threshold, check_width
+from helu.hw.units.base import (
+    UnitInfo,
+    UnitParams,
+    check_bool,
+    check_lanes,
+    check_threshold,
+    check_width,
+    refusal,
+    register_stage,
+    threshold_of,
+)
+from helu.hw.units.forward import THRESHOLD_USES, unit_threshold
 
-__all__ = ["Backward", "STASH_KINDS"]
+__all__ = ["Backward", "STASH_KINDS", "UNITS"]
+
+ORDER = 1
 
 STASH_KINDS = ("mask", "z")
 
@@ -29,8 +41,7 @@ def _check(grad_width, lanes, stash, width, threshold, threshold_port):
     check_lanes(lanes)
     if stash not in STASH_KINDS:
         raise ValueError(f"Stash must be one of {', '.join(STASH_KINDS)}, not {stash!r}")
-    if not isinstance(threshold_port, bool):
-        raise TypeError(f"Threshold port must be a bool, not {threshold_port!r}")
+    check_bool(threshold_port, "Threshold port")
     if stash == "mask":
         if width is not None or threshold is not None or threshold_port:
             raise ValueError("A mask stash takes no width or threshold: the forward unit applied T")
@@ -64,7 +75,7 @@ class Backward(wiring.Component):
     width : int or None
         Bits of ``z`` (2 to 32); only with ``stash="z"``.
     threshold : int or None
-        With ``stash="z"``: the constant ``T`` (from ``golden.fixed.check_alpha``), between
+        With ``stash="z"``: the constant ``T`` (from ``forward.unit_threshold``), between
         ``-2**width`` and ``2**width - 1``; ``None`` with ``threshold_port``.
     threshold_port : bool
         With ``stash="z"``: take ``T`` from the ``threshold`` input port instead.
@@ -92,12 +103,8 @@ class Backward(wiring.Component):
         self, grad_width=8, lanes=1, *, stash="mask", width=None, threshold=None,
         threshold_port=False, src_loc_at=0,
     ):  # fmt: skip
-        try:
+        with refusal(self):
             _check(grad_width, lanes, stash, width, threshold, threshold_port)
-        except (TypeError, ValueError):
-            # Amaranth would report the refused object as an unused elaboratable.
-            self._MustUse__silence = True
-            raise
 
         self._grad_width = grad_width
         self._lanes = lanes
@@ -162,3 +169,49 @@ class Backward(wiring.Component):
                     keep = self.i.payload.z[n] > t
                 m.d.sync += payload.dz[n].eq(Mux(keep, self.i.payload.g[n], 0))
         return m
+
+
+def _build_backward_mask(params: UnitParams):
+    if params.grad_width is None:
+        check_width(params.width)  # the gradient takes z's width: name the value given
+    return Backward(params.gradient_width, params.lanes, stash="mask", src_loc_at=1)
+
+
+def _build_backward_z(params: UnitParams):
+    check_lanes(params.lanes)
+    check_width(params.gradient_width, "Gradient width")
+    t, port = unit_threshold(params)
+    return Backward(
+        params.gradient_width,
+        params.lanes,
+        stash="z",
+        width=params.width,
+        threshold=t,
+        threshold_port=port,
+        src_loc_at=1,
+    )
+
+
+def _ref_backward_z(params, inputs):
+    m = fixed.mask(inputs["z"], threshold_of(params, inputs))
+    return {"dz": fixed.backward(inputs["g"], m)}
+
+
+UNITS = {
+    "backward-mask": UnitInfo(
+        build=_build_backward_mask,
+        reference=lambda p, inputs: {"dz": fixed.backward(inputs["g"], inputs["mask"])},
+        uses=("lanes", "grad_width"),
+        inputs=("mask", "g"),
+        description="HeLU backward from a 1-bit mask stash: dz = g if mask else 0",
+        golden=True,
+    ),
+    "backward-z": UnitInfo(
+        build=_build_backward_z,
+        reference=_ref_backward_z,
+        uses=(*THRESHOLD_USES, "grad_width"),
+        inputs=("z", "g"),
+        description="HeLU backward from a stored z: dz = g if z > T else 0",
+        golden=True,
+    ),
+}

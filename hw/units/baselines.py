@@ -11,14 +11,9 @@ integer golden model in ``golden.intact``:
 - :class:`LeakyRelu`: ``y = z if z > 0 else z >> shift`` (slope ``2**-shift``).
 - :class:`IntGelu`: the I-BERT integer GELU, pipelined over ``latency`` stages.
 
-``BASELINE_UNITS`` registers them for the toolkit under ``"relu-cmp"``, ``"leaky"`` and
-``"igelu"``. This module imports ``hw.units`` (for ``UnitInfo`` and the shared parameter checks);
-``hw.units`` imports this module only when its ``UNITS`` is first read, so there is no import
-cycle whichever module is imported first.
+``UNITS`` (also ``BASELINE_UNITS``) registers them for the toolkit under ``"relu-cmp"``,
+``"leaky"`` and ``"igelu"``.
 """
-
-from contextlib import contextmanager
-from itertools import pairwise
 
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
@@ -26,26 +21,26 @@ from amaranth.lib.wiring import In, Out
 
 from helu.golden import intact
 from helu.golden.fixed import Format
-from helu.hw.units import UnitInfo, UnitParams, check_lanes, check_width
+from helu.hw.units.base import (
+    Param,
+    UnitInfo,
+    UnitParams,
+    check_lanes,
+    check_width,
+    pipeline,
+    refusal,
+)
 
-__all__ = ["ReluComparator", "LeakyRelu", "IntGelu", "BASELINE_UNITS"]
+__all__ = ["ReluComparator", "LeakyRelu", "IntGelu", "BASELINE_UNITS", "UNITS"]
 
-
-@contextmanager
-def _refusal(component):
-    """Re-raise a refused parameter without Amaranth reporting ``component`` as never used."""
-    try:
-        yield
-    except (TypeError, ValueError):
-        component._MustUse__silence = True
-        raise
+ORDER = 2
 
 
 class _Baseline(wiring.Component):
     """Ports, parameters and the stream handshake shared by the baselines."""
 
     def __init__(self, width=8, lanes=1):
-        with _refusal(self):
+        with refusal(self):
             self._width = check_width(width)
             self._lanes = check_lanes(lanes)
         element = data.ArrayLayout(signed(width), lanes)
@@ -70,23 +65,8 @@ class _Baseline(wiring.Component):
         return None
 
     def _handshake(self, m: Module, stages: int) -> Signal:
-        """Valid bits for ``stages`` register stages under one enable; returns the enable.
-
-        The whole pipeline advances when the output register can take a transfer
-        (``advance = ~o.valid | o.ready``), so nothing is lost or duplicated when ``o.ready``
-        drops and there is no bubble while it stays high. ``i.ready = advance``; ``o.valid`` is
-        the last valid register. Only the valid bits reset.
-        """
-        advance = Signal()
-        valid = [Signal(name=f"valid_{n}") for n in range(1, stages)] + [self.o.valid]
-        m.d.comb += [
-            advance.eq(~self.o.valid | self.o.ready),
-            self.i.ready.eq(advance),
-        ]
-        with m.If(advance):
-            m.d.sync += valid[0].eq(self.i.valid)
-            m.d.sync += [after.eq(before) for before, after in pairwise(valid)]
-        return advance
+        """The shared stage helper (``hw.units.base.pipeline``); returns its enable."""
+        return pipeline(m, self.i, self.o, stages)
 
 
 class ReluComparator(_Baseline):
@@ -153,7 +133,7 @@ class LeakyRelu(_Baseline):
     """
 
     def __init__(self, width=8, lanes=1, *, shift=7):
-        with _refusal(self):
+        with refusal(self):
             self._shift = intact.check_leaky_shift(shift)
         super().__init__(width, lanes)
 
@@ -220,7 +200,7 @@ class IntGelu(_Baseline):
     _STAGES = 6
 
     def __init__(self, width=8, lanes=1, *, frac=4):
-        with _refusal(self):
+        with refusal(self):
             check_width(width)
             self._consts = intact.igelu_constants(Format(width, frac))
         super().__init__(width, lanes)
@@ -295,24 +275,43 @@ def _ref_igelu(params: UnitParams, inputs):
     return {"y": intact.igelu(inputs["z"], Format(params.width, params.frac))}
 
 
-BASELINE_UNITS: dict[str, UnitInfo] = {
+LEAKY_SHIFT = Param(
+    "leaky_shift",
+    7,
+    "LeakyReLU slope 2**-shift (7 gives ~0.0078, near PyTorch's 0.01)",
+    "s",
+    int,
+    intact.check_leaky_shift,
+)
+
+UNITS: dict[str, UnitInfo] = {
     "relu-cmp": UnitInfo(
         build=lambda p: ReluComparator(p.width, p.lanes),
         reference=_ref_relu_cmp,
         uses=("width", "lanes"),
         description="ReLU as a naive design writes it: z > 0 comparator, resettable registers",
+        study="relu",
     ),
     "leaky": UnitInfo(
         build=lambda p: LeakyRelu(p.width, p.lanes, shift=p.leaky_shift),
         reference=_ref_leaky,
-        uses=("width", "lanes", "leaky_shift"),
+        uses=("width", "lanes"),
+        params=(LEAKY_SHIFT,),
         description="LeakyReLU, slope 2**-leaky_shift: y = z if z > 0 else z >> leaky_shift",
+        study="leaky",
     ),
     "igelu": UnitInfo(
         build=lambda p: IntGelu(p.width, p.lanes, frac=p.frac),
         reference=_ref_igelu,
         uses=("width", "lanes", "frac"),
         description=f"I-BERT integer GELU (i-GELU) in Q(width, frac), {IntGelu._STAGES} stages",
+        study="gelu",
+        # 16 lanes are ~8k LUT4 at 8 bits (~30k at 16), over the iCE40 HX8K, and take Yosys/ABC
+        # many minutes; LUTs per lane, what the comparison plots, come from 1 lane.
+        max_lanes=1,
+        max_lanes_why="16 lanes exceed the iCE40 HX8K and take Yosys many minutes",
     ),
 }
 """The baseline units, keyed by the names the CLI and the synthesis flow use."""
+
+BASELINE_UNITS = UNITS

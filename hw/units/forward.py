@@ -15,38 +15,29 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from helu.golden import fixed
-from helu.hw.units import check_lanes, check_threshold, check_width
+from helu.hw.units.base import (
+    UnitInfo,
+    UnitParams,
+    check_bool,
+    check_lanes,
+    check_threshold,
+    check_width,
+    refusal,
+    register_stage,
+    threshold_of,
+)
 
-__all__ = ["Forward", "register_stage"]
+__all__ = ["Forward", "register_stage", "UNITS", "unit_threshold"]
 
-
-def register_stage(m: Module, i: stream.Interface, o: stream.Interface, payload: Signal):
-    """Connect a one-deep registered stage between ``i`` and ``o`` with full backpressure.
-
-    ``payload`` is the (``reset_less``) register that feeds ``o.payload``; the caller assigns it
-    with ``m.d.sync`` under ``with m.If(i.ready)``. The register loads whenever the stage can
-    take a transfer, valid or not: ``o.valid`` says whether its content counts, and a single
-    enable for every payload bit is what lets synthesis use the flip-flops' enable pin.
-
-    - ``i.ready = ~o.valid | o.ready``: combinational from ``o.ready``, so no bubble at II = 1;
-    - ``o.valid`` is a register (reset to 0 by ``rst``) and never depends on ``o.ready``.
-    """
-    m.d.comb += [
-        i.ready.eq(~o.valid | o.ready),
-        o.payload.eq(payload),
-    ]
-    with m.If(i.ready):
-        m.d.sync += o.valid.eq(i.valid)
+ORDER = 0
 
 
 def _check(width, lanes, train, threshold, threshold_port):
     """Refuse bad parameters before construction (messages name the value)."""
     check_width(width)
     check_lanes(lanes)
-    if not isinstance(train, bool):
-        raise TypeError(f"Training build must be a bool, not {train!r}")
-    if not isinstance(threshold_port, bool):
-        raise TypeError(f"Threshold port must be a bool, not {threshold_port!r}")
+    check_bool(train, "Training build")
+    check_bool(threshold_port, "Threshold port")
     if not train:
         if threshold is not None or threshold_port:
             raise ValueError("A threshold applies only to the training build (train=True)")
@@ -74,7 +65,7 @@ class Forward(wiring.Component):
     train : bool
         Also emit the backward stash bit ``mask = z > T`` per lane.
     threshold : int or None
-        The constant ``T`` of the training build (from ``golden.fixed.check_alpha``); between
+        The constant ``T`` of the training build (from ``unit_threshold``); between
         ``-2**width`` and ``2**width - 1``. ``None`` unless ``train`` and not ``threshold_port``.
     threshold_port : bool
         Training build only: take ``T`` from the ``threshold`` input port instead.
@@ -101,12 +92,8 @@ class Forward(wiring.Component):
     def __init__(
         self, width=8, lanes=1, *, train=False, threshold=None, threshold_port=False, src_loc_at=0
     ):
-        try:
+        with refusal(self):
             _check(width, lanes, train, threshold, threshold_port)
-        except (TypeError, ValueError):
-            # Amaranth would report the refused object as an unused elaboratable.
-            self._MustUse__silence = True
-            raise
 
         self._width = width
         self._lanes = lanes
@@ -165,3 +152,46 @@ class Forward(wiring.Component):
                 if self._train:
                     m.d.sync += payload.mask[n].eq(z > t)
         return m
+
+
+def unit_threshold(params: UnitParams):
+    """``(threshold, threshold_port)`` for a constructor; a constant ``T`` warns if alpha
+    vanishes (``fixed.checked_threshold``)."""
+    check_width(params.width)
+    if params.threshold_port:
+        return None, True
+    return fixed.checked_threshold(params.alpha, fixed.Format(params.width, params.frac)), False
+
+
+def _build_forward_train(params: UnitParams):
+    check_lanes(params.lanes)
+    t, port = unit_threshold(params)
+    return Forward(
+        params.width, params.lanes, train=True, threshold=t, threshold_port=port, src_loc_at=1
+    )
+
+
+def _ref_forward_train(params, inputs):
+    z = inputs["z"]
+    return {"y": fixed.forward(z), "mask": fixed.mask(z, threshold_of(params, inputs)).astype(int)}
+
+
+THRESHOLD_USES = ("width", "lanes", "frac", "alpha", "threshold_port")
+
+UNITS = {
+    "forward": UnitInfo(
+        build=lambda p: Forward(p.width, p.lanes, src_loc_at=1),
+        reference=lambda p, inputs: {"y": fixed.forward(inputs["z"])},
+        uses=("width", "lanes"),
+        description="HeLU/ReLU inference forward: y = z if z > 0 else 0, selected by the sign bit",
+        study="helu",
+        golden=True,
+    ),
+    "forward-train": UnitInfo(
+        build=_build_forward_train,
+        reference=_ref_forward_train,
+        uses=THRESHOLD_USES,
+        description="HeLU training forward: y as in inference, plus the stash bit mask = z > T",
+        golden=True,
+    ),
+}
