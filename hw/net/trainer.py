@@ -8,7 +8,7 @@ One sample per step (batch 1), one sequential datapath, ``lanes`` (``P``) lanes.
    (``golden.fixed.shadow_weights``: a rounding shift and a saturation per lane), multiply them
    with the ``P`` input codes, accumulate onto the bias and requantize with the layer's forward
    shift (``hw.net.requant``). Hidden layers pass through the HeLU forward unit in its **training
-   build** (``hw.forward.Forward(train=True)``): its ``y`` is written to the next layer's
+   build** (``hw.units.forward.Forward(train=True)``): its ``y`` is written to the next layer's
    activation region and its ``mask = q > T`` to a **mask memory**, one bit per hidden element.
    Every layer's input stays in its own activation region, since the weight gradients need it.
 3. **Output error** at the last layer: ``e = saturate(L - TARGET * onehot(label))``
@@ -21,8 +21,8 @@ One sample per step (batch 1), one sequential datapath, ``lanes`` (``P``) lanes.
    ``saturate(master - scale_shift(grad, grad_shift))`` (``golden.fixed.update``) to the word it
    read; the neuron's bias is updated the same way. After the pass the accumulators are
    requantized with the layer's delta shift and go, ``P`` at a time, through the backward-mask
-   unit ``hw.backward.Backward(stash="mask")`` with the mask bits from the mask memory: that is
-   the next layer's delta ``d``.
+   unit ``hw.units.backward.Backward(stash="mask")`` with the mask bits from the mask memory:
+   that is the next layer's delta ``d``.
 
 The shadows are never stored: they are derived from the masters on every read, so an update
 changes master and shadow at once and the shadow always equals ``shadow_weights(master)``.
@@ -55,10 +55,10 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for, ceil_log2
 
 from helu.golden import fixed
-from helu.hw.backward import Backward
-from helu.hw.forward import Forward
+from helu.hw.units.backward import Backward
+from helu.hw.units.forward import Forward
 from helu.hw.net.requant import requantize, requantize_select
-from helu.hw.units import check_lanes, check_threshold
+from helu.hw.units import check_lanes, check_threshold, refusal
 
 __all__ = ["Trainer", "TrainSpec", "Image", "image", "decode"]
 
@@ -272,14 +272,11 @@ class Trainer(wiring.Component):
     """
 
     def __init__(self, spec, lanes=8, *, src_loc_at=0):
-        try:
+        with refusal(self):
             if not isinstance(spec, TrainSpec):
                 raise TypeError(f"Trainer needs a TrainSpec, not {spec!r}")
             spec.check()
             check_lanes(lanes)
-        except (TypeError, ValueError):
-            self._MustUse__silence = True
-            raise
         self._spec = spec
         self._lanes = lanes
         self._image = image(spec.masters, spec.biases, lanes)
