@@ -55,10 +55,10 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for, ceil_log2
 
 from helu.golden import fixed
-from helu.hw.units.backward import Backward
-from helu.hw.units.forward import Forward
 from helu.hw.net.requant import requantize, requantize_select
 from helu.hw.units import check_lanes, check_threshold, refusal
+from helu.hw.units.backward import Backward
+from helu.hw.units.forward import Forward
 
 __all__ = ["Trainer", "TrainSpec", "Image", "image", "decode"]
 
