@@ -11,7 +11,7 @@ from amaranth.sim import Simulator
 
 from helu.golden import fixed
 from helu.golden.intnet import IntNet, Scales
-from helu.hw.net.trainer import Trainer, TrainSpec, decode, image
+from helu.hw.net.trainer import Image, Trainer, TrainSpec, decode, digest, image
 
 
 def small_net(seed: int, sizes, *, lr_shift: int = 5, threshold: int = -3) -> IntNet:
@@ -49,7 +49,7 @@ def run(dut, x, labels, *, read=True, idle=0.0, stall=0.0, seed=0, loads=()):
     lanes, n_in = dut.lanes, x.shape[1]
     chunks = -(-n_in // lanes)
     rng = np.random.default_rng(seed)
-    outs, states, times = [], [], []
+    outs, states, times, digests = [], [], [], []
     cycle = {"n": 0}
 
     async def clock(ctx):
@@ -86,6 +86,9 @@ def run(dut, x, labels, *, read=True, idle=0.0, stall=0.0, seed=0, loads=()):
             outs.append(([int(v) for v in payload.logits], int(payload.cls), int(payload.skipped)))
             times.append(cycle["n"])
             if read:
+                if not ctx.get(dut.i.ready):
+                    await ctx.tick().until(dut.i.ready)  # the step's backward pass is over
+                digests.append(ctx.get(dut.digest))
                 words = []
                 for addr in range(dut.words):
                     ctx.set(dut.read.payload.addr, addr)
@@ -97,6 +100,10 @@ def run(dut, x, labels, *, read=True, idle=0.0, stall=0.0, seed=0, loads=()):
                     ctx.set(dut.rdata.ready, 0)
                     words.append(int(data))
                 states.append(decode(words, dut.sizes, lanes))
+                # The digest covers the whole state: it equals the one of the words read.
+                if outs[-1][2] == 0:
+                    img = Image(words[: dut.weight_words], words[dut.weight_words :])
+                    assert digests[-1] == digest(img, dut.sizes, lanes), f"digest, step {len(outs)}"
 
     m = Module()
     m.domains.sync = ClockDomain()
@@ -233,6 +240,16 @@ def test_image_and_decode_round_trip():
     assert fixed.to_signed(word & 0xFFFF, 16) == masters[0][0, 4] and word >> 16 == 0
     with pytest.raises(ValueError, match="do not hold a"):
         decode(img.weights, sizes, 4)
+    # The digest sees one flipped bit anywhere (weights, padding lane, bias).
+    base = digest(img, sizes, 4)
+    for words, biases in (
+        ([img.weights[0] ^ 1, *img.weights[1:]], img.biases),
+        ([img.weights[0], img.weights[1] ^ (1 << 40), *img.weights[2:]], img.biases),
+        (img.weights, [*img.biases[:-1], img.biases[-1] ^ (1 << 31)]),
+    ):
+        assert digest(Image(words, biases), sizes, 4) != base
+    with pytest.raises(ValueError, match="does not hold a"):
+        digest(Image(img.weights[1:], img.biases), sizes, 4)
 
 
 def test_trainer_figures():

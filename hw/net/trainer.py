@@ -60,7 +60,7 @@ from helu.hw.units import check_lanes, check_threshold, refusal
 from helu.hw.units.backward import Backward
 from helu.hw.units.forward import Forward
 
-__all__ = ["Trainer", "TrainSpec", "Image", "image", "decode"]
+__all__ = ["Trainer", "TrainSpec", "Image", "image", "decode", "digest", "DIGEST_WIDTH"]
 
 # Issue to requantized code visible: read data, shadows, products, their sum, accumulator, code.
 _FWD_STAGES = 6
@@ -218,6 +218,56 @@ def decode(words, sizes, lanes: int) -> tuple[list[np.ndarray], list[np.ndarray]
     return masters, biases
 
 
+DIGEST_WIDTH = 32
+
+
+def _fold(value):
+    """XOR of the ``DIGEST_WIDTH``-bit slices of ``value`` (zero-extended to whole slices)."""
+    bits = value.shape().width
+    parts = [value[i : i + DIGEST_WIDTH] for i in range(0, bits, DIGEST_WIDTH)]
+    out = parts[0]
+    for p in parts[1:]:
+        out = out ^ p
+    return out
+
+
+def _fold_int(word: int) -> int:
+    out, mask = 0, (1 << DIGEST_WIDTH) - 1
+    while word:
+        out ^= word & mask
+        word >>= DIGEST_WIDTH
+    return out
+
+
+def digest(img: Image, sizes, lanes: int) -> int:
+    """The engine's ``digest`` after a step whose new state is ``img``: the words in the order
+    the backward pass writes them (last layer first; per neuron its chunks, the bias beside
+    chunk 0), each ``XOR``-folded to 32 bits, combined as ``d = rotl(d, 1) ^ word``.
+
+    A linear checksum: any single wrong bit changes it. The full state is compared through the
+    ``read`` port; the digest makes a per-step check cost nothing in simulation.
+    """
+    chunks = [_chunks(n, lanes) for n in sizes[:-1]]
+    outs = sizes[1:]
+    wbase = [
+        sum(o * c for o, c in zip(outs[:i], chunks[:i], strict=True)) for i in range(len(outs))
+    ]
+    bbase = [sum(outs[:i]) for i in range(len(outs))]
+    if len(img.weights) != sum(o * c for o, c in zip(outs, chunks, strict=True)) or len(
+        img.biases
+    ) != sum(outs):
+        raise ValueError(f"the image does not hold a {tuple(sizes)} net at {lanes} lanes")
+    mask, d = (1 << DIGEST_WIDTH) - 1, 0
+    for layer in reversed(range(len(outs))):
+        for o in range(outs[layer]):
+            for c in range(chunks[layer]):
+                x = _fold_int(img.weights[wbase[layer] + o * chunks[layer] + c])
+                if c == 0:
+                    x ^= img.biases[bbase[layer] + o]
+                d = (((d << 1) | (d >> (DIGEST_WIDTH - 1))) & mask) ^ x
+    return d
+
+
 def _select(make, index, params):
     """``make(params[index])`` for a runtime ``index`` into constant ``params`` (one copy of the
     logic per distinct value: the shifts are a handful of constants)."""
@@ -264,6 +314,9 @@ class Trainer(wiring.Component):
         Read any word of that address map between samples (a step's updates are all written
         before the next ``read`` is taken); each read gives one ``rdata`` transfer. Reads past
         the last bias are refused like loads.
+    digest : ``Out(32)``
+        A checksum of the state written by the last step's backward pass (:func:`digest`),
+        stable from the end of that pass until the next one starts (a skipped step keeps it).
 
     Full backpressure on every stream; ``o.valid`` never depends on ``o.ready``. Before a
     sample's last layer the engine waits until the previous output was taken. ``rst`` drops the
@@ -319,6 +372,7 @@ class Trainer(wiring.Component):
                 "rdata": Out(
                     stream.Signature(data.StructLayout({"data": unsigned(self._data_width)}))
                 ),
+                "digest": Out(DIGEST_WIDTH),
             },
             src_loc_at=1 + src_loc_at,
         )
@@ -518,6 +572,7 @@ class Trainer(wiring.Component):
                         with m.If(skip):
                             m.next = "INPUT"
                         with m.Else():
+                            m.d.sync += self.digest.eq(0)
                             m.next = "BRUN"
                     with m.Else():
                         m.d.sync += layer.eq(layer + 1)
@@ -653,15 +708,20 @@ class Trainer(wiring.Component):
             )
             # Padding lanes (past the layer's inputs) keep their 0: they meet stale activations.
             new_lanes.append(Mux(chunk3 * lanes + k < ins_of[layer3], new, old))
+        new_bias = _select(
+            lambda s: requantize(b3 - fixed.scale_shift(d3, s), 0, fixed.ACC_WIDTH),
+            layer3,
+            spec.bias_shifts,
+        )
         with m.If(upd):
             m.d.comb += [w_wr.addr.eq(waddr3), w_wr.data.eq(Cat(*new_lanes)), w_wr.en.eq(1)]
             with m.If(first3):
-                new_bias = _select(
-                    lambda s: requantize(b3 - fixed.scale_shift(d3, s), 0, fixed.ACC_WIDTH),
-                    layer3,
-                    spec.bias_shifts,
-                )
                 m.d.comb += [b_wr.addr.eq(baddr3), b_wr.data.eq(new_bias), b_wr.en.eq(1)]
+        # The step's digest: every word is written exactly once per backward pass (padding lanes
+        # with their 0), so folding the writes in their order digests the whole new state.
+        folded = _fold(Cat(*new_lanes)) ^ Mux(first3, _fold(new_bias), 0)
+        with m.If(upd):
+            m.d.sync += self.digest.eq(self.digest.rotate_left(1) ^ folded)
         gacc = Array(
             Array(Signal(signed(self.delta_width), name=f"gacc{c}_{k}") for k in range(lanes))
             for c in range(max(chunks[1:]))
