@@ -532,6 +532,12 @@ class Trainer(wiring.Component):
 
         load_word = Signal(range(max(self.input_transfers, 2)))
         with m.FSM():
+            with m.State("START"):
+                # One cycle out of reset: the state and the layer change (INPUT sets it back), so
+                # an event-driven simulator (Icarus) evaluates the combinational processes that
+                # read only them, such as the per-layer constants, at least once.
+                m.d.sync += layer.eq(layers - 1)
+                m.next = "INPUT"
             with m.State("INPUT"):
                 m.d.comb += idle.eq(1)
                 m.d.comb += self.i.ready.eq(~rpend)
