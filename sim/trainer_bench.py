@@ -148,7 +148,7 @@ async def train(dut):
     await eng.load(job["loads"])
     wall = time.perf_counter()
     start = get_sim_time("ns")
-    logits_out, bad, first, full_checks = [], 0, None, 0
+    logits_out, bad, first, full_checks, read_ns = [], 0, None, 0, 0
 
     def fail(step, what, got, want):
         nonlocal bad, first
@@ -171,7 +171,9 @@ async def train(dut):
         if got_digest != int(want_digests[n]):
             fail(n, "digest", got_digest, int(want_digests[n]))
         if n in full_steps:
+            before = get_sim_time("ns")
             words = await eng.read_all()
+            read_ns += get_sim_time("ns") - before
             w = meta["weight_words"]
             got_state = flat_state(*decode(words, sizes, lanes))
             want_state = full_state[full_steps.index(n)]
@@ -197,6 +199,7 @@ async def train(dut):
         "message": message,
         "full_checks": full_checks,
         "cycles": cycles,
+        "train_cycles": cycles - round(read_ns / PERIOD_NS),
         "seconds": time.perf_counter() - wall,
         "logits": logits_out,
     }

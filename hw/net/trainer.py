@@ -530,6 +530,15 @@ class Trainer(wiring.Component):
             a_rd.addr.eq(const_array(abase)[layer] + chunk),
         ]
 
+        def sweep(drain, then):
+            """One (neuron, chunk) issue a cycle through the layer's words; then ``drain``."""
+            m.d.sync += [chunk.eq(chunk + 1), w_addr.eq(w_addr + 1)]
+            with m.If(last_chunk):
+                m.d.sync += [chunk.eq(0), neuron.eq(neuron + 1), b_addr.eq(b_addr + 1)]
+                with m.If(last_neuron):
+                    m.d.sync += [neuron.eq(0), wait.eq(drain - 1)]
+                    m.next = then
+
         load_word = Signal(range(max(self.input_transfers, 2)))
         with m.FSM():
             with m.State("START"):
@@ -562,12 +571,7 @@ class Trainer(wiring.Component):
                         m.next = "FRUN"
             with m.State("FRUN"):
                 m.d.comb += issue.eq(1)
-                m.d.sync += [chunk.eq(chunk + 1), w_addr.eq(w_addr + 1)]
-                with m.If(last_chunk):
-                    m.d.sync += [chunk.eq(0), neuron.eq(neuron + 1), b_addr.eq(b_addr + 1)]
-                    with m.If(last_neuron):
-                        m.d.sync += [neuron.eq(0), wait.eq(self.fwd_drain - 1)]
-                        m.next = "FDRAIN"
+                sweep(self.fwd_drain, "FDRAIN")
             with m.State("FDRAIN"):
                 m.d.sync += wait.eq(wait - 1)
                 with m.If(wait == 0):
@@ -592,12 +596,7 @@ class Trainer(wiring.Component):
                     m.next = "FRUN"
             with m.State("BRUN"):
                 m.d.comb += [issue.eq(1), bwd.eq(1)]
-                m.d.sync += [chunk.eq(chunk + 1), w_addr.eq(w_addr + 1)]
-                with m.If(last_chunk):
-                    m.d.sync += [chunk.eq(0), neuron.eq(neuron + 1), b_addr.eq(b_addr + 1)]
-                    with m.If(last_neuron):
-                        m.d.sync += [neuron.eq(0), wait.eq(self.bwd_drain - 1)]
-                        m.next = "BDRAIN"
+                sweep(self.bwd_drain, "BDRAIN")
             with m.State("BDRAIN"):
                 m.d.sync += wait.eq(wait - 1)
                 with m.If(wait == 0):
