@@ -54,3 +54,14 @@ def test_trajectory_wrong():
         check_trajectory(cut, sizes, 3)
     with pytest.raises(ValueError, match="interval must be >= 1"):
         golden_trajectory(net, x, labels, 4, every=0)
+
+
+def test_onchip_command_wrong(tmp_path, capsys):
+    from helu.cli import main
+
+    out = tmp_path / "o"
+    assert main(["onchip", "--steps", "0", "--out", str(out)]) == 1
+    assert "helu onchip: error: steps must be >= 1, not 0" in capsys.readouterr().err
+    assert main(["onchip", "--sim", "modelsim", "--out", str(out)]) == 1
+    assert "unknown simulator 'modelsim'" in capsys.readouterr().err
+    assert not out.exists()
