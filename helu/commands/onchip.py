@@ -55,7 +55,10 @@ def run(args) -> int:
     bad = 0
     for r in s["runs"]:
         bad += r["mismatches"]
+        acc = r.get("test_accuracy")
+        acc = "" if acc is None else f"; the engine's own test accuracy after training {acc:.4f}"
         print(
-            f"{r['simulator']}: {r['message']}; {r['steps_per_s']} steps/s; loss plot {r['plot']}"
+            f"{r['simulator']}: {r['message']}; {r['steps_per_s']} steps/s; loss plot "
+            f"{r['plot']}{acc}"
         )
     return 1 if bad else 0
