@@ -3,6 +3,7 @@
 import json
 import logging
 
+from helu import mlp
 from helu.commands.options import name_list
 
 HELP = "run the cocotb benches: every golden element through the RTL, checked bit-exactly"
@@ -19,7 +20,11 @@ def add_arguments(parser):
         help="simulator(s) to run (default: icarus)",
     )
     parser.add_argument(
-        "--unit", default="all", metavar="NAME[,NAME..]|all", help="units to check (default: all)"
+        "--unit",
+        default="all",
+        metavar="NAME[,NAME..]|all|mlp",
+        help="units to check (default: all); mlp: the integer MLP engine on a 'helu golden --net' "
+        "folder",
     )
     parser.add_argument("--lanes", type=int, default=16, help="lanes per transfer (default: 16)")
     parser.add_argument(
@@ -39,6 +44,7 @@ def add_arguments(parser):
         help="build one unit per format with T as a constant (default: one build per width, "
         "T driven on the runtime threshold port)",
     )
+    mlp.add_arguments(parser, model=False)
 
 
 def format_table(summary: dict) -> str:
@@ -87,6 +93,8 @@ def run(args) -> int:
 
     if not Path(args.golden).is_dir():
         raise ValueError(f"{args.golden}: no such golden folder; create one with 'helu golden'")
+    if args.unit == "mlp":
+        return mlp.sim(args)
     sims = name_list(args.sim, runner.SIMULATORS, "simulator")
     units = name_list(args.unit, UNITS, "unit")
     summary = runner.run_golden(

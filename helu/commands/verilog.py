@@ -2,6 +2,8 @@
 
 import logging
 
+from helu import mlp
+
 HELP = "write Verilog and a JSON port sidecar for a HeLU or baseline unit"
 
 log = logging.getLogger(__name__)
@@ -12,7 +14,7 @@ def add_arguments(parser):
         "--unit",
         default="forward",
         help="unit name (forward, forward-train, backward-mask, backward-z, relu-cmp, leaky, "
-        "igelu) or 'all' (default: forward)",
+        "igelu), 'all', or mlp (the integer MLP engine, with --model) (default: forward)",
     )
     parser.add_argument("--width", type=int, default=8, help="bits of z, sign included (8)")
     parser.add_argument("--lanes", type=int, default=1, help="elements per transfer (1)")
@@ -33,6 +35,7 @@ def add_arguments(parser):
         help="AXI4-Stream port names (s_axis_*, m_axis_*, aclk, aresetn)",
     )
     parser.add_argument("--out", default="build/verilog", help="output folder (build/verilog)")
+    mlp.add_arguments(parser)
 
 
 def run(args) -> int:
@@ -44,6 +47,8 @@ def run(args) -> int:
     from helu.hw.units import UNITS, UnitParams
     from helu.hw.verilog import generate
 
+    if args.unit == "mlp":
+        return mlp.verilog(args)
     if args.unit == "all":
         names = list(UNITS)
     elif args.unit in UNITS:
