@@ -4,7 +4,7 @@ Every part of the project (golden export, RTL generators, testbench checks, repo
 functions; none restates them. numpy only, so that ``hw`` and ``sim`` can import this module
 without pulling in torch.
 
-Semantics (``DESIGN.md``, normative):
+Semantics (``docs/design.md``, normative):
 
 - A code ``k`` in format ``Q(width, frac)`` is a signed two's complement integer of ``width`` bits
   with value ``k * 2**-frac``.
@@ -12,6 +12,7 @@ Semantics (``DESIGN.md``, normative):
 - Threshold: ``T = floor(-alpha * 2**frac)``; ``mask = k > T`` equals the float rule
   ``z > -alpha`` for every representable ``k``.
 - Forward: ``y = k if k > 0 else 0``. Backward: ``dz = g if mask else 0``.
+- Clipped ReLU: ``y = min(max(k, 0), C)``, ``C >= 0`` a code.
 """
 
 import math
@@ -30,8 +31,10 @@ __all__ = [
     "threshold_width",
     "threshold_range",
     "alpha_note",
+    "checked_threshold",
     "check_alpha",
     "forward",
+    "clipped",
     "mask",
     "backward",
     "to_unsigned",
@@ -195,12 +198,15 @@ def alpha_note(alpha, fmt: Format) -> str | None:
     )
 
 
-def check_alpha(alpha, fmt: Format) -> int:
+def checked_threshold(alpha, fmt: Format) -> int:
     """``threshold(alpha, fmt)``, warning (``AlphaVanishesWarning``) when alpha has no effect."""
     note = alpha_note(alpha, fmt)
     if note is not None:
         warnings.warn(note, AlphaVanishesWarning, stacklevel=2)
     return threshold(alpha, fmt)
+
+
+check_alpha = checked_threshold  # the old name, kept while other branches still import it
 
 
 def _codes(codes):
@@ -211,6 +217,11 @@ def _codes(codes):
 def forward(codes) -> np.ndarray:
     """Integer HeLU/ReLU forward: ``y = k if k > 0 else 0`` (numpy arrays or torch tensors)."""
     return _codes(codes).clip(0, None)
+
+
+def clipped(codes, clip: int) -> np.ndarray:
+    """Integer clipped ReLU (ReLU6 in codes): ``y = min(max(k, 0), C)`` with ``C >= 0``."""
+    return _codes(codes).clip(0, clip)
 
 
 def mask(codes, t: int) -> np.ndarray:

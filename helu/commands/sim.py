@@ -12,6 +12,8 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser):
+    from helu.hw.units import unit_names
+
     parser.add_argument("--golden", required=True, metavar="DIR", help="golden folder")
     parser.add_argument(
         "--sim",
@@ -23,8 +25,8 @@ def add_arguments(parser):
         "--unit",
         default="all",
         metavar="NAME[,NAME..]|all|mlp",
-        help="units to check (default: all); mlp: the integer MLP engine on a 'helu golden --net' "
-        "folder",
+        help=f"units to check, from {unit_names()} (default: all); mlp: the integer MLP engine "
+        "on a 'helu golden --net' folder",
     )
     parser.add_argument("--lanes", type=int, default=16, help="lanes per transfer (default: 16)")
     parser.add_argument(

@@ -12,7 +12,7 @@ One sequential datapath serves every layer, ``lanes`` (``P``) multiply-accumulat
 - **Datapath**, one stage per register: read the weight, activation and bias words; ``P`` int8 x
   int8 products; their sum; the int32 accumulator (``bias + sum`` on a neuron's first chunk, else
   ``acc + sum``); requantization ``golden.fixed.requantize`` with the layer's shift
-  (``hw.net.requant``); then, between layers, the HeLU forward unit ``hw.forward.Forward``
+  (``hw.net.requant``); then, between layers, the HeLU forward unit ``hw.units.forward.Forward``
   (inference build, 1 lane) whose output is written into the next activation region, or, on the
   last layer, the logit register and the running argmax (first index of the largest logit).
 - **Sequencer**: takes the sample's ``ceil(inputs / P)`` input transfers, then issues one
@@ -153,9 +153,9 @@ class MLP(wiring.Component):
     lanes : int
         ``P``: multiply-accumulates per cycle, and input codes per input transfer.
     activation : "helu" or "igelu"
-        Between layers: the HeLU forward unit (``hw.forward.Forward``, inference build), or, for
-        cost comparisons, the i-GELU baseline (``hw.baselines.IntGelu`` at ``Q8.IGELU_FRAC``;
-        the engine then computes :func:`reference` with ``"igelu"``).
+        Between layers: the HeLU forward unit (``hw.units.forward.Forward``, inference build),
+        or, for cost comparisons, the i-GELU baseline (``hw.units.baselines.IntGelu`` at
+        ``Q8.IGELU_FRAC``; the engine then computes :func:`reference` with ``"igelu"``).
 
     Members
     -------
@@ -271,11 +271,11 @@ class MLP(wiring.Component):
 
     def _activation_unit(self):
         if self._activation == "helu":
-            from helu.hw.forward import Forward
+            from helu.hw.units.forward import Forward
 
             unit = Forward(fixed.ACT_WIDTH, 1)
         else:
-            from helu.hw.baselines import IntGelu
+            from helu.hw.units.baselines import IntGelu
 
             unit = IntGelu(fixed.ACT_WIDTH, 1, frac=IGELU_FRAC)
         assert unit.latency == self._act_latency(), "activation latency changed: update drain"

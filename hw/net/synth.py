@@ -139,4 +139,3 @@ def synthesize_mlp(
     record["seconds"] = round(time.monotonic() - start, 2)
     (work / "record.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     return record
-
