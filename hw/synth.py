@@ -139,7 +139,7 @@ TARGETS = {
             "synth_ice40 -dsp -top {top} -run :check; hierarchy -check; check -noinit; "
             "blackbox =A:whitebox"
         ),
-        "capacity": {"lut": 5280, "ff": 5280},
+        "capacity": {"lut": 5280, "ff": 5280, "dsp": 8, "ram": 30},
         "pnr": "nextpnr-ice40",
         "pnr_args": ["--up5k", "--package", "sg48"],
         "pnr_freq": 100,
@@ -148,7 +148,7 @@ TARGETS = {
             "lut": ("SB_LUT4",),
             "ff": ("SB_DFF",),
             "carry": ("SB_CARRY",),
-            "ram": ("SB_RAM40_4K", "SB_SPRAM256KA"),
+            "ram": ("SB_RAM40_4K",),  # the SPRAMs are never inferred, only instantiated
             "dsp": ("SB_MAC16",),
         },
     },
