@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from helu import outdir
 from helu.golden import fixed
 from helu.golden.activations import HeLU
 from helu.golden.fixed import Format
@@ -284,14 +285,19 @@ def export_from_model(
     max_elements=None,
     allow_vanishing_alpha=False,
     meta=None,
+    force=False,
+    sources=(),
 ) -> Path:
     """Golden vectors of any model with HeLU modules; returns the manifest's path.
 
     ``inputs``/``targets`` are one batch (all of it goes through in one pass); ``loss_fn(out,
     targets)`` must return the scalar training loss. ``meta`` adds to (and overrides) the
-    manifest's fields (model, checkpoint, dataset, act, alpha, accuracy, split).
+    manifest's fields (model, checkpoint, dataset, act, alpha, accuracy, split). ``out_dir``
+    follows ``helu.outdir``'s rule (``force``, and ``sources``, the files read, such as the
+    checkpoint: see ``vectors.write_golden``).
     """
     # Arguments are checked before the (possibly long) forward pass.
+    outdir.claim(out_dir, "golden", force=force, inputs=sources)
     _check_widths(widths)
     parse_frac(frac, "frac")
     parse_frac(grad_frac, "grad-frac")
@@ -316,7 +322,7 @@ def export_from_model(
         "torch": torch.__version__,
     }
     info.update(meta or {})
-    path = write_golden(out_dir, sets, info)
+    path = write_golden(out_dir, sets, info, force=force, inputs=sources)
     for s in sets:
         st = s.stats
         log.info(
@@ -327,12 +333,21 @@ def export_from_model(
     return path
 
 
+# What export_checkpoint reads from a checkpoint besides the weights.
+CHECKPOINT_KEYS = ("model_config", "state_dict", "act", "alpha", "dataset", "split", "accuracy")
+
+
 def load_checkpoint(path) -> tuple[nn.Module, dict]:
     """Rebuild the model a ``helu train`` checkpoint describes; returns ``(model, checkpoint)``."""
     from helu.golden.models import build, config_from_dict
     from helu.golden.train import CHECKPOINT_FORMAT
 
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(
+            f"checkpoint {path} is a folder; pass one of its .pt files (a 'helu train' folder "
+            "keeps them in checkpoints/)"
+        )
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found; train one with 'helu train'")
     try:
@@ -344,6 +359,17 @@ def load_checkpoint(path) -> tuple[nn.Module, dict]:
         ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a helu checkpoint; create one with 'helu train'")
+    missing = [k for k in CHECKPOINT_KEYS if k not in ckpt]
+    split = ckpt.get("split")
+    if not missing and not (isinstance(split, dict) and {"seed", "test_size"} <= set(split)):
+        missing = ["split.seed/test_size"]
+    if not missing and not isinstance(ckpt.get("model_config"), dict):
+        missing = ["model_config (an object)"]
+    if missing:
+        raise ValueError(
+            f"{path}: damaged helu checkpoint (no {', '.join(missing)}); re-create it with "
+            "'helu train'"
+        )
     try:
         model = build(config_from_dict(ckpt["model_config"]))
         model.load_state_dict(ckpt["state_dict"])
@@ -361,10 +387,12 @@ def export_checkpoint(
     grad_frac="auto",
     max_elements=None,
     allow_vanishing_alpha=False,
+    force=False,
 ) -> Path:
     """Golden vectors of a ``helu train`` checkpoint on its dataset's test split."""
     from helu.golden import data
 
+    outdir.claim(out_dir, "golden", force=force, inputs=(checkpoint,))
     _check_widths(widths)
     parse_frac(frac, "frac")
     parse_frac(grad_frac, "grad-frac")
@@ -409,4 +437,6 @@ def export_checkpoint(
         max_elements=max_elements,
         allow_vanishing_alpha=allow_vanishing_alpha,
         meta=meta,
+        force=force,
+        sources=(checkpoint,),
     )

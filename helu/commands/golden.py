@@ -39,6 +39,11 @@ def add_arguments(parser):
     parser.add_argument(
         "--out", default="build/golden", help="output folder (default build/golden)"
     )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an --out golden folder that helu did not mark as its own (an older one)",
+    )
 
 
 def run(args) -> int:
@@ -53,6 +58,7 @@ def run(args) -> int:
         grad_frac=args.grad_frac,
         max_elements=args.max_elements,
         allow_vanishing_alpha=args.allow_vanishing_alpha,
+        force=args.force,
     )
     meta, sets = load_golden(path.parent)
     print(f"golden vectors: {path} ({meta['dataset']}, accuracy {100 * meta['accuracy']:.2f} %)")
