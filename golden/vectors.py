@@ -32,6 +32,7 @@ __all__ = [
     "load_golden",
     "consistency_errors",
     "golden_digest",
+    "hex_lines",
     "MANIFEST",
 ]
 
@@ -139,8 +140,9 @@ def consistency_errors(s: GoldenSet) -> list[str]:
 _HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 
-def _hex_lines(codes, width: int) -> str:
-    """One ``$readmemh`` line per code: two's complement, lower-case, zero-padded (vectorized)."""
+def hex_lines(codes, width: int) -> str:
+    """``$readmemh`` text: one ``width``-bit two's complement code per line, in array order
+    (lower-case, zero-padded; vectorized, so checking a large folder's hex files is cheap)."""
     digits = (width + 3) // 4
     u = np.asarray(fixed.to_unsigned(codes, width), dtype=np.uint64)
     shifts = np.arange(4 * (digits - 1), -1, -4, dtype=np.uint64)
@@ -187,7 +189,7 @@ def write_golden(out_dir, sets: list[GoldenSet], meta: dict, *, force=False, inp
             widths = {"z": s.z_fmt.width, "y": s.z_fmt.width, "mask": 1}
             for f in CODE_FIELDS:
                 width = widths.get(f, s.g_fmt.width)
-                (tmp / f"{s.name}_{f}.hex").write_text(_hex_lines(arrays[f], width))
+                (tmp / f"{s.name}_{f}.hex").write_text(hex_lines(arrays[f], width))
         summaries = [
             s.summary() | {"sha256": outdir.sha256_file(tmp / f"{s.name}.npz")} for s in sets
         ]
@@ -222,7 +224,7 @@ def _check_hex(path: Path, entry: dict, s: GoldenSet, manifest_path: Path) -> No
         if not file.is_file():
             raise ValueError(f"{file}: hex file is missing; re-run 'helu golden'")
         codes = np.asarray(getattr(s, f), dtype=np.int64)
-        if file.read_bytes() != _hex_lines(codes, widths[f]).encode("ascii"):
+        if file.read_bytes() != hex_lines(codes, widths[f]).encode("ascii"):
             raise ValueError(
                 f"{file}: does not hold the {f} codes of set {s.name}'s npz (damaged or edited); "
                 "re-run 'helu golden'"

@@ -46,6 +46,7 @@ MARKER = ".helu-output.json"
 # one of that kind (what --force may replace).
 KINDS = {
     "golden": ("manifest.json",),
+    "golden-net": ("manifest.json",),
     "verilog": (),
     "sim": ("summary.json",),
     "synth": ("results.json",),
@@ -119,7 +120,7 @@ def claim(out, kind: str, *, force: bool = False, inputs=()) -> Path:
     if found == kind:
         return out
     if found is not None:
-        _refuse(out, f"is a folder written by 'helu {found}', not replaced by 'helu {kind}'")
+        _refuse(out, f"is a {found} folder written by helu, not replaced by a {kind} one")
     if _looks_like(out, kind):
         if force:
             return out

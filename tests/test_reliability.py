@@ -91,7 +91,7 @@ def test_golden_refuses_a_flow_folder_and_the_parent_of_its_input(tmp_path, chec
     ckpt = flow / "study" / "model.pt"
     ckpt.write_bytes(checkpoint.read_bytes())
     before = tree(flow)
-    one_line_error(capsys, *golden_args(checkpoint, flow), expect="written by 'helu flow'")
+    one_line_error(capsys, *golden_args(checkpoint, flow), expect="is a flow folder written by helu")
     one_line_error(capsys, *golden_args(ckpt, flow), expect="holds this command's input")
     one_line_error(capsys, *golden_args(ckpt, flow / "study"), expect="holds this command's input")
     assert tree(flow) == before
