@@ -397,10 +397,21 @@ def render(found: dict, summary: dict, out_dir) -> str:
 
 
 def write_report(out_dir) -> tuple[Path, Path]:
-    """Write ``report.md`` and ``summary.json`` into ``out_dir``; returns both paths."""
+    """Write ``report.md`` and ``summary.json`` into ``out_dir``; returns both paths.
+
+    ``out_dir`` is a flow folder; another command's folder (whose own ``summary.json`` this would
+    overwrite) is refused (``helu.outdir``).
+    """
+    from helu import outdir
+
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
         raise ValueError(f"{out_dir}: no such report folder; run 'helu flow --out {out_dir}'")
+    if outdir.kind_of(out_dir) not in (None, "flow"):
+        raise ValueError(
+            f"--out {out_dir}: is a {outdir.kind_of(out_dir)} folder written by helu, not a flow "
+            "folder; pass the folder 'helu flow' wrote"
+        )
     found = collect(out_dir)
     if not any(found[step] for step in STEP_FILES) and not found["skipped"]:
         raise ValueError(f"{out_dir}: no step results found; run 'helu flow --out {out_dir}'")

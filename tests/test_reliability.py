@@ -91,7 +91,7 @@ def test_golden_refuses_a_flow_folder_and_the_parent_of_its_input(tmp_path, chec
     ckpt = flow / "study" / "model.pt"
     ckpt.write_bytes(checkpoint.read_bytes())
     before = tree(flow)
-    one_line_error(capsys, *golden_args(checkpoint, flow), expect="is a flow folder written by helu")
+    one_line_error(capsys, *golden_args(checkpoint, flow), expect="is a flow folder written by")
     one_line_error(capsys, *golden_args(ckpt, flow), expect="holds this command's input")
     one_line_error(capsys, *golden_args(ckpt, flow / "study"), expect="holds this command's input")
     assert tree(flow) == before
@@ -285,6 +285,32 @@ def test_report_malformed_records_are_errors(tmp_path, capsys, rel, record, expe
     msg = one_line_error(capsys, "report", "--out", tmp_path, expect=expect)
     assert rel in msg
     assert not (tmp_path / "report.md").exists()
+
+
+def test_report_refuses_another_commands_folder(tmp_path, capsys):
+    sim = outdir.prepare(tmp_path / "sim", "sim")
+    (sim / "sim").mkdir()
+    (sim / "sim" / "summary.json").write_text(json.dumps(SIM))
+    (sim / "summary.json").write_text("the sim's own summary")
+    one_line_error(capsys, "report", "--out", sim, expect="is a sim folder written by helu")
+    assert (sim / "summary.json").read_text() == "the sim's own summary"
+
+
+def test_failed_or_interrupted_sim_leaves_no_summary(tmp_path, monkeypatch):
+    from helu.sim import runner
+
+    if runner.tool_missing("icarus"):
+        pytest.skip(runner.tool_missing("icarus"))
+    out = outdir.prepare(tmp_path / "sim", "sim")
+    (out / "summary.json").write_text(json.dumps(SIM))  # an earlier run's
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "build_unit", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_golden(small_golden(tmp_path / "g"), units=["forward"], out=out)
+    assert not (out / "summary.json").exists()
 
 
 def test_report_says_not_found_for_missing_tools(tmp_path, monkeypatch):
