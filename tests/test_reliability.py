@@ -287,6 +287,26 @@ def test_report_malformed_records_are_errors(tmp_path, capsys, rel, record, expe
     assert not (tmp_path / "report.md").exists()
 
 
+def test_flow_over_an_earlier_flow_keeps_none_of_its_results(tmp_path, monkeypatch, capsys):
+    from helu.commands import flow
+
+    out = tmp_path / "report"
+    write_flow(out, sim=SIM)
+    (out / "report.md").write_text("PASS: 968624 elements, 0 mismatches")
+
+    def stop(self):
+        raise RuntimeError("training stopped")
+
+    monkeypatch.setattr(flow.Flow, "study", stop)
+    one_line_error(capsys, "flow", "--out", out, expect="training stopped")
+    assert tree(out) == [outdir.MARKER]  # the old results cannot be reported as this run's
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "data.csv").write_text("x")
+    one_line_error(capsys, "flow", "--out", mine, expect="did not write")
+    assert tree(mine) == ["data.csv"]
+
+
 def test_report_refuses_another_commands_folder(tmp_path, capsys):
     sim = outdir.prepare(tmp_path / "sim", "sim")
     (sim / "sim").mkdir()
