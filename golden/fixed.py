@@ -12,6 +12,7 @@ Semantics (``docs/design.md``, normative):
 - Threshold: ``T = floor(-alpha * 2**frac)``; ``mask = k > T`` equals the float rule
   ``z > -alpha`` for every representable ``k``.
 - Forward: ``y = k if k > 0 else 0``. Backward: ``dz = g if mask else 0``.
+- Clipped ReLU: ``y = min(max(k, 0), C)``, ``C >= 0`` a code.
 """
 
 import math
@@ -33,6 +34,7 @@ __all__ = [
     "checked_threshold",
     "check_alpha",
     "forward",
+    "clipped",
     "mask",
     "backward",
     "to_unsigned",
@@ -232,6 +234,11 @@ def _codes(codes):
 def forward(codes) -> np.ndarray:
     """Integer HeLU/ReLU forward: ``y = k if k > 0 else 0`` (numpy arrays or torch tensors)."""
     return _codes(codes).clip(0, None)
+
+
+def clipped(codes, clip: int) -> np.ndarray:
+    """Integer clipped ReLU (ReLU6 in codes): ``y = min(max(k, 0), C)`` with ``C >= 0``."""
+    return _codes(codes).clip(0, clip)
 
 
 def mask(codes, t: int) -> np.ndarray:
