@@ -93,24 +93,17 @@ def load_model(folder):
 
 def verilog(args) -> int:
     """``helu verilog --unit mlp``: write ``<top>.v`` and ``<top>.json`` into ``--out``."""
-    import shutil
-    import tempfile
-
+    from helu import outdir
     from helu.hw.net.verilog import generate
 
     model = load_model(args.model)
     (activation,) = _activations(args.activation)[:1]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        gen = generate(model, _check_macs(args.macs), scratch, activation=activation)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = [p.replace(out / p.name) for p in (gen.verilog, gen.sidecar)]
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    for path in paths:
-        print(path)
+    macs = _check_macs(args.macs)
+    out = outdir.claim(args.out, "verilog", force=args.force)
+    with outdir.staged(out, "verilog", force=args.force, merge=True) as scratch:
+        gen = generate(model, macs, scratch, activation=activation)
+    for path in (gen.verilog, gen.sidecar):
+        print(out / path.name)
     return 0
 
 
@@ -218,11 +211,13 @@ def run_synth(model, *, targets, activations, macs=8, seeds=3, out="build/synth"
 
 def synth(args) -> int:
     """``helu synth --unit mlp --model DIR``: the table, plus ``<out>/mlp/results.json``."""
+    from helu import outdir
     from helu.commands.options import name_list
     from helu.hw.net.synth import MLP_TARGETS
 
     model = load_model(args.model)
     targets = name_list(args.target, MLP_TARGETS, "target for --unit mlp")
+    outdir.claim(args.out, "synth", force=args.force)
     if args.seeds < 1:
         raise ValueError(f"--seeds must be a positive integer, not {args.seeds}")
     records = run_synth(
@@ -237,6 +232,7 @@ def synth(args) -> int:
         raise RuntimeError("no target could run: nextpnr/yosys missing")
     path = Path(args.out) / "mlp" / "results.json"
     path.write_text(json.dumps(records, indent=2) + "\n")
+    outdir.mark(args.out, "synth")
     print(_synth_rows(records), end="")
     print(f"results: {path}")
     return 0

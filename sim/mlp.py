@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from helu import outdir
 from helu.golden import fixed, intmodel
 from helu.sim import runner
 
@@ -80,6 +81,7 @@ def run_mlp(
         missing = runner.tool_missing(sim)
         if missing:
             raise RuntimeError(f"cannot simulate with {sim}: {missing}")
+    outdir.prepare(out, "sim")
     gen = generate(model, lanes, Path(out) / "rtl", activation=activation)
     results = []
     for sim in simulators:
