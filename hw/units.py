@@ -108,7 +108,8 @@ def check_threshold(threshold, width: int) -> int:
 def _threshold(params: UnitParams, inputs=None) -> int:
     """``T`` for a unit: the runtime value given with the inputs, or the one from alpha."""
     if inputs is not None and "threshold" in inputs:
-        return int(inputs["threshold"])
+        t = inputs["threshold"]
+        return t if fixed.array_generic(t) else int(t)
     return fixed.threshold(params.alpha, fixed.Format(params.width, params.frac))
 
 
