@@ -46,6 +46,7 @@ says which). A failed proof leaves a counterexample trace (VCD) in the proof's f
 """
 
 import operator
+import os
 import re
 import shutil
 import subprocess
@@ -70,6 +71,11 @@ __all__ = [
     "ProofResult",
     "find_toolchain",
     "prove",
+    "prove_all",
+    "proof_params",
+    "config_label",
+    "markdown_table",
+    "write_results",
 ]
 
 PROPERTIES = ("function", "stream", "reset", "throughput")
@@ -491,8 +497,6 @@ class Toolchain:
     @property
     def path(self) -> str:
         """A ``PATH`` on which smtbmc finds the solver (it runs it by name)."""
-        import os
-
         return os.pathsep.join([str(Path(self.solver_path).parent), os.environ.get("PATH", "")])
 
 
@@ -565,46 +569,46 @@ class ProofResult:
         }
 
 
-def config_label(params: UnitParams, uses) -> str:
+def config_label(params: UnitParams, info) -> str:
     """A short name for a configuration, e.g. ``w8-l4-tport`` (also its folder name)."""
     parts = [f"w{params.width}", f"l{params.lanes}"]
-    if "threshold_port" in uses:
+    if info.has_threshold:
         parts.append("tport" if params.threshold_port else "tconst")
     return "-".join(parts)
 
 
 def _failed_checks(vcd: Path, checks: dict[str, str]) -> list[str]:
-    """The checks that are false at the last step of a counterexample trace."""
+    """The checks (``property.check``) that are false at the last step of a counterexample."""
     ids, values = {}, {}
-    last_time = None
     for line in vcd.read_text().splitlines():
         parts = line.split()
-        if parts[:1] == ["$var"] and len(parts) >= 5 and parts[4] in checks:
+        if not parts:
+            continue
+        if parts[0] == "$var" and len(parts) >= 5 and parts[4] in checks:
             ids[parts[3]] = parts[4]
-        elif line.startswith("#"):
-            last_time = line
-        elif line[:1] in "01" and line[1:] in ids:
-            values[ids[line[1:]]] = (last_time, line[0])
+        elif len(parts) == 2 and parts[1] in ids:  # "b0 n22" (smtbmc writes vectors)
+            values[ids[parts[1]]] = parts[0].lstrip("b")
+        elif len(parts) == 1 and parts[0][1:] in ids:  # "0n22"
+            values[ids[parts[0][1:]]] = parts[0][0]
     if not ids:
-        raise ToolError(f"counterexample {vcd} shows none of the property signals")
-    final = max((t for t, _ in values.values()), key=lambda t: int(t[1:]), default=None)
-    return [
-        f"{checks[name]}.{name.removeprefix('prop_' + checks[name] + '_')}"
-        for name, (t, v) in sorted(values.items())
-        if t == final and v == "0"
-    ] or [f"{checks[name]}" for name in ids.values()]
+        raise ToolError(f"the counterexample {vcd} shows none of the property signals")
+    # Only changes are written, so the latest value of each is its value at the failing step.
+    failed = [name for name, v in values.items() if v == "0"]
+    if not failed:
+        raise ToolError(f"the counterexample {vcd} ends with every property signal true")
+    return [f"{checks[n]}.{n.removeprefix(f'prop_{checks[n]}_')}" for n in sorted(failed)]
 
 
 def _run(cmd, cwd: Path, env_path: str, log: Path, timeout: float) -> str:
-    import os
-
     env = dict(os.environ, PATH=env_path)
     try:
         proc = subprocess.run(
             cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
         )
     except subprocess.TimeoutExpired:
-        raise ToolError(f"{Path(cmd[0]).name} timed out after {timeout:.0f} s; log: {log}") from None
+        raise ToolError(
+            f"{Path(cmd[0]).name} timed out after {timeout:.0f} s; log: {log}"
+        ) from None
     log.write_text(proc.stdout + proc.stderr)
     return proc.stdout + proc.stderr
 
@@ -639,11 +643,13 @@ def prove(
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < latency + 1:
         raise ValueError(f"Proof depth must be an integer of at least {latency + 1}, not {depth}")
     harness = Harness(unit, info.reference, params)
-    config = config_label(params, info.uses)
+    config = config_label(params, info)
     result = ProofResult(name, config, method, depth, tools.solver)
     work = Path(out) / name / config
     if work.exists():
-        shutil.rmtree(work)
+        if any(work.iterdir()) and not (work / "top.il").is_file():
+            raise ValueError(f"{work} holds files that are not a proof's; choose another --out")
+        shutil.rmtree(work)  # the previous proof of this configuration: its traces are stale
     work.mkdir(parents=True)
     (work / "top.il").write_text(rtlil.convert(harness, name="top", ports=[], platform="formal"))
     (work / "prepare.ys").write_text(_PREPARE)
@@ -680,3 +686,110 @@ def prove(
         break
     result.seconds = time.monotonic() - started
     return result
+
+
+def proof_params(info, widths, lanes_list) -> list[UnitParams]:
+    """The configurations to prove a unit at: every width and lane count, and a unit with a
+    threshold both with its constant ``T`` (the synthesis formats, ``hw.synth.DEFAULT_FRAC``) and
+    with the threshold port."""
+    from helu.hw.synth import sweep_params
+
+    out = []
+    for params in sweep_params(widths, lanes_list):
+        out.append(params)
+        if info.has_threshold:
+            out.append(params.replace(threshold_port=True))
+    return out
+
+
+def _prove_job(job):
+    name, params, out, depth, solver, timeout = job
+    try:
+        return prove(name, params, out, depth=depth, solver=solver, timeout=timeout)
+    except ToolError as exc:
+        info = UNITS[name]
+        result = ProofResult(name, config_label(params, info), "", depth or 0, solver)
+        result.status, result.detail = "error", str(exc)
+        return result
+
+
+def prove_all(
+    units,
+    widths,
+    lanes_list,
+    out,
+    *,
+    depth: int | None = None,
+    solver: str = DEFAULT_SOLVER,
+    jobs: int = 1,
+    timeout: float = 600.0,
+    progress=None,
+) -> list[ProofResult]:
+    """Prove every unit of ``units`` at every configuration (``proof_params``).
+
+    Runs ``jobs`` proofs at once in worker processes (``jobs=1``: in this process); calls
+    ``progress(done, total, result)`` after each. Raises ``ToolMissing`` before starting when the
+    tools are absent. Results come back in the order of ``units`` and configurations.
+    """
+    import warnings
+    from concurrent.futures import ProcessPoolExecutor
+
+    find_toolchain(solver)
+    work = []
+    for name in units:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # alpha warnings: the synthesis formats keep the band
+            configs = proof_params(UNITS[name], widths, lanes_list)
+        work += [(name, params, Path(out), depth, solver, timeout) for params in configs]
+    results = [None] * len(work)
+    if jobs <= 1:
+        for n, job in enumerate(work):
+            results[n] = _prove_job(job)
+            if progress:
+                progress(n + 1, len(work), results[n])
+        return results
+    import multiprocessing
+
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = {pool.submit(_prove_job, job): n for n, job in enumerate(work)}
+        from concurrent.futures import as_completed
+
+        for done, future in enumerate(as_completed(futures), 1):
+            results[futures[future]] = future.result()
+            if progress:
+                progress(done, len(work), results[futures[future]])
+    return results
+
+
+def markdown_table(results) -> str:
+    """The results as a Markdown table: unit, configuration, properties, result, solver, s."""
+    lines = [
+        "| unit | configuration | properties | method | result | solver | seconds |",
+        "|---|---|---|---|---|---|---:|",
+    ]
+    for r in results:
+        outcome = {"pass": "proved", "fail": "**FAILED**", "error": "**error**"}[r.status]
+        if r.failed:
+            outcome += f": {', '.join(r.failed)}"
+        method = f"{r.method}, depth {r.depth}" if r.method else ""
+        lines.append(
+            f"| {r.unit} | {r.config} | {', '.join(r.properties)} | {method} | {outcome} "
+            f"| {r.solver} | {r.seconds:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_results(results, out, *, wall_seconds: float | None = None) -> tuple[Path, Path]:
+    """``results.json`` and ``results.md`` in ``out``; returns their paths."""
+    import json
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = {
+        "proofs": [r.to_dict() for r in results],
+        "wall_seconds": None if wall_seconds is None else round(wall_seconds, 1),
+    }
+    json_path, md_path = out / "results.json", out / "results.md"
+    json_path.write_text(json.dumps(data, indent=2) + "\n")
+    md_path.write_text(markdown_table(results))
+    return json_path, md_path
