@@ -16,6 +16,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from helu import proofs
+
 __all__ = [
     "STEP_FILES",
     "SKIPS",
@@ -32,6 +34,7 @@ STEP_FILES = {
     "golden": "golden/manifest.json",
     "sim": "sim/summary.json",
     "synth": "synth/results.json",
+    "prove": "prove/results.json",
 }
 SKIPS = "skipped.json"  # {step: reason} written by the flow for steps it could not run
 NOTES = "notes.json"  # [sentence] the flow wants a reader to know (choices it made and why)
@@ -100,6 +103,8 @@ def summarize(found: dict) -> dict:
         keys = ("unit", "target", "width", "lanes", "lut", "gates", "ff", "carry", "fmax_mhz")
         keys += ("harness", "error")
         summary["synth"] = [{k: r.get(k) for k in keys} for r in records]
+    if found.get("prove"):
+        summary["formal"] = proofs.summary(found["prove"])
     if found.get("skipped"):
         summary["skipped"] = found["skipped"]
     summary["environment"] = environment()
@@ -289,6 +294,7 @@ def render(found: dict, summary: dict, out_dir) -> str:
         ("2. Golden vectors", "golden", lambda g, _: _golden_section(g), False),
         ("3. RTL verification (cocotb)", "sim", lambda s, _: _sim_section(s), False),
         ("4. Synthesis", "synth", _synth_section, True),
+        ("5. Formal", "prove", proofs.section, True),
     ]
     for title, step, section, _ in sections:
         parts += [f"## {title}", ""]

@@ -48,7 +48,9 @@ says which). A failed proof leaves a counterexample trace (VCD) in the proof's f
 import operator
 import os
 import re
+import resource
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -547,6 +549,7 @@ class ProofResult:
     trace: Path | None = None
     detail: str = ""
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     properties: tuple[str, ...] = PROPERTIES
 
     @property
@@ -566,6 +569,7 @@ class ProofResult:
             "trace": None if self.trace is None else str(self.trace),
             "detail": self.detail,
             "seconds": round(self.seconds, 2),
+            "cpu_seconds": round(self.cpu_seconds, 2),
         }
 
 
@@ -600,17 +604,27 @@ def _failed_checks(vcd: Path, checks: dict[str, str]) -> list[str]:
 
 
 def _run(cmd, cwd: Path, env_path: str, log: Path, timeout: float) -> str:
+    """Run a tool in its own process group (smtbmc starts the solver: a timeout ends both)."""
     env = dict(os.environ, PATH=env_path)
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
     try:
-        proc = subprocess.run(
-            cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-        )
+        text, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        log.write_text(f"killed after {timeout:.0f} s\n")
         raise ToolError(
-            f"{Path(cmd[0]).name} timed out after {timeout:.0f} s; log: {log}"
+            f"{Path(cmd[0]).name} did not finish within {timeout:.0f} s; log: {log}"
         ) from None
-    log.write_text(proc.stdout + proc.stderr)
-    return proc.stdout + proc.stderr
+    except BaseException:  # an interrupt: leave no solver behind
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    log.write_text(text)
+    return text
 
 
 def prove(
@@ -634,7 +648,7 @@ def prove(
         raise ValueError(f"Unknown unit {name!r}; choose from {', '.join(UNITS)}")
     info = UNITS[name]
     tools = toolchain or find_toolchain(solver)
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), _cpu_seconds()
     unit = info.build(params)
     latency = unit.latency
     method = "k-induction" if latency == 1 else "bmc"
@@ -657,9 +671,25 @@ def prove(
     log = _run([tools.yosys, "-q", "-s", "prepare.ys"], work, path, work / "yosys.log", timeout)
     if not (work / "model.smt2").is_file():
         result.status, result.detail = "error", f"Yosys wrote no model: {log.strip()[-300:]}"
-        result.seconds = time.monotonic() - started
-        return result
+    else:
+        _check_model(result, harness, work, tools, depth, latency, timeout)
+    result.seconds = time.monotonic() - started
+    result.cpu_seconds = _cpu_seconds() - cpu_started
+    return result
 
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of the tools it ran (a figure machine load does not move)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    tools = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + tools.ru_utime + tools.ru_stime
+
+
+def _check_model(result, harness, work, tools, depth, latency, timeout):
+    """The smtbmc runs on ``work/model.smt2``: base case, induction step (k-induction only),
+    cover; records the first failure in ``result``."""
+    path = tools.path
+    method = result.method
     runs = [("basecase", ["-t", str(depth)])]
     if method == "k-induction":
         runs.append(("induction", ["-i", "-t", str(depth)]))
@@ -684,8 +714,6 @@ def prove(
             result.status = "error"
             result.detail = f"smtbmc {step} gave no verdict: {text.strip()[-300:]}"
         break
-    result.seconds = time.monotonic() - started
-    return result
 
 
 def proof_params(info, widths, lanes_list) -> list[UnitParams]:
@@ -761,35 +789,40 @@ def prove_all(
     return results
 
 
-def markdown_table(results) -> str:
-    """The results as a Markdown table: unit, configuration, properties, result, solver, s."""
+def markdown_table(records) -> str:
+    """Proof records (``ProofResult.to_dict()``) as a Markdown table: unit, configuration,
+    properties, method, result, solver, wall and CPU seconds."""
     lines = [
-        "| unit | configuration | properties | method | result | solver | seconds |",
-        "|---|---|---|---|---|---|---:|",
+        "| unit | configuration | properties | method | result | solver | seconds | CPU s |",
+        "|---|---|---|---|---|---|---:|---:|",
     ]
-    for r in results:
-        outcome = {"pass": "proved", "fail": "**FAILED**", "error": "**error**"}[r.status]
-        if r.failed:
-            outcome += f": {', '.join(r.failed)}"
-        method = f"{r.method}, depth {r.depth}" if r.method else ""
+    for r in records:
+        outcome = {"pass": "proved", "fail": "**FAILED**", "error": "**error**"}[r["status"]]
+        if r["failed"]:
+            outcome += f": {', '.join(r['failed'])}"
+        method = f"{r['method']}, depth {r['depth']}" if r["method"] else ""
         lines.append(
-            f"| {r.unit} | {r.config} | {', '.join(r.properties)} | {method} | {outcome} "
-            f"| {r.solver} | {r.seconds:.1f} |"
+            f"| {r['unit']} | {r['config']} | {', '.join(r['properties'])} | {method} "
+            f"| {outcome} | {r['solver']} | {r['seconds']:.1f} | {r.get('cpu_seconds', 0):.1f} |"
         )
     return "\n".join(lines) + "\n"
 
 
-def write_results(results, out, *, wall_seconds: float | None = None) -> tuple[Path, Path]:
+def write_results(
+    results, out, *, wall_seconds: float | None = None, jobs: int | None = None
+) -> tuple[Path, Path]:
     """``results.json`` and ``results.md`` in ``out``; returns their paths."""
     import json
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    records = [r.to_dict() for r in results]
     data = {
-        "proofs": [r.to_dict() for r in results],
+        "proofs": records,
         "wall_seconds": None if wall_seconds is None else round(wall_seconds, 1),
+        "jobs": jobs,
     }
     json_path, md_path = out / "results.json", out / "results.md"
     json_path.write_text(json.dumps(data, indent=2) + "\n")
-    md_path.write_text(markdown_table(results))
+    md_path.write_text(markdown_table(records))
     return json_path, md_path

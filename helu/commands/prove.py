@@ -80,7 +80,7 @@ def run(args) -> int:
         progress=progress,
     )  # fmt: skip
     wall = time.monotonic() - start
-    json_path, md_path = write_results(results, args.out, wall_seconds=wall)
+    json_path, md_path = write_results(results, args.out, wall_seconds=wall, jobs=args.jobs)
     log.info("%d proofs in %.0f s; wrote %s and %s", len(results), wall, json_path, md_path)
     bad = [r for r in results if not r.ok]
     if bad:
