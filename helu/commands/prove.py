@@ -33,6 +33,13 @@ def add_arguments(parser):
     parser.add_argument(
         "--solver", default="yices", help="SMT solver: yices (default, fastest) or z3"
     )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=300,
+        help="seconds each solver run may take; past it the proof is reported as not proved "
+        "(default: 300)",
+    )
     parser.add_argument("--out", default="build/prove", help="output folder (build/prove)")
     parser.add_argument(
         "--jobs",
@@ -55,6 +62,8 @@ def run(args) -> int:
         raise ValueError(f"unknown --solver {args.solver!r}; choose from {', '.join(SOLVERS)}")
     if args.depth is not None and args.depth < 1:
         raise ValueError(f"--depth must be a positive integer, not {args.depth}")
+    if not args.timeout > 0:
+        raise ValueError(f"--timeout must be a positive number of seconds, not {args.timeout}")
     if args.jobs < 1:
         raise ValueError(f"--jobs must be a positive integer, not {args.jobs}")
 
@@ -72,12 +81,13 @@ def run(args) -> int:
                 f" ({r.detail})" if r.detail else "", trace,
             )  # fmt: skip
         else:
-            log.warning("[%d/%d] %s %s: ERROR: %s", done, total, r.unit, r.config, r.detail)
+            what = "NOT PROVED" if r.status == "timeout" else "ERROR"
+            log.warning("[%d/%d] %s %s: %s: %s", done, total, r.unit, r.config, what, r.detail)
 
     start = time.monotonic()
     results = prove_all(
         units, widths, lanes, args.out, depth=args.depth, solver=args.solver, jobs=args.jobs,
-        progress=progress,
+        timeout=args.timeout, progress=progress,
     )  # fmt: skip
     wall = time.monotonic() - start
     json_path, md_path = write_results(results, args.out, wall_seconds=wall, jobs=args.jobs)
