@@ -16,6 +16,7 @@ __all__ = [
     "RESULTS",
     "flow_step",
     "split_units",
+    "check_record",
     "summary",
     "section",
     "bench",
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 def flow_step(flow) -> None:
     """Run the proofs for ``flow`` (a ``helu.commands.flow.Flow``): its units, out and jobs."""
+    from helu import outdir
     from helu.hw.formal import find_toolchain, prove_all, write_results
     from helu.hw.tools import ToolMissing
 
@@ -58,6 +60,7 @@ def flow_step(flow) -> None:
     wall = time.monotonic() - start
     flow.seconds["prove"] = wall
     write_results(results, out, wall_seconds=wall, jobs=flow.args.jobs)
+    outdir.mark(out, "prove")
     bad = [r for r in results if not r.ok]
     log.info("      %d proofs, %d failed, in %.0f s", len(results), len(bad), wall)
     if bad:
@@ -78,6 +81,18 @@ def split_units(units) -> tuple[list[str], list[str]]:
 
     narrow = [u for u in units if proof_method(UNITS[u]) == "bmc"]
     return [u for u in units if u not in narrow], narrow
+
+
+def check_record(data: dict, path: Path, need) -> None:
+    """Refuse a ``prove/results.json`` that lacks what the report reads (``need(path, ok,
+    what)`` raises the report's one-line error)."""
+    records = data.get("proofs")
+    need(path, isinstance(records, list), "no 'proofs' list")
+    for r in records:
+        need(path, isinstance(r, dict), "a proof is not an object")
+        for key in ("unit", "config", "properties", "method", "status", "failed", "solver"):
+            need(path, key in r, f"a proof has no {key!r}")
+        need(path, isinstance(r.get("seconds"), (int, float)), "a proof has no 'seconds'")
 
 
 def summary(found: dict) -> dict:

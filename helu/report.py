@@ -96,6 +96,8 @@ def _check_record(step: str, data, path: Path) -> None:
             _need(path, isinstance(r, dict), "a record is not an object")
             for key in ("unit", "target", "width", "lanes"):
                 _need(path, key in r, f"a record has no {key!r}")
+    elif step == "prove":
+        proofs.check_record(data, path, _need)
 
 
 def _stale(found: dict, out_dir: Path) -> dict[str, str]:

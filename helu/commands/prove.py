@@ -5,7 +5,9 @@ constant ``T`` and the threshold port) the proof shows, for every input value an
 valid/ready sequence, the four properties of ``hw.formal``: function (equal to the unit's
 integer reference), stream rules, reset and throughput. Each proof prints one line; a failed one
 names the unit, the configuration, the broken property and the counterexample trace (VCD). The
-command writes ``results.json`` and ``results.md`` and exits non-zero when any proof fails.
+command writes ``results.json`` and ``results.md`` (the folder holds this run's proofs only: it
+is emptied first, and only a folder helu marked as proofs is, see ``helu.outdir``) and exits
+non-zero when any proof fails or gives no verdict.
 """
 
 import logging
@@ -42,6 +44,11 @@ def add_arguments(parser):
     )
     parser.add_argument("--out", default="build/prove", help="output folder (build/prove)")
     parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an --out folder of proofs that helu did not mark as its own (an older one)",
+    )
+    parser.add_argument(
         "--jobs",
         type=int,
         default=min(2, os.cpu_count() or 1),
@@ -52,7 +59,8 @@ def add_arguments(parser):
 def run(args) -> int:
     import time
 
-    from helu.hw.formal import SOLVERS, prove_all, write_results
+    from helu import outdir
+    from helu.hw.formal import SOLVERS, find_toolchain, prove_all, write_results
     from helu.hw.units import UNITS
 
     units = name_list(args.unit, UNITS, "unit")
@@ -84,13 +92,16 @@ def run(args) -> int:
             what = "NOT PROVED" if r.status == "timeout" else "ERROR"
             log.warning("[%d/%d] %s %s: %s: %s", done, total, r.unit, r.config, what, r.detail)
 
+    find_toolchain(args.solver)  # before the folder is touched: a missing tool changes nothing
+    out = outdir.prepare(args.out, "prove", clear=True, force=args.force)
     start = time.monotonic()
     results = prove_all(
-        units, widths, lanes, args.out, depth=args.depth, solver=args.solver, jobs=args.jobs,
+        units, widths, lanes, out, depth=args.depth, solver=args.solver, jobs=args.jobs,
         timeout=args.timeout, progress=progress,
     )  # fmt: skip
     wall = time.monotonic() - start
-    json_path, md_path = write_results(results, args.out, wall_seconds=wall, jobs=args.jobs)
+    json_path, md_path = write_results(results, out, wall_seconds=wall, jobs=args.jobs)
+    outdir.mark(out, "prove")
     log.info("%d proofs in %.0f s; wrote %s and %s", len(results), wall, json_path, md_path)
     bad = [r for r in results if not r.ok]
     if bad:
