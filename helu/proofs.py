@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 __all__ = [
+    "add_flow_arguments",
+    "flow_options",
     "FLOW_WIDTHS",
     "FLOW_LANES",
     "RESULTS",
@@ -29,15 +31,44 @@ RESULTS = "prove/results.json"
 log = logging.getLogger(__name__)
 
 
+def add_flow_arguments(parser) -> None:
+    """``helu flow``'s options for this step."""
+    parser.add_argument(
+        "--prove-widths",
+        default=",".join(map(str, FLOW_WIDTHS)),
+        metavar="W[,W..]",
+        help="widths to prove the units at (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--prove-lanes",
+        default=",".join(map(str, FLOW_LANES)),
+        metavar="L[,L..]",
+        help="lane counts to prove the units at (default: %(default)s)",
+    )
+
+
+def flow_options(args) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The checked ``(--prove-widths, --prove-lanes)`` of a flow (checked before it starts)."""
+    from helu.commands.options import int_list
+
+    return (
+        int_list(getattr(args, "prove_widths", None) or ",".join(map(str, FLOW_WIDTHS)),
+                 "--prove-widths"),
+        int_list(getattr(args, "prove_lanes", None) or ",".join(map(str, FLOW_LANES)),
+                 "--prove-lanes"),
+    )  # fmt: skip
+
+
 def flow_step(flow) -> None:
     """Run the proofs for ``flow`` (a ``helu.commands.flow.Flow``): its units, out and jobs."""
     from helu import outdir
     from helu.hw.formal import find_toolchain, prove_all, write_results
     from helu.hw.tools import ToolMissing
 
+    widths, lanes = flow.prove_widths, flow.prove_lanes
     start = flow._begin(
-        f"proving every unit formally (widths {', '.join(map(str, FLOW_WIDTHS))}, "
-        f"lanes {', '.join(map(str, FLOW_LANES))})"
+        f"proving every unit formally (widths {', '.join(map(str, widths))}, "
+        f"lanes {', '.join(map(str, lanes))})"
     )
     try:
         find_toolchain()
@@ -47,16 +78,17 @@ def flow_step(flow) -> None:
         return
     out = Path(flow.out) / "prove"
     wide, narrow = split_units(flow.units)
-    results = prove_all(wide, FLOW_WIDTHS, FLOW_LANES, out, jobs=flow.args.jobs)
+    results = prove_all(wide, widths, lanes, out, jobs=flow.args.jobs)
     if narrow:
-        width = min(FLOW_WIDTHS)
-        results += prove_all(narrow, (width,), FLOW_LANES, out, jobs=flow.args.jobs)
-        flow.notes.append(
-            f"{', '.join(narrow)} (pipelined: bounded proof) was proved at width {width} only: "
-            f"at width 16 its multipliers' equivalence takes the solver far longer than the "
-            f"flow allows (docs/formal.md); run 'helu prove --unit {narrow[0]} --width 16 "
-            f"--timeout 3600' for it."
-        )
+        width = min(widths)
+        results += prove_all(narrow, (width,), lanes, out, jobs=flow.args.jobs)
+        if width != max(widths):
+            flow.notes.append(
+                f"{', '.join(narrow)} (pipelined: bounded proof) was proved at width {width} "
+                f"only: at width {max(widths)} its multipliers' equivalence takes the solver far "
+                f"longer than the flow allows (docs/formal.md); run 'helu prove --unit "
+                f"{narrow[0]} --width {max(widths)} --timeout 3600' for it."
+            )
     wall = time.monotonic() - start
     flow.seconds["prove"] = wall
     write_results(results, out, wall_seconds=wall, jobs=flow.args.jobs)

@@ -64,7 +64,14 @@ def test_report_says_why_formal_was_skipped(tmp_path):
 def test_flow_step_skips_without_tools(monkeypatch, tmp_path):
     monkeypatch.setattr(formal.shutil, "which", lambda *a, **k: None)
     flow = SimpleNamespace(
-        out=tmp_path, units=["forward"], args=SimpleNamespace(jobs=1), skipped={}, seconds={}
+        out=tmp_path,
+        units=["forward"],
+        args=SimpleNamespace(jobs=1),
+        skipped={},
+        seconds={},
+        prove_widths=(8,),
+        prove_lanes=(1,),
+        notes=[],
     )
     flow._begin = lambda what: 0.0
     proofs.flow_step(flow)
@@ -79,15 +86,20 @@ def test_flow_step_fails_on_a_broken_proof(monkeypatch, tmp_path):
         formal.find_toolchain()
     except formal.ToolMissing as exc:
         pytest.skip(str(exc))
-    monkeypatch.setattr(proofs, "FLOW_WIDTHS", (8,))
-    monkeypatch.setattr(proofs, "FLOW_LANES", (1,))
     real = formal.UNITS["relu-cmp"]
     import dataclasses
 
     broken = dataclasses.replace(real, reference=lambda p, inputs: {"y": inputs["z"]})
     monkeypatch.setitem(formal.UNITS, "relu-cmp", broken)
     flow = SimpleNamespace(
-        out=tmp_path, units=["relu-cmp"], args=SimpleNamespace(jobs=1), skipped={}, seconds={}
+        out=tmp_path,
+        units=["relu-cmp"],
+        args=SimpleNamespace(jobs=1),
+        skipped={},
+        seconds={},
+        prove_widths=(8,),
+        prove_lanes=(1,),
+        notes=[],
     )
     flow._begin = lambda what: 0.0
     with pytest.raises(RuntimeError, match=r"relu-cmp w8-l1: function.payload; counterexample"):

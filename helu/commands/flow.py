@@ -66,6 +66,7 @@ def add_arguments(parser):
         metavar="L[,L..]",
         help="lane counts to synthesize (default: %(default)s)",
     )
+    proofs.add_flow_arguments(parser)
     parser.add_argument(
         "--fmax-seeds", type=int, default=3, help="nextpnr seeds per design (default: 3)"
     )
@@ -103,6 +104,7 @@ class Flow:
         self.targets = name_list(args.targets, TARGETS, "target")
         self.synth_widths = int_list(args.synth_widths, "--synth-widths")
         self.synth_lanes = int_list(args.synth_lanes, "--synth-lanes")
+        self.prove_widths, self.prove_lanes = proofs.flow_options(args)
         for option, value in (("--seeds", args.seeds), ("--fmax-seeds", args.fmax_seeds),
                               ("--jobs", args.jobs)):  # fmt: skip
             if value is not None and value < 1:
