@@ -45,6 +45,7 @@ MARKER = ".helu-output.json"
 # The kinds of folder the commands write, and the files that make an unmarked folder look like
 # one of that kind (what --force may replace).
 KINDS = {
+    "train": ("metrics.json", "checkpoints"),
     "golden": ("manifest.json",),
     "golden-net": ("manifest.json",),
     "verilog": (),

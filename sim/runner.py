@@ -341,6 +341,7 @@ def run_golden(
     corners: bool = True,
     seed: int = 0,
     check_golden: bool = True,
+    force: bool = False,
 ) -> dict:
     """Check every golden set of folder ``golden`` through each unit on each simulator.
 
@@ -349,7 +350,8 @@ def run_golden(
     format and alpha (constant ``T``). Corner cases are added per format. Returns the summary
     (also written to ``<out>/summary.json``). ``check_golden`` (default) first refuses a set whose
     ``y/mask/dz`` contradict ``golden.fixed`` (``ValueError`` naming it); switching it off lets
-    a test feed the benches a wrong golden set.
+    a test feed the benches a wrong golden set. ``out`` follows ``helu.outdir``'s rule (``force``
+    for an unmarked simulation folder).
     """
     from helu.golden.vectors import consistency_errors, golden_digest, load_golden
     from helu.hw.units import check_lanes
@@ -382,7 +384,7 @@ def run_golden(
                 f"({errors[0]}); re-create it with 'helu golden'"
             )
     digest = golden_digest(golden)
-    out = outdir.prepare(out, "sim", inputs=(golden,))
+    out = outdir.prepare(out, "sim", inputs=(golden,), force=force)
     with lock(out):
         # A summary from an earlier run must not outlive this one if it fails or is interrupted.
         (out / "summary.json").unlink(missing_ok=True)
