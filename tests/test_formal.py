@@ -189,42 +189,49 @@ def _prove_mutant(bug, monkeypatch, tmp_path, capsys):
     return line
 
 
+@pytest.mark.slow
 def test_prove_catches_wrong_function(monkeypatch, tmp_path, capsys):
     """mask = z >= T instead of z > T: the function property fails."""
     line = _prove_mutant("gte", monkeypatch, tmp_path, capsys)
     assert "function.payload" in line, line
 
 
+@pytest.mark.slow
 def test_prove_catches_valid_dropping(monkeypatch, tmp_path, capsys):
     """o.valid falls while o.ready is low: the stream rule (hold) fails."""
     line = _prove_mutant("valid_drops", monkeypatch, tmp_path, capsys)
     assert "stream.hold" in line, line
 
 
+@pytest.mark.slow
 def test_prove_catches_ready_ignoring_output(monkeypatch, tmp_path, capsys):
     """i.ready ignores o.ready: a held output is overwritten (stream rule: stable)."""
     line = _prove_mutant("ready_ignores_o", monkeypatch, tmp_path, capsys)
     assert "stream." in line, line
 
 
+@pytest.mark.slow
 def test_prove_catches_payload_loading_without_enable(monkeypatch, tmp_path, capsys):
     """The payload register loads every cycle, not under the stage's enable."""
     line = _prove_mutant("load_always", monkeypatch, tmp_path, capsys)
     assert "stream.stable" in line, line
 
 
+@pytest.mark.slow
 def test_prove_catches_duplicates(monkeypatch, tmp_path, capsys):
     """o.valid stays high after its transfer: a duplicate output (no input for it)."""
     line = _prove_mutant("duplicates", monkeypatch, tmp_path, capsys)
     assert "stream.no_input" in line, line
 
 
+@pytest.mark.slow
 def test_prove_catches_stale_output_after_reset(monkeypatch, tmp_path, capsys):
     """o.valid survives rst: a stale transfer appears after reset."""
     line = _prove_mutant("reset_keeps_valid", monkeypatch, tmp_path, capsys)
     assert "reset.clears" in line, line
 
 
+@pytest.mark.slow
 def test_prove_catches_bubble(monkeypatch, tmp_path, capsys):
     """i.ready = ~o.valid: one transfer every other cycle; the throughput property fails."""
     line = _prove_mutant("bubble", monkeypatch, tmp_path, capsys)
