@@ -51,6 +51,7 @@ KINDS = {
     "verilog": (),
     "sim": ("summary.json",),
     "synth": ("results.json",),
+    "prove": ("results.json",),
     "flow": ("report.md", "summary.json", "skipped.json"),
 }
 
@@ -121,7 +122,7 @@ def claim(out, kind: str, *, force: bool = False, inputs=()) -> Path:
     if found == kind:
         return out
     if found is not None:
-        _refuse(out, f"is a {found} folder written by helu, not replaced by a {kind} one")
+        _refuse(out, f"is a {found} folder written by helu, not a {kind} folder")
     if _looks_like(out, kind):
         if force:
             return out

@@ -226,14 +226,19 @@ def test_sim_runs_get_their_own_run_folders(tmp_path):
     assert a["checked"] == b["checked"] == s.elements
 
 
-def test_sim_refuses_a_folder_in_use(tmp_path):
+def test_sim_refuses_a_folder_in_use(tmp_path, capsys):
     from helu.sim import runner
 
+    if runner.tool_missing("icarus"):
+        pytest.skip(runner.tool_missing("icarus"))
+    golden = small_golden(tmp_path / "g")
     out = outdir.prepare(tmp_path / "sim", "sim")
-    with runner.lock(out):
-        with pytest.raises(RuntimeError, match="in use by another helu command"):
-            with runner.lock(out):
-                pass
+    (out / "summary.json").write_text(json.dumps(SIM))
+    with runner.lock(out):  # another helu sim is running on this folder
+        busy = f"{out} is in use by another helu command (pid {os.getpid()})"
+        argv = ("--golden", golden, "--unit", "forward", "--out", out)
+        one_line_error(capsys, "sim", *argv, expect=busy)
+        assert json.loads((out / "summary.json").read_text()) == SIM  # the other run's, intact
     with runner.lock(out):  # released
         pass
 
