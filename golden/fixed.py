@@ -12,6 +12,7 @@ Semantics (``docs/design.md``, normative):
 - Threshold: ``T = floor(-alpha * 2**frac)``; ``mask = k > T`` equals the float rule
   ``z > -alpha`` for every representable ``k``.
 - Forward: ``y = k if k > 0 else 0``. Backward: ``dz = g if mask else 0``.
+- Clipped ReLU: ``y = min(max(k, 0), C)``, ``C >= 0`` a code.
 """
 
 import math
@@ -23,6 +24,7 @@ import numpy as np
 __all__ = [
     "Format",
     "AlphaVanishesWarning",
+    "array_generic",
     "quantize",
     "dequantize",
     "choose_frac",
@@ -33,6 +35,7 @@ __all__ = [
     "checked_threshold",
     "check_alpha",
     "forward",
+    "clipped",
     "mask",
     "backward",
     "to_unsigned",
@@ -167,7 +170,10 @@ def threshold(alpha, fmt: Format) -> int:
     unchanged for every representable ``k``; so ``T`` fits in ``threshold_width(fmt)`` bits.
     """
     alpha = _check_alpha(alpha)
-    t = math.floor(-math.ldexp(alpha, fmt.frac))
+    try:
+        t = math.floor(-math.ldexp(alpha, fmt.frac))
+    except OverflowError:  # alpha * 2**frac beyond any float (alpha=1e308): below every code
+        return fmt.min_code - 1
     return max(t, fmt.min_code - 1)
 
 
@@ -185,11 +191,25 @@ def threshold_range(fmt: Format) -> tuple[int, int]:
 def alpha_note(alpha, fmt: Format) -> str | None:
     """A sentence explaining that ``alpha`` has no effect in ``fmt``, or ``None`` when it has."""
     alpha = _check_alpha(alpha)
-    if alpha == 0 or threshold(alpha, fmt) < -1:
+    if alpha == 0:
+        return None
+    t = threshold(alpha, fmt)
+    if t < fmt.min_code:
+        return (
+            f"alpha={alpha:g} covers every negative code of {fmt} (T clamps to {t}): the backward "
+            "mask is always 1; use fewer fractional bits or a smaller alpha"
+        )
+    if t < -1:
         return None
     needed = fmt.frac + 1
-    while math.ldexp(alpha, needed) <= 1:
+    while needed <= MAX_FRAC and math.ldexp(alpha, needed) <= 1:
         needed += 1
+    if needed > MAX_FRAC:
+        return (
+            f"alpha={alpha:g} leaves no negative code in the band (-alpha, 0] of {fmt}, nor of "
+            f"any format (at most {MAX_FRAC} fractional bits): the backward mask is ReLU's "
+            "shifted to include 0; use alpha=0 or a larger alpha"
+        )
     return (
         f"alpha={alpha:g} leaves no negative code in the band (-alpha, 0] of {fmt}: "
         f"the backward mask is ReLU's shifted to include 0; use at least {needed} fractional bits"
@@ -207,14 +227,32 @@ def checked_threshold(alpha, fmt: Format) -> int:
 check_alpha = checked_threshold  # the old name, kept while other branches still import it
 
 
+def array_generic(codes) -> bool:
+    """Whether the rules take ``codes`` as they are instead of as an int64 numpy array.
+
+    True for a torch tensor and for an array-like other than a numpy array that implements
+    numpy's ``__array_function__`` protocol (``hw.formal.Symbolic``: the formal proofs evaluate
+    these very rules as logic). The rules below use only operators, ``.clip``, ``.astype`` and
+    ``np.where``, so they mean the same on all of them.
+    """
+    return hasattr(codes, "new_tensor") or (
+        hasattr(codes, "__array_function__") and not isinstance(codes, np.ndarray)
+    )
+
+
 def _codes(codes):
-    """Codes as an int64 numpy array; a torch tensor passes through (array-generic rules)."""
-    return codes if hasattr(codes, "new_tensor") else np.asarray(codes, dtype=np.int64)
+    """Codes as an int64 numpy array; array-generic codes pass through (``array_generic``)."""
+    return codes if array_generic(codes) else np.asarray(codes, dtype=np.int64)
 
 
 def forward(codes) -> np.ndarray:
     """Integer HeLU/ReLU forward: ``y = k if k > 0 else 0`` (numpy arrays or torch tensors)."""
     return _codes(codes).clip(0, None)
+
+
+def clipped(codes, clip: int) -> np.ndarray:
+    """Integer clipped ReLU (ReLU6 in codes): ``y = min(max(k, 0), C)`` with ``C >= 0``."""
+    return _codes(codes).clip(0, clip)
 
 
 def mask(codes, t: int) -> np.ndarray:
@@ -224,8 +262,8 @@ def mask(codes, t: int) -> np.ndarray:
 
 def backward(grad_codes, mask_bits) -> np.ndarray:
     """Integer HeLU backward: ``dz = g if mask else 0`` (exact, no rounding)."""
-    grad_codes = np.asarray(grad_codes, dtype=np.int64)
-    mask_bits = np.asarray(mask_bits)
+    grad_codes = _codes(grad_codes)
+    mask_bits = mask_bits if array_generic(mask_bits) else np.asarray(mask_bits)
     if grad_codes.shape != mask_bits.shape:
         raise ValueError(
             f"gradient shape {grad_codes.shape} does not match mask shape {mask_bits.shape}"

