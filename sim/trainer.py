@@ -15,8 +15,6 @@ step), ``cycles`` and ``seconds`` (simulated), ``wall_s``. Mismatches are result
 
 import json
 import os
-import re
-import time
 from pathlib import Path
 
 import numpy as np
@@ -123,37 +121,6 @@ def _build(verilog, sidecar, simulator: str, out):
             os.environ["MAKEFLAGS"] = old
 
 
-def _run_bench(build, run_dir: Path, job: dict) -> dict:
-    result_path = Path(job["result"])
-    result_path.unlink(missing_ok=True)
-    job_path = run_dir / "job.json"
-    job_path.write_text(json.dumps(job, indent=2) + "\n")
-    sim_log = run_dir / "sim.log"
-    start = time.perf_counter()
-    try:
-        runner._runner(build.simulator).test(
-            test_module=MODULE,
-            hdl_toplevel=build.top,
-            hdl_toplevel_lang="verilog",
-            build_dir=build.directory,
-            test_dir=run_dir,
-            test_filter=rf"\.{re.escape(TEST)}$",
-            extra_env={"HELU_SIM_JOB": str(job_path)},
-            log_file=sim_log,
-            results_xml=str(run_dir / "results.xml"),
-        )
-    except (SystemExit, RuntimeError):
-        pass  # a failing check is reported through the result file; its absence is the error
-    wall = time.perf_counter() - start
-    if not result_path.is_file():
-        raise RuntimeError(
-            f"{build.simulator} run of {build.top} ended without a result; see {sim_log}"
-        )
-    result = json.loads(result_path.read_text())
-    result.update(wall_s=wall, log=str(sim_log), top=build.top, simulator=build.simulator)
-    return result
-
-
 def run_trainer(
     spec,
     trajectory: dict,
@@ -183,13 +150,14 @@ def run_trainer(
         run_dir = build.directory / "runs" / name
         run_dir.mkdir(parents=True, exist_ok=True)
         np.savez(run_dir / "trajectory.npz", **t)
+        (run_dir / "result.json").unlink(missing_ok=True)
         job = {
             "sidecar": str(build.sidecar_path),
             "trajectory": str(run_dir / "trajectory.npz"),
             "result": str(run_dir / "result.json"),
             "loads": [[int(a), int(d)] for a, d in (loads or [])],
         }
-        result = _run_bench(build, run_dir, job)
+        result = runner.run_bench(build, MODULE, TEST, run_dir, job)
         result.update(
             lanes=lanes,
             cycles_per_sample_design=meta["cycles_per_sample"],
