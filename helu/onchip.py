@@ -109,6 +109,7 @@ def run_onchip(
     seed: int = 0,
     alpha: float = ALPHA,
     evaluate: bool = True,
+    force: bool = False,
 ) -> dict:
     """Train the engine for ``steps`` samples of the digits training split (a fresh permutation
     per epoch) on each simulator; compare every step with the golden model; write the summary
@@ -125,9 +126,10 @@ def run_onchip(
 
     if steps < 1:
         raise ValueError(f"steps must be >= 1, not {steps}")
+    from helu import outdir
+
     torch.set_num_threads(1)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = outdir.prepare(out, "onchip", force=force)
     split = data.load("digits")
     x_train, x_test = intnet.pixels(split)
     epochs = -(-steps // len(x_train))

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from helu import outdir
 from helu.golden import fixed
 from helu.sim import runner
 
@@ -143,6 +144,7 @@ def run_trainer(
         missing = runner.tool_missing(sim)
         if missing:
             raise RuntimeError(f"cannot simulate with {sim}: {missing}")
+    outdir.prepare(out, "sim")
     verilog, sidecar, meta = generate(spec, lanes, out)
     results = []
     for sim in simulators:

@@ -28,6 +28,11 @@ def add_arguments(parser):
     parser.add_argument("--lanes", type=int, default=8, help="P, MACs per cycle (default: 8)")
     parser.add_argument("--seed", type=int, default=0, help="initial weights and sample order")
     parser.add_argument("--out", default="build/onchip", help="output folder")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an --out onchip folder that helu did not mark as its own (an older one)",
+    )
 
 
 def run(args) -> int:
@@ -42,6 +47,7 @@ def run(args) -> int:
         lanes=args.lanes,
         simulators=tuple(sims),
         seed=args.seed,
+        force=args.force,
     )
     print(
         f"engine {'-'.join(map(str, s['sizes']))}, P = {s['lanes']}: {s['cycles_per_sample']} "
