@@ -25,6 +25,9 @@ __all__ = [
     "analyse",
     "render_markdown",
     "report_section",
+    "flow_step",
+    "estimate_seconds",
+    "summary",
     "REPORT_FILE",
 ]
 
@@ -94,9 +97,38 @@ def preset_cells(name: str, **overrides) -> list:
                           "depths", "biases", "optimizers", "targets"))  # fmt: skip
     if name == "results" and not axes_overridden:
         base = Cell(width=2, depth=5, bias="symmetric", **settings)
-        cells += [replace(base, depth=d, optimizer="sgd") for d in (5, 10)]
-        cells += [replace(base, depth=d, target="sin") for d in (5, 10)]
+        cells += [replace(base, optimizer="sgd"), replace(base, target="sin")]
     return cells
+
+
+def estimate_seconds(cells, probe_steps: int = 3) -> dict:
+    """Predicted CPU seconds of ``cells`` on this machine, from short probes.
+
+    Per width, the shallowest and deepest cell run ``probe_steps`` steps; a step's cost is
+    taken as linear in depth between them and proportional to the number of arms. Returns
+    ``{"seconds": total, "probes": {"w2-d5": s_per_step, ...}}``.
+    """
+    from helu.golden.collapse import run_cell
+
+    cells = list(cells)
+    probes = {}
+    for width in sorted({c.width for c in cells}):
+        depths = sorted({c.depth for c in cells if c.width == width})
+        base = next(c for c in cells if c.width == width)
+        for depth in dict.fromkeys((depths[0], depths[-1])):
+            start = time.process_time()
+            run_cell(replace(base, depth=depth, steps=probe_steps))
+            # the init and the final evaluation cost about one step
+            probes[(width, depth)] = (time.process_time() - start) / (probe_steps + 1)
+    total = 0.0
+    for c in cells:
+        depths = sorted(d for w, d in probes if w == c.width)
+        lo, hi = depths[0], depths[-1]
+        t = probes[(c.width, lo)]
+        if hi > lo:
+            t += (probes[(c.width, hi)] - t) * (c.depth - lo) / (hi - lo)
+        total += t * (c.steps + 1) * len(c.arms) / len(base.arms)
+    return {"seconds": total, "probes": {f"w{w}-d{d}": t for (w, d), t in probes.items()}}
 
 
 def _cell_fields(cell) -> dict:
@@ -470,3 +502,40 @@ def render_markdown(analysis: dict, *, image_prefix: str = "") -> str:
 def report_section(found, out_dir) -> list[str]:
     """The flow report's section, from ``collapse/collapse.json``."""
     return [render_markdown(found, image_prefix="collapse/"), ""]
+
+
+def flow_step(out_dir) -> str:
+    """`helu flow`'s step: the quick preset in this process; returns a one-line summary."""
+    analysis = run_study(preset_cells("quick"), out_dir)
+    cell = analysis["cells"][0]
+    arms = cell["arms"]
+    parts = [f"{cell['key']}: born dead {cell['born_dead']['k']}/{cell['born_dead']['n']}"]
+    parts += [
+        f"{analysis['labels'][a]} good fits {arms[a]['good']['k']}, recovered "
+        f"{arms[a]['recovered']['k']}"
+        for a in arms
+    ]
+    return "; ".join(parts)
+
+
+def summary(found: dict) -> dict:
+    """The ``collapse`` entry of the flow's ``summary.json``: per cell, per arm, the rates."""
+    return {
+        "cells": [
+            {
+                "key": c["key"],
+                "born_dead": c["born_dead"]["p"],
+                "arms": {
+                    arm: {
+                        "collapsed": e["collapsed"]["p"],
+                        "good": e["good"]["p"],
+                        "recovered": e["recovered"]["k"],
+                        "median_nmse": e["median_nmse"]["median"],
+                        "good_vs_relu_p": (e.get("vs_relu_good") or {}).get("p"),
+                    }
+                    for arm, e in c["arms"].items()
+                },
+            }
+            for c in found["cells"]
+        ]
+    }

@@ -6,6 +6,12 @@ import pytest
 
 from helu.cli import main
 from helu.collapse import preset_cells
+from helu.report import write_report
+
+
+def cell_p(analysis, index):
+    return analysis["cells"][index]["arms"]["helu:0.5"]["vs_relu_good"]["p"]
+
 
 TINY = ["--widths", "2", "--depths", "3,4", "--biases", "zero", "--seeds", "30", "--steps", "20"]
 
@@ -23,7 +29,7 @@ def test_presets_have_paired_arms_and_enough_seeds():
 
 @pytest.mark.slow
 def test_study_collapse_writes_results_and_resumes(tmp_path, capsys, caplog):
-    out = tmp_path / "study"
+    out = tmp_path / "collapse"  # where the flow keeps it, so the report section renders
     argv = ["study", "collapse", *TINY, "--arms", "relu,helu:0.5", "--jobs", "1"]
     assert main([*argv, "--out", str(out)]) == 0
     analysis = json.loads((out / "collapse.json").read_text())
@@ -40,6 +46,12 @@ def test_study_collapse_writes_results_and_resumes(tmp_path, capsys, caplog):
     assert main([*argv, "--out", str(out)]) == 0  # every cell reused
     assert "reusing 2 of 2 cells" in caplog.text
     assert (out / "cells" / "w2-d3-zero-adam-abs.json").stat().st_mtime_ns == saved
+    report, summary = write_report(tmp_path)
+    text = report.read_text()
+    assert "## 5. Collapse of deep, narrow nets" in text
+    assert "![paired_good_adam_abs.png](collapse/paired_good_adam_abs.png)" in text
+    helu = json.loads(summary.read_text())["collapse"]["cells"][1]["arms"]["helu:0.5"]
+    assert helu["good_vs_relu_p"] == cell_p(analysis, 1)
 
 
 @pytest.mark.parametrize(

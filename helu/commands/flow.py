@@ -7,7 +7,8 @@ Steps, each leaving its results in its own folder under ``--out`` (the report re
 3. ``verilog/``: write every unit's Verilog and sidecar (width 8, 16 lanes, the golden format);
 4. ``sim/``:    run the cocotb benches against the golden vectors (Icarus by default);
 5. ``synth/``:  synthesize every unit with Yosys/nextpnr (iCE40 and generic gates by default);
-6. ``report.md``, ``summary.json`` and the plots.
+6. ``collapse/``: the quick collapse study (deep narrow MLPs, ReLU vs HeLU; ``helu.collapse``);
+7. ``report.md``, ``summary.json`` and the plots.
 
 A step whose tool is missing is skipped and named in the report; a step that fails (a mismatch,
 a tool crash) stops the flow with a one-line error and a non-zero exit.
@@ -23,7 +24,7 @@ HELP = "run everything: study, golden vectors, Verilog, cocotb simulation, synth
 
 log = logging.getLogger(__name__)
 
-STEPS = 6
+STEPS = 7
 # Per-tensor scales (no saturation) at 8 and 16 bits; at 8 bits the digits MLP's range leaves
 # 2-3 fractional bits, where alpha=0.05 has no negative code in its band, so a third set fixes
 # 5 fractional bits (T=-2): the band is exercised at 8 bits, at the price of some saturation.
@@ -241,6 +242,13 @@ class Flow:
         except ValueError as exc:
             log.warning("      no cost/accuracy plot: %s", exc)
 
+    def collapse(self):
+        from helu.collapse import flow_step
+
+        start = self._begin("collapse study, quick preset (deep narrow MLPs, ReLU vs HeLU)")
+        log.info("      %s", flow_step(self.out / "collapse"))
+        self.seconds["collapse"] = time.monotonic() - start
+
     def run(self):
         from helu.report import NOTES, SKIPS, write_report
 
@@ -251,6 +259,7 @@ class Flow:
         self.verilog()
         self.sim()
         self.synth(metrics)
+        self.collapse()
         self._begin("writing the report")
         (self.out / SKIPS).write_text(json.dumps(self.skipped, indent=2) + "\n")
         (self.out / NOTES).write_text(json.dumps(self.notes, indent=2) + "\n")

@@ -32,6 +32,11 @@ def add_arguments(parser):
     parser.add_argument("--steps", type=int, metavar="N", help="full-batch training steps")
     parser.add_argument("--lr", type=float, help="learning rate (default: Adam 1e-3, SGD 1e-2)")
     parser.add_argument(
+        "--estimate",
+        action="store_true",
+        help="only predict the grid's CPU time on this machine (short probes), run nothing",
+    )
+    parser.add_argument(
         "--no-resume", action="store_true", help="rerun cells whose results are already saved"
     )
     executor.add_arguments(parser, jobs_help="cells trained at once")
@@ -57,6 +62,15 @@ def run(args) -> int:
         "lr": args.lr,
     }
     cells = preset_cells(args.preset, **overrides)  # every option checked before any training
+    if args.estimate:
+        from helu.collapse import estimate_seconds
+
+        cost = estimate_seconds(cells)
+        hours = cost["seconds"] / 3600
+        probes = ", ".join(f"{k} {v:.2f}" for k, v in cost["probes"].items())
+        print(f"{len(cells)} cells: about {hours:.1f} CPU hours on this machine")
+        print(f"(seconds per training step of a whole cell: {probes})")
+        return 0
     with executor.from_args(args) as ex:
         analysis = run_study(cells, args.out, ex, resume=not args.no_resume)
     for arm, by in analysis["verdicts"].items():
