@@ -23,7 +23,14 @@ import numpy as np
 from helu.golden import fixed
 from helu.golden.fixed import Format
 
-__all__ = ["GoldenSet", "write_golden", "load_golden", "consistency_errors", "MANIFEST"]
+__all__ = [
+    "GoldenSet",
+    "write_golden",
+    "load_golden",
+    "consistency_errors",
+    "hex_lines",
+    "MANIFEST",
+]
 
 MANIFEST = "manifest.json"
 VERSION = 1
@@ -120,7 +127,8 @@ def consistency_errors(s: GoldenSet) -> list[str]:
     return errors
 
 
-def _hex_lines(codes, width: int) -> str:
+def hex_lines(codes, width: int) -> str:
+    """``$readmemh`` text: one ``width``-bit two's complement code per line, in array order."""
     digits = (width + 3) // 4
     return "".join(f"{v:0{digits}x}\n" for v in fixed.to_unsigned(codes, width).tolist())
 
@@ -162,7 +170,7 @@ def write_golden(out_dir, sets: list[GoldenSet], meta: dict) -> Path:
             widths = {"z": s.z_fmt.width, "y": s.z_fmt.width, "mask": 1}
             for f in CODE_FIELDS:
                 width = widths.get(f, s.g_fmt.width)
-                (tmp / f"{s.name}_{f}.hex").write_text(_hex_lines(arrays[f], width))
+                (tmp / f"{s.name}_{f}.hex").write_text(hex_lines(arrays[f], width))
         manifest = {"version": VERSION, **meta, "sets": [s.summary() for s in sets]}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         if out_dir.exists():

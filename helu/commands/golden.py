@@ -1,7 +1,11 @@
-"""`helu golden`: golden vectors (z, g, y, mask, dz per HeLU layer) from a trained checkpoint."""
+"""`helu golden`: golden vectors (z, g, y, mask, dz per HeLU layer) from a trained checkpoint;
+with ``--net``, the integer network's golden folder (``golden.intgolden``)."""
+
+import json
 
 HELP = (
-    "export fixed-point golden vectors of a trained HeLU checkpoint (npz, $readmemh hex, manifest)"
+    "export fixed-point golden vectors of a trained HeLU checkpoint (npz, $readmemh hex, "
+    "manifest); --net: the integer network (model, inference vectors) for the RTL core"
 )
 
 
@@ -13,7 +17,24 @@ def _widths(text):
 
 
 def add_arguments(parser):
-    parser.add_argument("--checkpoint", required=True, help="a checkpoint written by 'helu train'")
+    parser.add_argument(
+        "--checkpoint",
+        help="a checkpoint written by 'helu train' (required without --net; with --net an MLP "
+        "on digits to quantize, default: train a float 64-32-32-10 HeLU MLP first)",
+    )
+    net = parser.add_argument_group("integer network (--net)")
+    net.add_argument(
+        "--net",
+        action="store_true",
+        help="export the integer HeLU network: PTQ model, test-split inference vectors, hex",
+    )
+    net.add_argument(
+        "--alpha",
+        type=float,
+        help="HeLU alpha giving the threshold T (default: the checkpoint's, else 0.05)",
+    )
+    net.add_argument("--seed", type=int, default=0, help="float training seed (default: 0)")
+    net.add_argument("--epochs", type=int, help="float training epochs (default: 40)")
     parser.add_argument(
         "--widths",
         default="8,16",
@@ -37,17 +58,46 @@ def add_arguments(parser):
         help="export even when a given --frac leaves alpha no negative code in the band",
     )
     parser.add_argument(
-        "--out", default="build/golden", help="output folder (default build/golden)"
+        "--out", help="output folder (default build/golden, with --net build/golden-net)"
     )
 
 
+def run_net(args) -> int:
+    from helu.golden.intgolden import export_net
+
+    if args.epochs is not None and args.epochs < 1:
+        raise ValueError(f"--epochs must be a positive integer, not {args.epochs}")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be a non-negative integer, not {args.seed}")
+    path = export_net(
+        args.out or "build/golden-net",
+        checkpoint=args.checkpoint,
+        alpha=args.alpha,
+        seed=args.seed,
+        epochs=args.epochs,
+    )
+    manifest = json.loads(path.read_text())
+    acc = manifest["accuracy"]
+    print(
+        f"integer network: {path.parent} ({'-'.join(map(str, manifest['sizes']))}, shifts "
+        f"{manifest['shifts']}, T={manifest['threshold']}); test accuracy float "
+        f"{100 * acc['float']:.2f} %, integer {100 * acc['integer']:.2f} % "
+        f"({manifest['samples']} samples)"
+    )
+    return 0
+
+
 def run(args) -> int:
+    if args.net:
+        return run_net(args)
+    if args.checkpoint is None:
+        raise ValueError("--checkpoint is required (or --net for the integer network)")
     from helu.golden.export import export_checkpoint
     from helu.golden.vectors import load_golden
 
     path = export_checkpoint(
         args.checkpoint,
-        args.out,
+        args.out or "build/golden",
         widths=_widths(args.widths),
         frac=args.frac,
         grad_frac=args.grad_frac,

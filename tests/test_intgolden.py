@@ -1,0 +1,87 @@
+"""The integer network's golden folder, `helu golden --net` (golden/intgolden.py)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from helu.cli import main
+from helu.golden import data, fixed, intgolden, intmodel
+from helu.golden.models import ModelConfig, build
+from helu.golden.train import save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    out = tmp_path_factory.mktemp("net") / "golden"
+    intgolden.export_net(out, epochs=3)
+    return out
+
+
+def test_layout_the_core_reads(folder):
+    manifest = json.loads((folder / "manifest.json").read_text())
+    model = intmodel.load(folder / "model")
+    with np.load(folder / "inference.npz") as npz:
+        arrays = {k: npz[k] for k in ("x", "logits", "cls", "labels")}
+    n = len(data.load("digits").y_test)
+    assert all(a.dtype == np.int64 for a in arrays.values())
+    assert arrays["x"].shape == (n, 64) and arrays["logits"].shape == (n, 10)
+    assert arrays["cls"].shape == arrays["labels"].shape == (n,)
+    np.testing.assert_array_equal(arrays["labels"], data.load("digits").y_test)
+    assert 0 <= arrays["x"].min() and arrays["x"].max() <= 16
+    assert manifest["sizes"] == model.sizes == [64, 32, 32, 10]
+    assert manifest["shifts"] == model.shifts and manifest["threshold"] == model.threshold
+    assert manifest["widths"]["acc"] == fixed.ACC_WIDTH and "round half up" in json.dumps(manifest)
+    w0 = (folder / manifest["files"]["w0"]["path"]).read_text().split()
+    assert len(w0) == 64 * 32 and int(w0[1], 16) == int(model.weights[0][0, 1]) & 0xFF
+    assert abs(manifest["accuracy"]["integer"] - np.mean(arrays["cls"] == arrays["labels"])) < 1e-9
+    assert intgolden.check_inference(folder) == []
+
+
+def test_check_inference_sees_corruption(folder, tmp_path):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(folder, bad)
+    with np.load(bad / "inference.npz") as npz:
+        arrays = dict(npz)
+    arrays["logits"][7, 3] += 1
+    np.savez(bad / "inference.npz", **arrays)
+    assert any("logits differs" in e for e in intgolden.check_inference(bad))
+    shutil.copytree(folder, tmp_path / "bad2")
+    hex_path = tmp_path / "bad2" / "hex" / "b1.hex"
+    lines = hex_path.read_text().splitlines()
+    lines[0] = f"{(int(lines[0], 16) + 1) & 0xFFFFFFFF:08x}"
+    hex_path.write_text("\n".join(lines) + "\n")
+    assert intgolden.check_inference(tmp_path / "bad2") == ["hex/b1.hex does not hold b1"]
+
+
+def test_export_replaces_its_own_folder_only(folder, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="exists and is not an integer-network golden folder"):
+        intgolden.export_net(mine, epochs=1)
+    assert (mine / "notes.txt").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]  # no temporary left
+
+
+def test_export_from_checkpoint(tmp_path):
+    split = data.load("digits")
+    torch.manual_seed(0)
+    cfg = ModelConfig(hidden=(32, 32), act="helu", alpha=0.1)
+    model = build(cfg).eval()
+    path = save_checkpoint(tmp_path / "c.pt", model, cfg, split, "helu", 0.1, 0, 0.1)
+    manifest = json.loads(intgolden.export_net(tmp_path / "g", checkpoint=path).read_text())
+    assert manifest["source"]["checkpoint"] == str(path) and manifest["scales"]["alpha"] == 0.1
+    assert intgolden.check_inference(tmp_path / "g") == []
+
+
+def test_cli_golden_net(tmp_path, capsys):
+    assert main(["golden", "--net", "--epochs", "2", "--out", str(tmp_path / "g")]) == 0
+    assert "integer network:" in capsys.readouterr().out
+    assert main(["golden", "--net", "--epochs", "0", "--out", str(tmp_path / "h")]) == 1
+    assert "--epochs must be a positive integer" in capsys.readouterr().err
+    assert main(["golden"]) == 1
+    assert "--checkpoint is required" in capsys.readouterr().err
