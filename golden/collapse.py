@@ -52,7 +52,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from helu.golden.activations import HeLUFunction, check_alpha
+from helu.golden.activations import HeLUFunction, validate_alpha
 
 __all__ = [
     "ARMS",
@@ -102,7 +102,7 @@ def parse_arm(arm: str) -> tuple[str, float | None]:
         return "helu", None
     if kind == "helu" and value:
         try:
-            return "helu", check_alpha(float(value))
+            return "helu", validate_alpha(float(value))
         except ValueError:
             pass
     raise ValueError(
