@@ -210,6 +210,7 @@ def analyse(records) -> dict:
         cells.append(
             {k: r[k] for k in ("key", "width", "depth", "bias", "optimizer", "target", "seeds")}
             | {"steps": r["steps"], "lr": r["lr"], "arms": r["arms"], "seconds": r["seconds"]}
+            | {"cpu_seconds": r.get("cpu_seconds")}
             | s
         )
     lu = {}  # (width, depth, bias) -> row; the init does not depend on optimizer or target
@@ -238,7 +239,10 @@ def analyse(records) -> dict:
         "cells": cells,
         "lu_check": list(lu.values()),
         "verdicts": verdicts,
-        "cpu_seconds": sum(c["seconds"] for c in cells),
+        "seconds": sum(c["seconds"] for c in cells),
+        "cpu_seconds": None
+        if any(c["cpu_seconds"] is None for c in cells)
+        else sum(c["cpu_seconds"] for c in cells),
     }
 
 
@@ -395,6 +399,11 @@ def _table(header, rows) -> str:
     return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
 
 
+def _seconds(c) -> str:
+    cpu = c.get("cpu_seconds")
+    return f"{c['seconds']:.0f} s" + ("" if cpu is None else f", {cpu:.0f} s CPU")
+
+
 def _test(t) -> str:
     if t is None:
         return ""
@@ -453,7 +462,7 @@ def render_markdown(analysis: dict, *, image_prefix: str = "") -> str:
         parts += [
             f"**{c['key']}** (width {c['width']}, depth {c['depth']}, {c['bias']} bias, "
             f"{c['optimizer']} lr {c['lr']:g}, {c['steps']} steps, target {c['target']}, "
-            f"{c['seeds']} seeds, {c['seconds']:.0f} s): born dead {_rate(c['born_dead'])}",
+            f"{c['seeds']} seeds, {_seconds(c)}): born dead {_rate(c['born_dead'])}",
             "",
             _table(
                 [
@@ -492,9 +501,11 @@ def render_markdown(analysis: dict, *, image_prefix: str = "") -> str:
         ]
     for name in analysis.get("plots", []):
         parts += [f"![{name}]({image_prefix}{name})", ""]
+    cpu = analysis["cpu_seconds"]
     parts.append(
-        f"{len(analysis['cells'])} cells, {analysis['cpu_seconds']:.0f} s of training "
-        "(sum over cells)."
+        f"{len(analysis['cells'])} cells, {analysis['seconds']:.0f} s wall"
+        + ("" if cpu is None else f", {cpu:.0f} s CPU")
+        + " (sum over cells)."
     )
     return "\n".join(parts)
 
