@@ -112,6 +112,7 @@ def estimate_seconds(cells, probe_steps: int = 3) -> dict:
 
     cells = list(cells)
     probes = {}
+    run_cell(replace(cells[0], depth=1, steps=1, seeds=2))  # first-call costs out of the probes
     for width in sorted({c.width for c in cells}):
         depths = sorted({c.depth for c in cells if c.width == width})
         base = next(c for c in cells if c.width == width)
