@@ -99,10 +99,21 @@ def _check_record(step: str, data, path: Path) -> None:
 def _stale(found: dict, out_dir: Path) -> dict[str, str]:
     """Steps whose results are not tied to the inputs the report lists, with the reason."""
     from helu.golden.vectors import golden_digest
+    from helu.outdir import sha256_file
 
     reasons = {}
+    golden, study = found.get("golden"), found.get("study")
+    if golden and study and golden.get("checkpoint_sha256") and study.get("golden_checkpoint"):
+        checkpoint = out_dir / "study" / study["golden_checkpoint"]
+        if checkpoint.is_file() and sha256_file(checkpoint) != golden["checkpoint_sha256"]:
+            reasons["golden"] = (
+                f"{STEP_FILES['golden']} was exported from another checkpoint than "
+                f"study/{study['golden_checkpoint']} (its hash differs); re-run 'helu golden'"
+            )
     sim = found.get("sim")
-    if sim:
+    if sim and "golden" in reasons:
+        reasons["sim"] = "it simulated a golden set that does not belong to this study"
+    elif sim:
         want = sim.get("golden_sha256")
         try:
             have = golden_digest(out_dir / "golden") if found.get("golden") else None
