@@ -54,6 +54,13 @@ def test_study_collapse_writes_results_and_resumes(tmp_path, capsys, caplog):
     assert helu["good_vs_relu_p"] == cell_p(analysis, 1)
 
 
+def test_study_collapse_refuses_a_folder_of_user_files(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["study", "collapse", *TINY, "--out", str(tmp_path)]) == 1
+    assert "holds files that helu did not write" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

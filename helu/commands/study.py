@@ -39,6 +39,11 @@ def add_arguments(parser):
     parser.add_argument(
         "--no-resume", action="store_true", help="rerun cells whose results are already saved"
     )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a collapse folder that helu did not mark as its own",
+    )
     executor.add_arguments(parser, jobs_help="cells trained at once")
     parser.add_argument(
         "--out", default="build/collapse", help="output folder (default: %(default)s)"
@@ -46,6 +51,9 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
+    from pathlib import Path
+
+    from helu import outdir
     from helu.collapse import preset_cells, run_study
     from helu.golden.collapse import BIASES, OPTIMIZERS, TARGETS
 
@@ -72,7 +80,8 @@ def run(args) -> int:
         print(f"(seconds per training step of a whole cell: {probes})")
         return 0
     with executor.from_args(args) as ex:
-        analysis = run_study(cells, args.out, ex, resume=not args.no_resume)
+        out = outdir.prepare(Path(args.out), "collapse", force=args.force)
+        analysis = run_study(cells, out, ex, resume=not args.no_resume)
     for arm, by in analysis["verdicts"].items():
         for what, slot in by.items():
             outcome = "good fit" if what == "good" else "collapse"
