@@ -51,6 +51,7 @@ KINDS = {
     "verilog": (),
     "sim": ("summary.json",),
     "synth": ("results.json",),
+    "prove": ("results.json",),
     "flow": ("report.md", "summary.json", "skipped.json"),
     "collapse": ("collapse.json", "cells"),
 }

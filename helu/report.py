@@ -20,6 +20,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from helu import proofs
+
 __all__ = [
     "STEP_FILES",
     "SKIPS",
@@ -36,6 +38,7 @@ STEP_FILES = {
     "golden": "golden/manifest.json",
     "sim": "sim/summary.json",
     "synth": "synth/results.json",
+    "prove": "prove/results.json",
     "collapse": "collapse/collapse.json",  # helu.collapse writes and renders it
 }
 SKIPS = "skipped.json"  # {step: reason} written by the flow for steps it could not run
@@ -94,6 +97,8 @@ def _check_record(step: str, data, path: Path) -> None:
             _need(path, isinstance(r, dict), "a record is not an object")
             for key in ("unit", "target", "width", "lanes"):
                 _need(path, key in r, f"a record has no {key!r}")
+    elif step == "prove":
+        proofs.check_record(data, path, _need)
 
 
 def _stale(found: dict, out_dir: Path) -> dict[str, str]:
@@ -201,6 +206,8 @@ def summarize(found: dict) -> dict:
         keys = ("unit", "target", "width", "lanes", "lut", "gates", "ff", "carry", "fmax_mhz")
         keys += ("harness", "error")
         summary["synth"] = [{k: r.get(k) for k in keys} for r in records]
+    if found.get("prove"):
+        summary["formal"] = proofs.summary(found["prove"])
     if found.get("collapse"):
         from helu.collapse import summary as collapse_summary
 
@@ -400,7 +407,8 @@ def render(found: dict, summary: dict, out_dir) -> str:
         ("2. Golden vectors", "golden", lambda g, _: _golden_section(g), False),
         ("3. RTL verification (cocotb)", "sim", lambda s, _: _sim_section(s), False),
         ("4. Synthesis", "synth", _synth_section, True),
-        ("5. Collapse of deep, narrow nets (ReLU vs HeLU)", "collapse", _collapse_section, True),
+        ("5. Formal", "prove", proofs.section, True),
+        ("6. Collapse of deep, narrow nets (ReLU vs HeLU)", "collapse", _collapse_section, True),
     ]
     for title, step, section, _ in sections:
         parts += [f"## {title}", ""]

@@ -15,6 +15,7 @@ def test_flow_small(tmp_path):
     out = tmp_path / "report"
     argv = ["-q", "flow", "--out", str(out), "--seeds", "1", "--units", UNITS]
     argv += ["--targets", "generic", "--synth-widths", "8", "--synth-lanes", "1,4"]
+    argv += ["--prove-widths", "8", "--prove-lanes", "1"]
     assert main(argv) == 0
     summary = json.loads((out / "summary.json").read_text())
     report = (out / "report.md").read_text()
@@ -39,6 +40,10 @@ def test_flow_small(tmp_path):
         units = {(r["unit"], r["lanes"]) for r in summary["synth"]}
         assert units == {(u, n) for u in UNITS.split(",") for n in (1, 4)}
         assert all(r["gates"] is not None and r["ff"] > 0 for r in summary["synth"])
+    if "prove" not in summary.get("skipped", {}):
+        formal = summary["formal"]
+        assert formal["proofs"] == 4 and formal["proved"] == 4  # forward-train: T and port
+        assert "## 5. Formal" in report and "| forward-train | w8-l1-tport |" in report
     if shutil.which("iverilog") and shutil.which("yosys"):
         assert "_Not run" not in report
     else:  # a missing tool is named in the report, never filled in
@@ -49,4 +54,4 @@ def test_flow_small(tmp_path):
     assert (out / "study" / "accuracy.png").stat().st_size > 0
     collapse = summary["collapse"]["cells"][0]  # the quick collapse study, paired with ReLU
     assert collapse["key"] == "w2-d5-symmetric-adam-abs" and "relu" in collapse["arms"]
-    assert "## 5. Collapse of deep, narrow nets" in report
+    assert "## 6. Collapse of deep, narrow nets" in report

@@ -7,8 +7,9 @@ Steps, each leaving its results in its own folder under ``--out`` (the report re
 3. ``verilog/``: write every unit's Verilog and sidecar (width 8, 16 lanes, the golden format);
 4. ``sim/``:    run the cocotb benches against the golden vectors (Icarus by default);
 5. ``synth/``:  synthesize every unit with Yosys/nextpnr (iCE40 and generic gates by default);
-6. ``collapse/``: the quick collapse study (deep narrow MLPs, ReLU vs HeLU; ``helu.collapse``);
-7. ``report.md``, ``summary.json`` and the plots.
+6. ``prove/``:  prove every unit formally (``helu.proofs``: widths 8, 16; lanes 1, 4);
+7. ``collapse/``: the quick collapse study (deep narrow MLPs, ReLU vs HeLU; ``helu.collapse``);
+8. ``report.md``, ``summary.json`` and the plots.
 
 A step whose tool is missing is skipped and named in the report; a step that fails (a mismatch,
 a tool crash) stops the flow with a one-line error and a non-zero exit.
@@ -18,13 +19,14 @@ import json
 import logging
 import time
 
+from helu import proofs
 from helu.commands.options import int_list, name_list
 
 HELP = "run everything: study, golden vectors, Verilog, cocotb simulation, synthesis, report"
 
 log = logging.getLogger(__name__)
 
-STEPS = 7
+STEPS = 8
 # Per-tensor scales (no saturation) at 8 and 16 bits; at 8 bits the digits MLP's range leaves
 # 2-3 fractional bits, where alpha=0.05 has no negative code in its band, so a third set fixes
 # 5 fractional bits (T=-2): the band is exercised at 8 bits, at the price of some saturation.
@@ -65,6 +67,7 @@ def add_arguments(parser):
         metavar="L[,L..]",
         help="lane counts to synthesize (default: %(default)s)",
     )
+    proofs.add_flow_arguments(parser)
     parser.add_argument(
         "--fmax-seeds", type=int, default=3, help="nextpnr seeds per design (default: 3)"
     )
@@ -102,6 +105,7 @@ class Flow:
         self.targets = name_list(args.targets, TARGETS, "target")
         self.synth_widths = int_list(args.synth_widths, "--synth-widths")
         self.synth_lanes = int_list(args.synth_lanes, "--synth-lanes")
+        self.prove_widths, self.prove_lanes = proofs.flow_options(args)
         for option, value in (("--seeds", args.seeds), ("--fmax-seeds", args.fmax_seeds),
                               ("--jobs", args.jobs)):  # fmt: skip
             if value is not None and value < 1:
@@ -268,6 +272,7 @@ class Flow:
         self.verilog()
         self.sim()
         self.synth(metrics)
+        proofs.flow_step(self)
         self.collapse()
         self._begin("writing the report")
         (self.out / SKIPS).write_text(json.dumps(self.skipped, indent=2) + "\n")
