@@ -20,7 +20,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from helu import proofs
+from helu import mlp, proofs
 
 __all__ = [
     "STEP_FILES",
@@ -39,6 +39,7 @@ STEP_FILES = {
     "sim": "sim/summary.json",
     "synth": "synth/results.json",
     "prove": "prove/results.json",
+    "mlp": mlp.SUMMARY,
     "collapse": "collapse/collapse.json",  # helu.collapse writes and renders it
 }
 SKIPS = "skipped.json"  # {step: reason} written by the flow for steps it could not run
@@ -208,6 +209,8 @@ def summarize(found: dict) -> dict:
         summary["synth"] = [{k: r.get(k) for k in keys} for r in records]
     if found.get("prove"):
         summary["formal"] = proofs.summary(found["prove"])
+    if found.get("mlp"):
+        summary["mlp"] = mlp.report_summary(found["mlp"])
     if found.get("collapse"):
         from helu.collapse import summary as collapse_summary
 
@@ -408,7 +411,8 @@ def render(found: dict, summary: dict, out_dir) -> str:
         ("3. RTL verification (cocotb)", "sim", lambda s, _: _sim_section(s), False),
         ("4. Synthesis", "synth", _synth_section, True),
         ("5. Formal", "prove", proofs.section, True),
-        ("6. Collapse of deep, narrow nets (ReLU vs HeLU)", "collapse", _collapse_section, True),
+        ("6. Integer MLP engine on chip", "mlp", lambda m, _: mlp.report_section(m), False),
+        ("7. Collapse of deep, narrow nets (ReLU vs HeLU)", "collapse", _collapse_section, True),
     ]
     for title, step, section, _ in sections:
         parts += [f"## {title}", ""]

@@ -147,7 +147,8 @@ class _Mutant(Forward):
         m.d.comb += o.payload.eq(payload)
         with m.If(advance):
             keep = valid if self.bug == "duplicates" else 0
-            m.d.sync += valid.eq(i.valid | keep)
+            taken = i.valid & (i.payload.z[0] != 0) if self.bug == "drops_zero" else i.valid
+            m.d.sync += valid.eq(taken | keep)
         if self.bug == "valid_drops":
             with m.If(~advance):
                 m.d.sync += valid.eq(0)
@@ -222,6 +223,13 @@ def test_prove_catches_duplicates(monkeypatch, tmp_path, capsys):
     """o.valid stays high after its transfer: a duplicate output (no input for it)."""
     line = _prove_mutant("duplicates", monkeypatch, tmp_path, capsys)
     assert "stream.no_input" in line, line
+
+
+@pytest.mark.slow
+def test_prove_catches_lost_transfer(monkeypatch, tmp_path, capsys):
+    """An accepted z = 0 never comes out: a transfer is lost."""
+    line = _prove_mutant("drops_zero", monkeypatch, tmp_path, capsys)
+    assert "stream.lost" in line, line
 
 
 @pytest.mark.slow
