@@ -54,6 +54,7 @@ KINDS = {
     "prove": ("results.json",),
     "onchip": ("onchip.json",),
     "flow": ("report.md", "summary.json", "skipped.json"),
+    "collapse": ("collapse.json", "cells"),
 }
 
 
