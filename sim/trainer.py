@@ -145,27 +145,26 @@ def run_trainer(
         if missing:
             raise RuntimeError(f"cannot simulate with {sim}: {missing}")
     outdir.prepare(out, "sim")
-    verilog, sidecar, meta = generate(spec, lanes, out)
-    results = []
-    for sim in simulators:
-        build = _build(verilog, sidecar, sim, out)
-        run_dir = build.directory / "runs" / name
-        run_dir.mkdir(parents=True, exist_ok=True)
-        np.savez(run_dir / "trajectory.npz", **t)
-        (run_dir / "result.json").unlink(missing_ok=True)
-        job = {
-            "sidecar": str(build.sidecar_path),
-            "trajectory": str(run_dir / "trajectory.npz"),
-            "result": str(run_dir / "result.json"),
-            "loads": [[int(a), int(d)] for a, d in (loads or [])],
-        }
-        result = runner.run_bench(build, MODULE, TEST, run_dir, job)
-        result.update(
-            lanes=lanes,
-            cycles_per_sample_design=meta["cycles_per_sample"],
-            ideal_cycles=meta["ideal_cycles"],
-        )
-        results.append(result)
-        summary = {k: v for k, v in result.items() if k != "logits"}
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    with runner.lock(out):  # a second run on this --out is refused, not interleaved
+        verilog, sidecar, meta = generate(spec, lanes, out)
+        results = []
+        for sim in simulators:
+            build = _build(verilog, sidecar, sim, out)
+            run_dir = runner.new_run_dir(build, name)  # its own folder: results never shared
+            np.savez(run_dir / "trajectory.npz", **t)
+            job = {
+                "sidecar": str(build.sidecar_path),
+                "trajectory": str(run_dir / "trajectory.npz"),
+                "result": str(run_dir / "result.json"),
+                "loads": [[int(a), int(d)] for a, d in (loads or [])],
+            }
+            result = runner.run_bench(build, MODULE, TEST, run_dir, job)
+            result.update(
+                lanes=lanes,
+                cycles_per_sample_design=meta["cycles_per_sample"],
+                ideal_cycles=meta["ideal_cycles"],
+            )
+            results.append(result)
+            summary = {k: v for k, v in result.items() if k != "logits"}
+            (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return results
