@@ -282,3 +282,34 @@ def test_trainer_parameters_wrong():
         Trainer(TrainSpec(**{**fields, "delta_shifts": (-1,)}))
     with pytest.raises(ValueError, match="Inputs up to 200"):
         Trainer(TrainSpec(**{**fields, "input_max": 200}))
+
+
+def test_trainer_refuses_addresses_past_the_last_word():
+    """``load`` and ``read`` past the last bias stall (``ready`` low): nothing wraps."""
+    net = small_net(2, [4, 3, 2])
+    dut = Trainer(TrainSpec.from_net(net), 2)
+    seen = {}
+
+    async def tb(ctx):
+        await ctx.tick().repeat(2)
+        for port in (dut.load, dut.read):
+            ctx.set(port.payload.addr, dut.words)
+            ctx.set(port.valid, 1)
+            readies = []
+            for _ in range(4):
+                readies.append(ctx.get(port.ready))
+                await ctx.tick()
+            ctx.set(port.payload.addr, dut.words - 1)
+            readies.append(ctx.get(port.ready))
+            ctx.set(port.valid, 0)
+            await ctx.tick().repeat(3)
+            seen[port is dut.load] = readies
+
+    m = Module()
+    m.domains.sync = ClockDomain()
+    m.submodules.dut = dut
+    sim = Simulator(m)
+    sim.add_clock(1e-6, domain="sync")
+    sim.add_testbench(tb)
+    sim.run()
+    assert seen == {True: [0, 0, 0, 0, 1], False: [0, 0, 0, 0, 1]}
