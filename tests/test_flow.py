@@ -59,3 +59,6 @@ def test_flow_small(tmp_path):
     # the training unit is generated in the 8-bit format that keeps alpha's band (Q8.5, T=-2)
     assert (out / "verilog" / "helu_forward_train_w8_l16_f5_tm2.v").is_file()
     assert (out / "study" / "accuracy.png").stat().st_size > 0
+    collapse = summary["collapse"]["cells"][0]  # the quick collapse study, paired with ReLU
+    assert collapse["key"] == "w2-d5-symmetric-adam-abs" and "relu" in collapse["arms"]
+    assert "## 7. Collapse of deep, narrow nets" in report
