@@ -55,7 +55,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for, ceil_log2
 
 from helu.golden import fixed
-from helu.hw.net.requant import requantize, requantize_select
+from helu.hw.net.requant import requantize, round_select, saturate, select
 from helu.hw.units import check_lanes, check_threshold, refusal
 from helu.hw.units.backward import Backward
 from helu.hw.units.forward import Forward
@@ -271,13 +271,8 @@ def digest(img: Image, sizes, lanes: int) -> int:
 def _select(make, index, params):
     """``make(params[index])`` for a runtime ``index`` into constant ``params`` (one copy of the
     logic per distinct value: the shifts are a handful of constants)."""
-    distinct = sorted(set(params))
-    options = [make(p) for p in distinct]
-    if len(options) == 1:
-        return options[0]
-    width = options[0].shape().width
-    pick = Array(distinct.index(p) for p in params)[index]
-    return Value.cast(Array(options)[pick])[:width].as_signed()
+    made = {p: make(p) for p in dict.fromkeys(params)}
+    return select(index, [made[p] for p in params])
 
 
 class Trainer(wiring.Component):
@@ -760,7 +755,7 @@ class Trainer(wiring.Component):
         word6 = Signal(range(max(cmax, 2)), reset_less=True)
         lane6 = Signal(range(max(lanes, 2)), reset_less=True)
         with m.If(done5):
-            m.d.sync += q6.eq(requantize_select(acc, layer5, list(spec.forward_shifts)))
+            m.d.sync += q6.eq(saturate(round_select(acc, layer5, list(spec.forward_shifts)), width))
             with m.If(nfirst5):
                 m.d.sync += [idx6.eq(0), word6.eq(0), lane6.eq(0)]
             with m.Else():
@@ -822,7 +817,7 @@ class Trainer(wiring.Component):
         ]
         for k in range(lanes):
             m.d.comb += bunit.i.payload.g[k].eq(
-                requantize_select(gacc[dchunk1][k], dlayer1, dshifts)
+                saturate(round_select(gacc[dchunk1][k], dlayer1, dshifts), width)
             )
         with m.If(dv1):
             for k in range(lanes):
