@@ -137,9 +137,9 @@ def compare(dut, outs, states, want_logits, want_states, labels):
             np.testing.assert_array_equal(got, want, err_msg=f"biases {i}, step {step}")
 
 
-def check_steps(net: IntNet, lanes: int, x, labels, **kw):
+def check_steps(net: IntNet, lanes: int, x, labels, *, stash="mask", **kw):
     """Train the engine and golden side by side; every output and state must be equal."""
-    dut = Trainer(TrainSpec.from_net(net), lanes)
+    dut = Trainer(TrainSpec.from_net(net), lanes, stash=stash)
     outs, states, times = run(dut, x, labels, **kw)
     compare(dut, outs, states, *golden_run(net, x, labels), labels)
     return dut, outs, times
@@ -158,6 +158,16 @@ def test_trainer_matches_golden_step_by_step(sizes, lanes):
     net = small_net(sum(sizes) + lanes, sizes)
     x, labels = samples(1, sizes, 4)
     check_steps(net, lanes, x, labels)
+
+
+def test_trainer_z_stash_matches_golden():
+    """The comparison build that stashes z (backward unit with ``stash="z"``): same steps."""
+    sizes = [10, 4, 4, 3]
+    net = small_net(11, sizes)
+    x, labels = samples(8, sizes, 3)
+    labels[1] = 3  # out of range: no update
+    dut, _, _ = check_steps(net, 4, x, labels, stash="z")
+    assert dut.stash_bits == dut.z_stash_bits == 8 * 8
 
 
 def test_trainer_large_steps_saturate():
@@ -276,6 +286,8 @@ def test_trainer_parameters_wrong():
         Trainer("spec")
     with pytest.raises(ValueError, match="Lane count must be a positive integer, not 0"):
         Trainer(spec, 0)
+    with pytest.raises(ValueError, match="Stash must be one of mask, z, not 'q'"):
+        Trainer(spec, 2, stash="q")
     with pytest.raises(ValueError, match="at least 2 layers"):
         Trainer(TrainSpec(**{**fields, "masters": spec.masters[:1], "biases": spec.biases[:1]}))
     bad = [spec.masters[0], spec.masters[1][:, :2]]

@@ -32,4 +32,4 @@ def test_trainsynth_small_net_counts(tmp_path):
     assert r["fits"] and not r["over"]
     assert r["dsp"] == 4, r["cells"]
     assert r["lut"] > 0 and r["ff"] > 0
-    assert (tmp_path / "up5k" / "helu_trainer_4_3_2_p2" / "record.json").is_file()
+    assert (tmp_path / "up5k" / "helu_trainer_4_3_2_p2_mask" / "record.json").is_file()

@@ -57,7 +57,7 @@ from amaranth.utils import bits_for, ceil_log2
 from helu.golden import fixed
 from helu.hw.net.requant import requantize, round_select, saturate, select
 from helu.hw.units import check_lanes, check_threshold, refusal
-from helu.hw.units.backward import Backward
+from helu.hw.units.backward import STASH_KINDS, Backward
 from helu.hw.units.forward import Forward
 
 __all__ = ["Trainer", "TrainSpec", "Image", "image", "decode", "digest", "DIGEST_WIDTH"]
@@ -285,6 +285,10 @@ class Trainer(wiring.Component):
         (built in).
     lanes : int
         ``P``: lanes of every word and multiplies per cycle (``2 P`` in the backward pass).
+    stash : ``"mask"`` or ``"z"``
+        What the forward pass keeps per hidden element for the backward pass: the 1-bit mask of
+        the forward unit's training build (default), or, for cost comparisons, the int8 ``z``,
+        which the backward unit (``stash="z"``) compares with ``T`` itself. Same results.
 
     Members
     -------
@@ -319,12 +323,15 @@ class Trainer(wiring.Component):
     or runs to its end unless ``rst`` interrupts it.
     """
 
-    def __init__(self, spec, lanes=8, *, src_loc_at=0):
+    def __init__(self, spec, lanes=8, *, stash="mask", src_loc_at=0):
         with refusal(self):
             if not isinstance(spec, TrainSpec):
                 raise TypeError(f"Trainer needs a TrainSpec, not {spec!r}")
             spec.check()
             check_lanes(lanes)
+            if stash not in STASH_KINDS:
+                raise ValueError(f"Stash must be one of {', '.join(STASH_KINDS)}, not {stash!r}")
+        self._stash = stash
         self._spec = spec
         self._lanes = lanes
         self._image = image(spec.masters, spec.biases, lanes)
@@ -440,6 +447,16 @@ class Trainer(wiring.Component):
         return self.input_transfers + 2 * issue + drains + deltas
 
     @property
+    def stash(self) -> str:
+        """What the forward pass keeps per hidden element: ``"mask"`` (1 bit) or ``"z"``."""
+        return self._stash
+
+    @property
+    def stash_bits(self) -> int:
+        """Bits of this build's stash memory contents."""
+        return self.mask_bits if self._stash == "mask" else self.z_stash_bits
+
+    @property
     def mask_bits(self) -> int:
         """Bits of the mask stash: one per hidden element."""
         return sum(self.sizes[1:-1])
@@ -489,13 +506,17 @@ class Trainer(wiring.Component):
             shape=unsigned(fixed.ACC_WIDTH), depth=n_b, init=img.biases
         )
         m.submodules.amem = amem = Memory(shape=unsigned(width * lanes), depth=sum(chunks), init=[])
-        m.submodules.mmem = mmem = Memory(shape=unsigned(lanes), depth=sum(chunks[1:]), init=[])
+        # The stash: one mask bit, or the int8 z, per hidden element.
+        sbits = 1 if self._stash == "mask" else width
+        m.submodules.mmem = mmem = Memory(
+            shape=unsigned(sbits * lanes), depth=sum(chunks[1:]), init=[]
+        )
         w_rd, b_rd, a_rd, m_rd = (
             mem.read_port(transparent_for=()) for mem in (wmem, bmem, amem, mmem)
         )
         w_wr, b_wr = wmem.write_port(), bmem.write_port()
         a_wr = amem.write_port(granularity=width)
-        m_wr = mmem.write_port(granularity=1)
+        m_wr = mmem.write_port(granularity=sbits)
 
         def const_array(values, shape=None):
             shape = shape or range(max(max(values), 1) + 1)
@@ -765,25 +786,30 @@ class Trainer(wiring.Component):
 
         # Hidden layers: the forward unit's training build; y to the next activation region,
         # the mask bit to the mask memory.
-        m.submodules.fwd = fwd = Forward(width, 1, train=True, threshold=spec.threshold)
+        if self._stash == "mask":
+            fwd = Forward(width, 1, train=True, threshold=spec.threshold)
+        else:
+            fwd = Forward(width, 1)  # the z build keeps q itself, compared later
+        m.submodules.fwd = fwd
         m.d.comb += [
             fwd.i.valid.eq(v6 & (layer6 != layers - 1)),
             fwd.i.payload.z[0].eq(q6),
             fwd.o.ready.eq(1),  # never stalls: the memories take a write every cycle
         ]
-        where = [(word6, lane6, layer6)]
+        where = [(word6, lane6, layer6, q6)]
         for n in range(fwd.latency):
             regs = tuple(Signal.like(s, name=f"{s.name}_d{n}", reset_less=True) for s in where[-1])
             m.d.sync += [r.eq(s) for r, s in zip(regs, where[-1], strict=True)]
             where.append(regs)
-        f_word, f_lane, f_layer = where[-1]
+        f_word, f_lane, f_layer, f_q = where[-1]
+        stashed = fwd.o.payload.mask[0] if self._stash == "mask" else f_q
         with m.If(fwd.o.valid):
             m.d.comb += [
                 a_wr.addr.eq(const_array(abase + [0])[f_layer + 1] + f_word),
                 a_wr.data.eq(Value.cast(fwd.o.payload.y[0]).replicate(lanes)),
                 a_wr.en.eq(Const(1, lanes) << f_lane),
                 m_wr.addr.eq(const_array(mbase + [0])[f_layer] + f_word),
-                m_wr.data.eq(fwd.o.payload.mask[0].replicate(lanes)),
+                m_wr.data.eq(Value.cast(stashed).replicate(lanes)),
                 m_wr.en.eq(Const(1, lanes) << f_lane),
             ]
 
@@ -808,11 +834,15 @@ class Trainer(wiring.Component):
         dlayer1 = delay(layer, "dlayer1")
         dv1 = delay(delta, "dv1")
         m.d.comb += m_rd.addr.eq(const_array([0] + mbase)[layer] + chunk)
-        m.submodules.bwd = bunit = Backward(width, lanes, stash="mask")
+        if self._stash == "mask":
+            bunit = Backward(width, lanes, stash="mask")
+        else:
+            bunit = Backward(width, lanes, stash="z", width=width, threshold=spec.threshold)
+        m.submodules.bwd = bunit
         dshifts = [0, *spec.delta_shifts]
         m.d.comb += [
             bunit.i.valid.eq(dv1),
-            bunit.i.payload.mask.eq(m_rd.data),
+            getattr(bunit.i.payload, self._stash).eq(m_rd.data),
             bunit.o.ready.eq(1),
         ]
         for k in range(lanes):

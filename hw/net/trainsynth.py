@@ -18,10 +18,13 @@ __all__ = ["synthesize_trainer", "TRAINER_TARGETS"]
 TRAINER_TARGETS = ("up5k", "ecp5")
 
 
-def synthesize_trainer(spec, lanes: int, target: str, *, out_dir, yosys: str = "yosys") -> dict:
-    """Synthesise ``Trainer(spec, lanes)`` for ``target``; the record (also ``record.json``).
+def synthesize_trainer(
+    spec, lanes: int, target: str, *, out_dir, stash: str = "mask", yosys: str = "yosys"
+) -> dict:
+    """Synthesise ``Trainer(spec, lanes, stash=stash)`` for ``target``; the record (also
+    ``record.json``).
 
-    Record: ``target``, ``device``, ``lanes``, ``sizes``, ``lut``, ``ff``, ``carry``, ``dsp``,
+    Record: ``target``, ``device``, ``lanes``, ``stash``, ``stash_bits``, ``sizes``, ``lut``, ``ff``, ``carry``, ``dsp``,
     ``ram``, ``cells``, ``capacity``, ``fits``, ``over`` (what exceeds the device),
     ``cycles_per_sample``, ``tools``, ``seconds``. ``ToolError`` when Yosys fails.
     """
@@ -31,13 +34,13 @@ def synthesize_trainer(spec, lanes: int, target: str, *, out_dir, yosys: str = "
 
     tools_for(target)
     start = time.monotonic()
-    engine = Trainer(spec, lanes)
-    top = f"helu_trainer_{'_'.join(map(str, engine.sizes))}_p{lanes}"
+    engine = Trainer(spec, lanes, stash=stash)
+    top = f"helu_trainer_{'_'.join(map(str, engine.sizes))}_p{lanes}_{stash}"
     work = Path(out_dir) / target / top
     work.mkdir(parents=True, exist_ok=True)
     find_tool(yosys)
     (work / f"{top}.v").write_text(verilog.convert(engine, name=top, emit_src=False))
-    design = f"trainer {'-'.join(map(str, engine.sizes))} P={lanes} ({target})"
+    design = f"trainer {'-'.join(map(str, engine.sizes))} P={lanes} {stash} stash ({target})"
     cells = run_yosys(work / f"{top}.v", top, target, design=design, yosys=yosys)
     counts = count_cells(cells, target)
     capacity = TARGETS[target].get("capacity", {})
@@ -46,6 +49,8 @@ def synthesize_trainer(spec, lanes: int, target: str, *, out_dir, yosys: str = "
         "target": target,
         "device": TARGETS[target]["device"],
         "lanes": lanes,
+        "stash": stash,
+        "stash_bits": engine.stash_bits,
         "sizes": list(engine.sizes),
         **{k: counts.get(k) for k in ("lut", "ff", "carry", "dsp", "ram")},
         "cells": dict(sorted(cells.items())),
