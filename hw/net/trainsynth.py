@@ -24,9 +24,10 @@ def synthesize_trainer(
     """Synthesise ``Trainer(spec, lanes, stash=stash)`` for ``target``; the record (also
     ``record.json``).
 
-    Record: ``target``, ``device``, ``lanes``, ``stash``, ``stash_bits``, ``sizes``, ``lut``, ``ff``, ``carry``, ``dsp``,
-    ``ram``, ``cells``, ``capacity``, ``fits``, ``over`` (what exceeds the device),
-    ``cycles_per_sample``, ``tools``, ``seconds``. ``ToolError`` when Yosys fails.
+    Record: ``target``, ``device``, ``lanes``, ``stash``, ``stash_bits``, ``sizes``, ``lut``,
+    ``ff``, ``carry``, ``dsp``, ``ram``, ``cells``, ``capacity``, ``fits``, ``over`` (what
+    exceeds the device), ``cycles_per_sample``, ``tools``, ``seconds``. ``ToolError`` when
+    Yosys fails.
     """
     from amaranth.back import verilog
 
