@@ -81,13 +81,17 @@ class FloatConfig:
     batch_size: int = 32
     lr: float = 0.05
     momentum: float = 0.9
+    loss: str = "ce"  # "ce", or "mse": the integer loss's, 0.5 * |z - onehot|**2 (target 1.0)
 
 
 def train_float(x_train, y_train, cfg: FloatConfig | None = None):
     """Train ``golden.models``' MLP with HeLU on pixel codes ``x_train`` (scaled by 2**-4).
 
-    Cross-entropy, SGD with momentum, deterministic (seeded init and order, one thread).
+    Cross-entropy (or ``cfg.loss = "mse"``), SGD with momentum, deterministic (seeded init and
+    order, one thread).
     """
+    if cfg is not None and cfg.loss not in ("ce", "mse"):
+        raise ValueError(f"float loss must be 'ce' or 'mse', not {cfg.loss!r}")
     from helu.golden.models import ModelConfig, build
 
     cfg = FloatConfig() if cfg is None else cfg
@@ -104,7 +108,11 @@ def train_float(x_train, y_train, cfg: FloatConfig | None = None):
             order = torch.randperm(len(x), generator=gen)
             for i in range(0, len(x), cfg.batch_size):
                 idx = order[i : i + cfg.batch_size]
-                loss = F.cross_entropy(model(x[idx]), y[idx])
+                z = model(x[idx])
+                if cfg.loss == "ce":
+                    loss = F.cross_entropy(z, y[idx])
+                else:
+                    loss = 0.5 * ((z - F.one_hot(y[idx], z.shape[1])) ** 2).sum(1).mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -192,10 +200,12 @@ def _choose_out_frac(acc: np.ndarray, acc_frac: int, hidden: bool) -> tuple[int,
     return out_frac, math.sqrt(err) * 2.0**out_frac
 
 
-def ptq(layers, x_train, alpha: float = 0.05) -> Quantized:
+def ptq(layers, x_train, alpha: float = 0.05, logits_frac: int | None = None) -> Quantized:
     """Post-training quantization of float ``layers`` (for inputs ``pixel / 16``) to an IntModel.
 
-    ``x_train`` (pixel codes, int64) is the data the output scales are chosen on.
+    ``x_train`` (pixel codes, int64) is the data the output scales are chosen on; ``logits_frac``
+    fixes the last layer's instead (fine-tuning with the integer loss wants the one-hot target
+    ``fixed.TARGET`` to stand for 1.0: ``logits_frac = 5``).
     """
     x = np.asarray(x_train, dtype=np.int64)
     in_frac = INPUT_FRAC
@@ -212,6 +222,8 @@ def ptq(layers, x_train, alpha: float = 0.05) -> Quantized:
         acc = x @ wq.T + bq
         hidden = i < len(layers) - 1
         out_frac, err = _choose_out_frac(acc, acc_frac, hidden)
+        if not hidden and logits_frac is not None:
+            out_frac = min(logits_frac, acc_frac)
         shift = acc_frac - out_frac
         q = fixed.requantize(acc, shift)
         x = fixed.forward(q) if hidden else q

@@ -85,3 +85,45 @@ def test_cli_golden_net(tmp_path, capsys):
     assert "--epochs must be a positive integer" in capsys.readouterr().err
     assert main(["golden"]) == 1
     assert "--checkpoint is required" in capsys.readouterr().err
+
+
+def test_trajectory_replays(folder):
+    manifest = json.loads((folder / "manifest.json").read_text())
+    entry = manifest["trajectory"]
+    assert (
+        entry["steps"] == intgolden.TRAJECTORY_STEPS and entry["state_bits"] == 3392 * 16 + 74 * 32
+    )
+    with np.load(folder / "trajectory" / "trajectory.npz") as npz:
+        t = dict(npz)
+    steps = entry["steps"]
+    assert t["order"].shape == (steps,) and t["grad0"].shape == (steps, 32, 64)
+    assert t["masters2"].shape == (steps // entry["snapshot_every"], 10, 32)
+    np.testing.assert_array_equal(
+        t["grad0"], t["delta0"][:, :, None] * t["train_x"][t["order"]][:, None, :]
+    )
+    assert not t["delta1"][t["mask1"] == 0].any()
+    assert (folder / entry["files"]["mask0"]["path"]).read_text().count("\n") == steps * 32
+    assert intgolden.check_trajectory(folder) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "where", "message"),
+    [
+        ("mask1", (5, 3), "mask1 differs at 1 places (first at step 5)"),
+        ("grad2", (9, 1, 2), "grad2 differs"),
+        ("digest", (40,), "digest differs at 1 places (first at step 40)"),
+        ("masters0", (1, 0, 0), "masters0 differs"),
+    ],
+)
+def test_corrupted_trajectory_is_detected(folder, tmp_path, name, where, message):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(folder, bad)
+    path = bad / "trajectory" / "trajectory.npz"
+    with np.load(path) as npz:
+        t = dict(npz)
+    t[name][where] ^= 1
+    np.savez_compressed(path, **t)
+    errors = intgolden.check_trajectory(bad)
+    assert len(errors) == 1 and errors[0].startswith(message), errors
