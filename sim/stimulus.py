@@ -25,7 +25,7 @@ import numpy as np
 
 from helu.golden import fixed
 from helu.hw import packing
-from helu.hw.units import HELU_UNITS, UNITS, UnitParams
+from helu.hw.units import UNITS, UnitParams
 
 __all__ = [
     "FieldSpec",
@@ -186,7 +186,7 @@ def golden_segments(unit: str, sets, sidecar: dict, params: UnitParams | None = 
             "dz": s.dz,
         }
         inputs = {n: np.asarray(golden[n], dtype=np.int64) for n in in_names}
-        if unit in HELU_UNITS:
+        if UNITS[unit].golden:
             expected = {n: np.asarray(golden[n], dtype=np.int64) for n in out_names}
         else:
             p = params if params is not None else params_for_set(s, 1)
@@ -196,9 +196,9 @@ def golden_segments(unit: str, sets, sidecar: dict, params: UnitParams | None = 
     return segments
 
 
-def _corner_codes(fmt: fixed.Format, t: int | None) -> np.ndarray:
+def _corner_codes(fmt: fixed.Format, t: int | None, extra=()) -> np.ndarray:
     lo, hi = fmt.min_code, fmt.max_code
-    codes = [lo, lo + 1, -2, -1, 0, 1, 2, hi - 1, hi]
+    codes = [lo, lo + 1, -2, -1, 0, 1, 2, hi - 1, hi, *extra]
     if t is not None:
         codes += [t - 1, t, t + 1]
     return np.unique(np.clip(np.array(codes, dtype=np.int64), lo, hi))
@@ -210,29 +210,25 @@ def corner_segments(
     """Targeted cases for one format: every corner ``z`` (or mask bit) against every corner ``g``.
 
     Corner codes: most negative, most negative + 1, -2, -1, 0, 1, 2, max - 1, max (saturated
-    values), and ``T - 1``, ``T``, ``T + 1`` when the unit has a threshold.
+    values), ``T - 1``, ``T``, ``T + 1`` when the unit has a threshold, and the unit's own
+    (``UnitInfo.corners``, for example ``C - 1, C, C + 1`` of clipped ReLU). Expected outputs
+    come from the unit's reference (``golden.fixed`` for the HeLU units).
     """
-    _unit_info(unit)
-    z = _corner_codes(z_fmt, threshold)
+    info = _unit_info(unit)
+    t = threshold
+    if info.has_threshold and t is None:
+        t = fixed.threshold(params.alpha, z_fmt)
+    z = _corner_codes(z_fmt, t, info.corners(params, z_fmt))
     g = _corner_codes(g_fmt, None)
     m = np.array([0, 1], dtype=np.int64)
-    zz, gz = (a.ravel() for a in np.meshgrid(z, g, indexing="ij"))
-    mm, gm = (a.ravel() for a in np.meshgrid(m, g, indexing="ij"))
-    pool = {"z": zz, "g": gz}
-    if unit == "backward-mask":
-        pool = {"mask": mm, "g": gm}
-    elif unit in ("forward", "forward-train") or unit not in HELU_UNITS:
-        pool = {"z": z}
-    if unit in HELU_UNITS:
-        t = threshold if threshold is not None else fixed.threshold(params.alpha, z_fmt)
-        mask_bits = pool["mask"] if "mask" in pool else fixed.mask(pool["z"], t)
-        expected = {"mask": np.asarray(mask_bits, dtype=np.int64)}
-        if "z" in pool:
-            expected["y"] = fixed.forward(pool["z"])
-        if "g" in pool:
-            expected["dz"] = fixed.backward(pool["g"], mask_bits)
+    names = info.inputs
+    first = {"z": z, "mask": m}[names[0]]
+    if len(names) == 1:
+        pool = {names[0]: first}
     else:
-        expected = _reference(unit, params, pool, threshold)
+        a, b = (x.ravel() for x in np.meshgrid(first, g, indexing="ij"))
+        pool = {names[0]: a, names[1]: b}
+    expected = _reference(unit, params, pool, t)
     return Segment(name, name, "corner", threshold, pool, expected)
 
 

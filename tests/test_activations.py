@@ -182,3 +182,16 @@ def test_non_finite_gradient_at_a_masked_element():
         torch.tensor([-1.0, 1.0, -1.0]), torch.tensor([float("inf"), -float("inf"), 2.0]), 0.05
     )
     assert torch.isnan(dz[0]) and dz[1] == -float("inf") and dz[2] == 0.0
+
+
+def test_study_activations_registry():
+    from helu.golden.activations import STUDY_ACTIVATIONS, register_activation
+    from helu.golden.models import ACTIVATIONS, make_activation
+
+    assert {"relu", "helu", "gelu", "elu", "leaky"} <= set(STUDY_ACTIVATIONS)
+    assert ACTIVATIONS == tuple(STUDY_ACTIVATIONS)
+    assert (
+        isinstance(make_activation("helu", 0.1), HeLU) and make_activation("helu", 0.1).alpha == 0.1
+    )
+    with pytest.raises(RuntimeError, match="'relu' is registered twice"):
+        register_activation("relu", lambda alpha: torch.nn.ReLU())

@@ -25,13 +25,15 @@ def test_every_subcommand_has_help(capsys):
 
 
 def test_help_is_light():
-    # `helu --help` builds every subparser; it must not import torch or amaranth to do so.
+    # `helu --help` builds every subparser; it must not import torch to do so. It does import
+    # amaranth: the help lists the registered units and their own parameters, and the registry
+    # holds the units' components (about 0.3 s of start-up on these machines).
     done = run_cli("--help")
     assert done.returncode == 0 and "flow" in done.stdout
     code = "import sys, helu.cli; helu.cli.build_parser(); print(sorted(m for m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     loaded = done.stdout
-    assert "'torch'" not in loaded and "'amaranth'" not in loaded, loaded
+    assert "'torch'" not in loaded and "'helu.hw.units'" in loaded, loaded
 
 
 @pytest.mark.parametrize(

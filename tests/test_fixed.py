@@ -32,7 +32,8 @@ def test_threshold_equals_float_rule_for_every_code(width, frac, alpha):
     [(0.05, 8, -13), (0.05, 4, -1), (0.0, 8, 0), (0.001, 9, -1), (0.001, 10, -2), (0.25, 2, -1)],
 )
 def test_threshold_examples(alpha, frac, expected):
-    # Examples from PAPER.md; 0.25 * 4 = 1 exactly lands on the boundary: -1 is not > -1.
+    # Examples from docs/design.md (fixed point); 0.25 * 4 = 1 lands on the boundary: -1 is not
+    # > -1.
     assert fixed.threshold(alpha, Format(16, frac)) == expected
 
 
@@ -52,10 +53,10 @@ def test_alpha_note_when_band_is_empty():
     note = fixed.alpha_note(0.001, Format(16, 8))
     assert note is not None and "10 fractional bits" in note
     with pytest.warns(fixed.AlphaVanishesWarning, match="alpha=0.05"):
-        assert fixed.check_alpha(0.05, Format(8, 4)) == -1
+        assert fixed.checked_threshold(0.05, Format(8, 4)) == -1
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        fixed.check_alpha(0.05, Format(8, 8))
+        fixed.checked_threshold(0.05, Format(8, 8))
 
 
 def test_quantize_rounds_half_to_even_and_counts_saturation():

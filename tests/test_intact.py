@@ -90,16 +90,19 @@ def test_igelu_constants_are_exact_at_an_integer_boundary():
 
 
 def test_igelu_matches_algorithm_2_by_hand():
-    # Q8.4, q = 16 (x = 1.0), every step of Algorithm 2 written out with the constants.
+    # Q8.4 (S = 1/16), worked by hand from I-BERT's published constants a = -0.2888, b = -1.769,
+    # c = 1 (Kim et al. 2021, Algorithm 2), with S' = S / sqrt(2), S'^2 = 1/512:
+    #   q_b = floor(b / S') = floor(-1.769 * sqrt(2) * 16) = floor(-40.03) = -41
+    #   q_c = floor(c / (a S'^2)) = floor(-1772.85) = -1773; q_1 = floor(1 / (a S'^2)) = -1773
+    #   |S_out / S| = 0.2888 / 1024 = 0.000282031: mult = 296 with shift = 20 (9-bit multiplier)
+    # x = 1 (q = 16): q_l = (16 - 41)**2 - 1773 = -1148; q_out = 16 (-1148 - 1773) = -46736;
+    #   y = (46736 * 296 + 2**19) >> 20 = 13 (GELU(1) * 16 = 13.46)
+    # x = -1 (q = -16): q_erf = +1148; q_out = -16 (1148 - 1773) = 10000;
+    #   y = (-10000 * 296 + 2**19) >> 20 = -3 (GELU(-1) * 16 = -2.54)
     fmt = Format(8, 4)
     c = intact.igelu_constants(fmt)
-    q = 16
-    q_l = (min(abs(q), -c.q_b) + c.q_b) ** 2 + c.q_c
-    q_out = q * (q_l + c.q_1)
-    y = (-q_out * c.mult + 2 ** (c.shift - 1)) // 2**c.shift
-    assert intact.igelu(np.array([q]), fmt).tolist() == [y]
-    # GELU(1.0) = 0.8413...; the unit gives the nearest code or its neighbour.
-    assert abs(y - 0.8413447460685429 * 16) <= c.error_bound + intact.igelu_error(fmt).float_max
+    assert (c.q_b, c.q_c, c.q_1, c.mult, c.shift) == (-41, -1773, -1773, 296, 20)
+    assert intact.igelu(np.array([16, -16]), fmt).tolist() == [13, -3]
 
 
 def test_igelu_zero_and_saturation():

@@ -249,7 +249,6 @@ def test_sim_cli_wrong(golden, tmp_path, capsys):
         (["--golden", str(tmp_path / "nope")], "no such golden folder"),
         (["--golden", str(golden), "--sim", "modelsim"], "unknown simulator 'modelsim'"),
         (["--golden", str(golden), "--unit", "forward,nope"], "unknown unit 'nope'"),
-        (["--golden", str(golden), "--width", "12"], "no golden set has 12-bit z"),
         (["--golden", str(golden), "--lanes", "0"], "Lane count must be a positive integer, not 0"),
         (["--golden", str(golden), "--stall", "1"], "Stall probability must be in [0, 1), not 1"),
     ]
@@ -257,6 +256,17 @@ def test_sim_cli_wrong(golden, tmp_path, capsys):
         assert main(["sim", *argv, "--out", str(tmp_path / "o")]) == 1
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_sim_cli_width_wrong(golden, tmp_path, capsys):
+    """A width no golden set has: checked after the simulator is found, so it needs Icarus."""
+    _need("icarus")
+    from helu.cli import main
+
+    argv = ["sim", "--golden", str(golden), "--width", "12", "--out", str(tmp_path / "o")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert "no golden set has 12-bit z" in err and len(err.splitlines()) == 1, err
 
 
 def test_runner_wrong(tmp_path):

@@ -130,22 +130,24 @@ def test_packing_matches_fields(sets):
 
 
 def test_baseline_expected_from_reference(sets):
+    # LeakyReLU with slope 2**-7 (an arithmetic shift, floor), worked out by hand.
     sidecar = _sidecar(2, [("z", 8, True)], [("y", 8, True)], threshold_port=False)
-    seg = st.golden_segments("leaky", sets[:1], sidecar)[0]
-    from helu.hw.units import UNITS
-
-    want = UNITS["leaky"].reference(st.params_for_set(sets[0], 1), {"z": sets[0].z[:, None]})
-    assert np.array_equal(seg.expected["y"], np.asarray(want["y"]).reshape(-1))
+    s = sets[0]
+    s.z = np.array([-128, -127, -1, 0, 1, 5, 127])
+    seg = st.golden_segments("leaky", [s], sidecar)[0]
+    assert seg.expected["y"].tolist() == [-1, -1, -1, 0, 1, 5, 127]
 
 
 def test_corner_cases_cover_extremes():
+    # Q8.5, alpha = 0.05: T = floor(-0.05 * 32) = -2, so dz = g exactly where z > -2.
     t = fixed.threshold(0.05, Z8)
+    assert t == -2
     seg = st.corner_segments("backward-z", Z8, G8, t, UnitParams(width=8, frac=5))
     z = set(seg.inputs["z"].tolist())
-    assert {Z8.min_code, 0, t, t + 1, Z8.max_code} <= z
-    assert set(seg.inputs["g"].tolist()) >= {G8.min_code, 0, G8.max_code}
-    m = fixed.mask(seg.inputs["z"], t)
-    assert np.array_equal(seg.expected["dz"], fixed.backward(seg.inputs["g"], m))
+    assert {-128, -127, -3, -2, -1, 0, 1, 126, 127} <= z
+    assert set(seg.inputs["g"].tolist()) >= {-128, 0, 127}
+    want = [g if z > -2 else 0 for z, g in zip(seg.inputs["z"], seg.inputs["g"], strict=True)]
+    assert seg.expected["dz"].tolist() == want
 
 
 def test_fields_of_matches_generated_sidecar(tmp_path):

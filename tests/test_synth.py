@@ -13,7 +13,6 @@ import pytest
 from amaranth.hdl import Fragment
 
 from helu.hw.synth import (
-    STUDY_TO_UNIT,
     DoesNotFit,
     count_cells,
     markdown_table,
@@ -30,7 +29,7 @@ from helu.hw.synth import (
     write_results,
 )
 from helu.hw.tools import TOOLS, ToolError, ToolMissing, find_tool
-from helu.hw.units import UNITS, UnitParams
+from helu.hw.units import UNITS, UnitParams, study_units
 
 W = 8  # width of the toy designs below
 
@@ -344,7 +343,7 @@ def test_sweep_params_frac_keeps_alpha_alive():
     for p in sweep_params([8, 16], [1, 16]):
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            fixed.check_alpha(p.alpha, fixed.Format(p.width, p.frac))
+            fixed.checked_threshold(p.alpha, fixed.Format(p.width, p.frac))
     assert [(p.width, p.lanes) for p in sweep_params([8, 16], [1, 16])] == [
         (8, 1),
         (8, 16),
@@ -410,7 +409,7 @@ def test_plot_cost_vs_accuracy(tmp_path):
     caption = plot_cost_vs_accuracy(synth, study, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "elu (no hardware unit)" in caption
-    assert f"leaky (unit {STUDY_TO_UNIT['leaky']} not synthesised" in caption
+    assert f"leaky (unit {study_units()['leaky']} not synthesised" in caption
     assert "relu" not in caption.split("Not shown:")[1].replace("leaky", "")
 
 

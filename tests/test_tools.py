@@ -1,7 +1,7 @@
 """The tool runner (hw/tools.py): every way a tool can fail gives one ToolError line.
 
 The failing "tools" here are small Python programs run as real subprocesses, each behaving like
-one of the traps in DESIGN.md (non-zero exit, exit 0 without output, a cut-off log, a hang).
+one of the traps in docs/design.md (non-zero exit, exit 0 without output, a cut-off log, a hang).
 """
 
 import sys
@@ -148,13 +148,21 @@ def test_find_tool_wrong():
         find_tool("vivado")
 
 
-def test_find_tool_venv_wrappers():
-    # pip's yowasp wrappers live next to the running Python even when the venv is not on PATH
-    try:
-        path = find_tool("nextpnr-ecp5")
-    except ToolMissing as exc:
-        pytest.skip(str(exc))
-    assert "nextpnr-ecp5" in path
+def test_find_tool_venv_wrappers(tmp_path, monkeypatch):
+    # pip's yowasp wrappers live next to the running Python even when the venv is not on PATH:
+    # a fake venv whose bin/ holds the wrapper, and a PATH that holds nothing.
+    venv_bin = tmp_path / "venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.setattr(sys, "executable", str(venv_bin / "python"))
+    with pytest.raises(ToolMissing, match="nextpnr-ecp5 is not installed"):
+        find_tool("nextpnr-ecp5")
+    wrapper = venv_bin / TOOLS["nextpnr-ecp5"][0][0]
+    wrapper.write_text("#!/bin/sh\n")
+    wrapper.chmod(0o755)
+    assert find_tool("nextpnr-ecp5") == str(wrapper)
 
 
 def test_tool_version():

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""Unit registry (hw/units.py): contents, the contract every unit follows, shared checks."""
+"""Unit registry (hw/units/): contents, the contract every unit follows, shared checks."""
 
 import subprocess
 import sys
@@ -12,7 +12,14 @@ from amaranth.lib import stream
 from helu.golden import fixed
 from helu.hw import units
 from helu.hw.baselines import BASELINE_UNITS
-from helu.hw.units import UNITS, UnitParams, check_lanes, check_threshold, check_width
+from helu.hw.units import (
+    COMMON_PARAMS,
+    UNITS,
+    UnitParams,
+    check_lanes,
+    check_threshold,
+    check_width,
+)
 from helu.hw.verilog import payload_fields
 
 pytestmark = pytest.mark.filterwarnings("ignore::helu.golden.fixed.AlphaVanishesWarning")
@@ -41,7 +48,7 @@ def test_unit_follows_the_contract(name):
         assert isinstance(unit.signature.members[port].signature, stream.Signature), port
     assert isinstance(unit.latency, int) and unit.latency >= 1
     assert isinstance(type(unit).latency, property) and type(unit).latency.fset is None
-    assert set(info.uses) <= set(UnitParams.__dataclass_fields__), info.uses
+    assert set(info.uses) <= set(COMMON_PARAMS), info.uses
     Fragment.get(unit, None)  # elaborates
     for field in payload_fields(unit.i.payload.shape()) + payload_fields(unit.o.payload.shape()):
         assert field["lanes"] == params.lanes, field
@@ -106,3 +113,72 @@ def test_check_threshold_wrong():
 def test_unknown_attribute_wrong():
     with pytest.raises(AttributeError, match="has no attribute 'NOPE'"):
         units.NOPE  # noqa: B018
+
+
+def test_every_unit_describes_itself():
+    from helu.golden.activations import STUDY_ACTIVATIONS
+
+    studies = [info.study for info in UNITS.values() if info.study]
+    assert len(studies) == len(set(studies)), "two units claim one study activation"
+    for name, info in UNITS.items():
+        assert info.description, name
+        assert info.inputs in (("z",), ("z", "g"), ("mask", "g")), name
+        assert info.study is None or info.study in STUDY_ACTIVATIONS, name
+        assert info.max_lanes is None or info.max_lanes_why, name
+        for param in info.params:
+            assert units.PARAMS[param.name] is param and param.help and param.abbrev, name
+        built = info.build(UnitParams(lanes=2))
+        assert [n for n, _ in built.i.payload.shape()] == list(info.inputs), name
+        Fragment.get(built, None)
+    assert units.study_units()["helu"] == "forward"
+    assert UNITS["igelu"].max_lanes == 1
+
+
+def test_unit_params_carry_a_units_own_parameter():
+    p = UnitParams(leaky_shift=3)
+    assert p.leaky_shift == 3 and UnitParams().leaky_shift == 7
+    assert UnitParams(leaky_shift=7) == UnitParams() and hash(UnitParams(leaky_shift=7)) == hash(
+        UnitParams()
+    )
+    assert p.replace(width=16) == UnitParams(width=16, leaky_shift=3)
+    assert p.to_dict()["leaky_shift"] == 3 and "leaky_shift" not in UnitParams().to_dict()
+    assert UNITS["leaky"].shaping(p) == {"width": 8, "lanes": 1, "leaky_shift": 3}
+    assert UNITS["backward-z"].shaping(UnitParams(threshold_port=True)) == {
+        "width": 8,
+        "lanes": 1,
+        "threshold_port": True,
+        "grad_width": 8,
+    }
+    import pickle
+
+    assert pickle.loads(pickle.dumps(p)) == p
+
+
+def test_unit_params_wrong():
+    with pytest.raises(TypeError, match=r"^Unknown unit parameter 'shfit'; known: width, lanes"):
+        UnitParams(shfit=3)
+    with pytest.raises(AttributeError, match="immutable"):
+        UnitParams().width = 4
+    with pytest.raises(AttributeError, match="no parameter 'nope'"):
+        UnitParams().nope  # noqa: B018
+
+
+def test_declare_wrong():
+    from helu.hw.units.base import Param, declare
+
+    known = units.PARAMS["leaky_shift"]
+    declare(known)  # the same declaration again is fine
+    with pytest.raises(RuntimeError, match="'leaky_shift' is declared twice, differently"):
+        declare(Param("leaky_shift", 3, "another slope", "x"))
+
+
+def test_refusal_reports_the_error_not_an_unused_elaboratable():
+    code = (
+        "import warnings; warnings.simplefilter('error')\n"
+        "from helu.hw.forward import Forward\n"
+        "try:\n    Forward(width=1)\nexcept ValueError as e:\n    print(e)\n"
+        "import gc; gc.collect()\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "not 1" in r.stdout, r.stderr
+    assert "UnusedElaboratable" not in r.stderr, r.stderr

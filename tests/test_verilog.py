@@ -77,7 +77,7 @@ def test_sidecar_matches_verilog_ports(tmp_path, unit, port, axis):
     if axis:
         assert {"s_axis_tdata", "m_axis_tvalid", "aclk", "aresetn"} <= set(decls)
     assert (p["threshold"] is not None) == ("threshold" in decls)
-    assert set(meta["params"]) == {*UNITS[unit].uses, "threshold"} - (
+    assert set(meta["params"]) == {*UNITS[unit].all_uses, "threshold"} - (
         {"frac", "alpha"} if port else set()
     )
 

@@ -28,11 +28,6 @@ STEPS = 6
 # 2-3 fractional bits, where alpha=0.05 has no negative code in its band, so a third set fixes
 # 5 fractional bits (T=-2): the band is exercised at 8 bits, at the price of some saturation.
 GOLDEN_WIDTHS = (8, 16, "8:5")
-# Units the flow synthesizes at no more lanes than this: 16 lanes of i-GELU are ~8k LUT4 at
-# 8 bits (~30k at 16), over the iCE40 HX8K, and take Yosys/ABC many minutes; LUTs per lane, what
-# the comparison plots, come from 1 lane.
-NARROW_UNITS = {"igelu": 1}
-NARROW_UNITS_WHY = "16 lanes exceed the iCE40 HX8K and take Yosys many minutes"
 
 
 def add_arguments(parser):
@@ -184,17 +179,18 @@ class Flow:
 
     def synth(self, metrics: dict):
         from helu.hw.synth import plot_cost_vs_accuracy, sweep, sweep_params, write_results
+        from helu.hw.units import UNITS
 
         start = self._begin(f"synthesizing every unit ({', '.join(self.targets)})")
         groups = {}  # lane counts -> units synthesized at them
         for unit in self.units:
-            cap = NARROW_UNITS.get(unit)
+            cap = UNITS[unit].max_lanes  # the unit's own limit, from the registry
             lanes = tuple(n for n in self.synth_lanes if cap is None or n <= cap)
             if cap is not None and lanes != self.synth_lanes:
                 lanes = lanes or (min(self.synth_lanes),)
                 self.notes.append(
                     f"{unit} was synthesized at {', '.join(map(str, lanes))} lane(s) only: "
-                    f"{NARROW_UNITS_WHY}; run 'helu synth --unit {unit} --lanes "
+                    f"{UNITS[unit].max_lanes_why}; run 'helu synth --unit {unit} --lanes "
                     f"{','.join(map(str, self.synth_lanes))}' for the rest."
                 )
             groups.setdefault(lanes, []).append(unit)

@@ -1,6 +1,6 @@
-"""Parsing of the comma-separated list options the subcommands share (one wording for all)."""
+"""Options the subcommands share: comma-separated lists and the units' own parameters."""
 
-__all__ = ["int_list", "name_list"]
+__all__ = ["int_list", "name_list", "add_unit_params", "unit_param_values"]
 
 
 def int_list(text: str, option: str) -> tuple[int, ...]:
@@ -31,3 +31,28 @@ def name_list(text: str, known, what: str) -> list[str]:
         if part not in names:
             names.append(part)
     return names
+
+
+def add_unit_params(parser, units) -> None:
+    """One ``--<name>`` option per unit-declared parameter (``UnitInfo.params``), from the registry.
+
+    The option's default and help are the parameter's own, with the units that read it named.
+    """
+    readers: dict[str, list[str]] = {}
+    declared = {}
+    for unit, info in units.items():
+        for param in info.params:
+            readers.setdefault(param.name, []).append(unit)
+            declared[param.name] = param
+    for name, param in declared.items():
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            type=param.type,
+            default=param.default,
+            help=f"{param.help}; units: {', '.join(readers[name])} (default: {param.default})",
+        )
+
+
+def unit_param_values(args, units) -> dict:
+    """The unit-declared parameters' values parsed by :func:`add_unit_params`."""
+    return {p.name: getattr(args, p.name) for info in units.values() for p in info.params}

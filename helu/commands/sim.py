@@ -11,6 +11,8 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser):
+    from helu.hw.units import unit_names
+
     parser.add_argument("--golden", required=True, metavar="DIR", help="golden folder")
     parser.add_argument(
         "--sim",
@@ -19,7 +21,10 @@ def add_arguments(parser):
         help="simulator(s) to run (default: icarus)",
     )
     parser.add_argument(
-        "--unit", default="all", metavar="NAME[,NAME..]|all", help="units to check (default: all)"
+        "--unit",
+        default="all",
+        metavar="NAME[,NAME..]|all",
+        help=f"units to check, from {unit_names()} (default: all)",
     )
     parser.add_argument("--lanes", type=int, default=16, help="lanes per transfer (default: 16)")
     parser.add_argument(

@@ -2,17 +2,20 @@
 
 import logging
 
+from helu.commands.options import add_unit_params, unit_param_values
+
 HELP = "write Verilog and a JSON port sidecar for a HeLU or baseline unit"
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser):
+    from helu.hw.units import UNITS, unit_names
+
     parser.add_argument(
         "--unit",
         default="forward",
-        help="unit name (forward, forward-train, backward-mask, backward-z, relu-cmp, leaky, "
-        "igelu) or 'all' (default: forward)",
+        help=f"unit name ({unit_names()}) or 'all' (default: forward)",
     )
     parser.add_argument("--width", type=int, default=8, help="bits of z, sign included (8)")
     parser.add_argument("--lanes", type=int, default=1, help="elements per transfer (1)")
@@ -21,7 +24,7 @@ def add_arguments(parser):
     parser.add_argument(
         "--grad-width", type=int, default=None, help="bits of the gradient (default: --width)"
     )
-    parser.add_argument("--leaky-shift", type=int, default=7, help="LeakyReLU slope 2**-shift (7)")
+    add_unit_params(parser, UNITS)
     parser.add_argument(
         "--threshold-port",
         action="store_true",
@@ -57,7 +60,7 @@ def run(args) -> int:
         alpha=args.alpha,
         grad_width=args.grad_width,
         threshold_port=args.threshold_port,
-        leaky_shift=args.leaky_shift,
+        **unit_param_values(args, UNITS),
     )
     # Every unit is generated into a scratch folder first and moved into --out only when all
     # succeeded, so a unit that refuses the parameters (e.g. i-GELU at 32 bits) leaves no

@@ -1,0 +1,1 @@
+"""The integer MLP inference engine (``mlp``) and its parts (``requant``)."""

@@ -1,0 +1,483 @@
+"""The integer MLP inference engine: a trained ``golden.intmodel.IntModel`` on chip, bit-exact.
+
+One sequential datapath serves every layer, ``lanes`` (``P``) multiply-accumulates per cycle:
+
+- **Memories** (``amaranth.lib.memory.Memory``, block RAM after synthesis): the weights, one word
+  of ``P`` int8 codes per (neuron, chunk of ``P`` inputs), all layers one after the other, in the
+  order they are read; the biases, one int32 word per neuron; the activations, two regions of
+  ``P``-code words (layer ``l`` reads region ``l % 2`` and writes region ``(l + 1) % 2``; the input
+  sample lands in region 0). Weights and biases start as the model's image (:func:`image`) and
+  can be rewritten through the ``load`` port, so one bitstream serves retrained weights of the same
+  shapes and shifts.
+- **Datapath**, one stage per register: read the weight, activation and bias words; ``P`` int8 x
+  int8 products; their sum; the int32 accumulator (``bias + sum`` on a neuron's first chunk, else
+  ``acc + sum``); requantization ``golden.fixed.requantize`` with the layer's shift
+  (``hw.net.requant``); then, between layers, the HeLU forward unit ``hw.forward.Forward``
+  (inference build, 1 lane) whose output is written into the next activation region, or, on the
+  last layer, the logit register and the running argmax (first index of the largest logit).
+- **Sequencer**: takes the sample's ``ceil(inputs / P)`` input transfers, then issues one
+  (neuron, chunk) read a cycle through every layer. Between layers it waits until the last
+  activation of the layer is written (``drain`` cycles), since the next layer reads them. Before
+  the last layer it waits until the previous result has left the output register, which holds
+  the logits; the pipeline behind the sequencer never stalls.
+
+Accumulators never overflow: ``IntModel.check`` bounds every partial sum with
+``golden.fixed.check_accumulator`` for inputs in ``[0, input_max]``, so a ``ACC_WIDTH``-bit
+register is exact (wrapping sums of an exact total stay exact).
+
+Timing (``cycles_per_sample``, ``latency``, checked by the tests): at full rate a sample takes
+``ceil(in_0 / P)`` input cycles, ``sum_l out_l * ceil(in_l / P)`` compute cycles (the ideal
+``MACs / P`` when every ``in_l`` is a multiple of ``P``), ``drain`` = 6 idle cycles at each of
+the ``L - 1`` layer boundaries and one cycle to claim the output register; for the 64-32-32-10
+digits network at ``P = 8``: 8 + 424 + 12 + 1 = 445 cycles, 1.05 x the ideal 424. The result is
+valid ``latency`` cycles after the sample's last input transfer. Samples do not overlap, except
+that the next sample's input is taken while the last layer is still in the pipeline.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from amaranth.hdl import Array, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from helu.golden import fixed, intmodel
+from helu.golden.intmodel import IntModel
+from helu.hw.net.requant import requantize_select
+from helu.hw.units import check_lanes
+
+__all__ = ["MLP", "Image", "image", "reference", "ACTIVATIONS", "IGELU_FRAC"]
+
+ACTIVATIONS = ("helu", "igelu")
+IGELU_FRAC = 5
+"""Fractional bits of the int8 codes the i-GELU baseline build assumes. A cost comparison: the
+integer model was trained with HeLU and has no float scale, so this build computes
+:func:`reference` with ``"igelu"``, not the model's function."""
+
+# Pipeline registers from an issued read to a requantized code: read data, products, their sum,
+# the accumulator, the requantized code.
+_STAGES = 5
+
+
+@dataclass(frozen=True)
+class Image:
+    """The memory contents the engine needs for ``model``: what ``load`` writes.
+
+    ``weights`` holds one unsigned ``8 * P``-bit word per (layer, neuron, chunk) in reading order,
+    lane ``k`` of chunk ``c`` being the weight of input ``c * P + k`` (0 past the last input: the
+    padding lanes must stay 0, they meet stale activations); ``biases`` one unsigned
+    ``ACC_WIDTH``-bit pattern per neuron, layer after layer.
+    """
+
+    weights: list
+    biases: list
+
+    def load_words(self) -> list[tuple[int, int]]:
+        """``(addr, data)`` pairs for the ``load`` port: weights from 0, biases after them."""
+        n = len(self.weights)
+        return [(a, w) for a, w in enumerate(self.weights)] + [
+            (n + a, b) for a, b in enumerate(self.biases)
+        ]
+
+
+def _chunks(n: int, lanes: int) -> int:
+    return -(-n // lanes)
+
+
+def image(model: IntModel, lanes: int) -> Image:
+    """The weight and bias words of ``model`` for an engine of ``lanes`` MACs."""
+    check_lanes(lanes)
+    words, biases = [], []
+    for w, b in zip(model.weights, model.biases, strict=True):
+        out, fan_in = w.shape
+        chunks = _chunks(fan_in, lanes)
+        padded = np.zeros((out, chunks * lanes), dtype=np.int64)
+        padded[:, :fan_in] = w
+        codes = fixed.to_unsigned(padded, fixed.ACT_WIDTH).reshape(out * chunks, lanes)
+        weights = (codes << (fixed.ACT_WIDTH * np.arange(lanes, dtype=object))).sum(axis=1)
+        words += [int(v) for v in weights]
+        biases += [int(v) for v in fixed.to_unsigned(b, fixed.ACC_WIDTH)]
+    return Image(words, biases)
+
+
+def reference(model: IntModel, x, activation: str = "helu"):
+    """What the engine computes: ``intmodel.infer`` for ``helu``; for ``igelu`` the same layers
+    with ``golden.intact.igelu`` at ``Q8.IGELU_FRAC`` between them. Returns ``(logits, cls)``."""
+    if activation == "helu":
+        return intmodel.infer(model, np.asarray(x, dtype=np.int64))
+    if activation != "igelu":
+        raise ValueError(f"Activation must be one of {', '.join(ACTIVATIONS)}, not {activation!r}")
+    from helu.golden import intact
+
+    x = np.asarray(x, dtype=np.int64)
+    last = len(model.weights) - 1
+    for i in range(last + 1):
+        q = intmodel.layer(model, i, x)
+        x = q if i == last else intact.igelu(q, fixed.Format(fixed.ACT_WIDTH, IGELU_FRAC))
+    return x, intmodel.argmax(x)
+
+
+def _check(model, lanes, activation):
+    if not isinstance(model, IntModel):
+        raise TypeError(f"MLP needs a golden.intmodel.IntModel, not {model!r}")
+    check_lanes(lanes)
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"Activation must be one of {', '.join(ACTIVATIONS)}, not {activation!r}")
+    act = fixed.Format(fixed.ACT_WIDTH, 0)
+    if not 0 <= model.input_max <= act.max_code:
+        raise ValueError(
+            f"Inputs up to {model.input_max} do not fit the engine's int{fixed.ACT_WIDTH} input "
+            f"lanes (at most {act.max_code})"
+        )
+
+
+class MLP(wiring.Component):
+    """Streaming integer MLP: samples in, logits and class out, bit-exact to ``intmodel.infer``.
+
+    Parameters
+    ----------
+    model : golden.intmodel.IntModel
+        The network; its weights and biases are the memories' initial contents, its shifts are
+        built in (one constant per layer).
+    lanes : int
+        ``P``: multiply-accumulates per cycle, and input codes per input transfer.
+    activation : "helu" or "igelu"
+        Between layers: the HeLU forward unit (``hw.forward.Forward``, inference build), or, for
+        cost comparisons, the i-GELU baseline (``hw.baselines.IntGelu`` at ``Q8.IGELU_FRAC``;
+        the engine then computes :func:`reference` with ``"igelu"``).
+
+    Members
+    -------
+    i : ``In(stream.Signature(StructLayout({"x": ArrayLayout(signed(8), P)})))``
+        A sample as ``ceil(inputs / P)`` transfers, input ``c * P + k`` in lane ``k`` of transfer
+        ``c`` (lanes past the last input are ignored). Inputs must lie in
+        ``[0, model.input_max]``, the range the accumulator bound was proved for.
+    o : ``Out(stream.Signature(StructLayout({"logits": ArrayLayout(signed(8), classes),
+        "cls": unsigned(ceil_log2(classes))})))``
+        One transfer per sample: the int8 logits and the first index of the largest.
+    load : ``In(stream.Signature(StructLayout({"addr": unsigned(a), "data": unsigned(d)})))``
+        Memory writes, taken only while the engine waits for the first transfer of a sample:
+        ``addr < weight_words`` writes a weight word, ``weight_words + n`` the bias of neuron
+        ``n`` (layer after layer); :meth:`Image.load_words` lists them.
+
+    Full backpressure on every stream; ``o.valid`` never depends on ``o.ready``. ``rst`` drops
+    the sample in progress and a pending output, not the memories.
+    """
+
+    def __init__(self, model, lanes=8, *, activation="helu", src_loc_at=0):
+        try:
+            _check(model, lanes, activation)
+        except (TypeError, ValueError):
+            self._MustUse__silence = True
+            raise
+        self._model = model
+        self._lanes = lanes
+        self._activation = activation
+        self._image = image(model, lanes)
+        sizes = model.sizes
+        self._classes = sizes[-1]
+        self._chunks = [_chunks(n, lanes) for n in sizes[:-1]]
+        word = fixed.ACT_WIDTH * lanes
+        self._load_data = max(word, fixed.ACC_WIDTH)
+        depth = len(self._image.weights) + len(self._image.biases)
+        super().__init__(
+            {
+                "i": In(
+                    stream.Signature(
+                        data.StructLayout({"x": data.ArrayLayout(signed(fixed.ACT_WIDTH), lanes)})
+                    )
+                ),
+                "o": Out(
+                    stream.Signature(
+                        data.StructLayout(
+                            {
+                                "logits": data.ArrayLayout(signed(fixed.ACT_WIDTH), self._classes),
+                                "cls": unsigned(max(ceil_log2(self._classes), 1)),
+                            }
+                        )
+                    )
+                ),
+                "load": In(
+                    stream.Signature(
+                        data.StructLayout(
+                            {"addr": unsigned(ceil_log2(depth + 1)), "data": self._load_data}
+                        )
+                    )
+                ),
+            },
+            src_loc_at=1 + src_loc_at,
+        )
+
+    @property
+    def model(self) -> IntModel:
+        return self._model
+
+    @property
+    def lanes(self) -> int:
+        return self._lanes
+
+    @property
+    def activation(self) -> str:
+        return self._activation
+
+    @property
+    def image(self) -> Image:
+        return self._image
+
+    @property
+    def weight_words(self) -> int:
+        return len(self._image.weights)
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates of one sample (the model's, without padding)."""
+        return sum(int(w.size) for w in self._model.weights)
+
+    @property
+    def input_transfers(self) -> int:
+        return self._chunks[0]
+
+    def _act_latency(self) -> int:
+        return 1 if self._activation == "helu" else 6  # Forward / IntGelu latency, checked below
+
+    @property
+    def drain(self) -> int:
+        """Idle issue cycles between two layers: until the last activation is written."""
+        return _STAGES + self._act_latency()
+
+    @property
+    def cycles_per_sample(self) -> int:
+        """Cycles per sample at full rate (input always valid, output always ready)."""
+        sizes = self._model.sizes
+        compute = sum(o * c for o, c in zip(sizes[1:], self._chunks, strict=True))
+        # One cycle in the OUTPUT state before the last layer.
+        return self.input_transfers + compute + (len(sizes) - 2) * self.drain + 1
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a sample's last input transfer to its output being valid (full rate)."""
+        return self.cycles_per_sample - self.input_transfers + _STAGES + 1
+
+    def _activation_unit(self):
+        if self._activation == "helu":
+            from helu.hw.forward import Forward
+
+            unit = Forward(fixed.ACT_WIDTH, 1)
+        else:
+            from helu.hw.baselines import IntGelu
+
+            unit = IntGelu(fixed.ACT_WIDTH, 1, frac=IGELU_FRAC)
+        assert unit.latency == self._act_latency(), "activation latency changed: update drain"
+        return unit
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes, width = self._lanes, fixed.ACT_WIDTH
+        model, img = self._model, self._image
+        layers = len(model.weights)
+        sizes = model.sizes
+        cmax = max(self._chunks)
+        neurons = sum(sizes[1:])
+
+        # Memories ----------------------------------------------------------------------------
+        m.submodules.wmem = wmem = Memory(
+            shape=unsigned(width * lanes), depth=len(img.weights), init=img.weights
+        )
+        m.submodules.bmem = bmem = Memory(
+            shape=unsigned(fixed.ACC_WIDTH), depth=len(img.biases), init=img.biases
+        )
+        m.submodules.amem = amem = Memory(shape=unsigned(width * lanes), depth=2 * cmax, init=[])
+        w_rd, b_rd, a_rd = (mem.read_port(transparent_for=()) for mem in (wmem, bmem, amem))
+        w_wr, b_wr = wmem.write_port(), bmem.write_port()
+        a_wr = amem.write_port(granularity=width)
+
+        # Sequencer ---------------------------------------------------------------------------
+        chunks_of = Array(Const(c - 1, range(cmax)) for c in self._chunks)
+        outs_of = Array(Const(n - 1, range(max(sizes[1:]))) for n in sizes[1:])
+        layer = Signal(range(max(layers, 2)))
+        neuron = Signal(range(max(sizes[1:])))
+        chunk = Signal(range(max(cmax, 2)))
+        w_addr = Signal(range(len(img.weights)))
+        b_addr = Signal(range(max(neurons, 2)))
+        wait = Signal(range(self.drain + 1))
+        last_layer = layer == layers - 1
+        issue = Signal()
+        pending = Signal()  # a last layer is in the pipeline: its logits are not all written
+
+        m.d.comb += [
+            w_rd.addr.eq(w_addr),
+            b_rd.addr.eq(b_addr),
+            a_rd.addr.eq(Array(Const(r * cmax) for r in (0, 1))[layer[0]] + chunk),
+        ]
+
+        load_word = Signal(range(max(self.input_transfers, 2)))
+        with m.FSM():
+            with m.State("INPUT"):
+                m.d.comb += self.i.ready.eq(1)
+                m.d.comb += self.load.ready.eq(load_word == 0)
+                with m.If(self.i.valid):
+                    m.d.comb += [
+                        a_wr.addr.eq(load_word),
+                        a_wr.data.eq(self.i.payload.x.as_value()),
+                        a_wr.en.eq(-1),
+                    ]
+                    m.d.sync += load_word.eq(load_word + 1)
+                    with m.If(load_word == self.input_transfers - 1):
+                        m.d.sync += [
+                            load_word.eq(0),
+                            layer.eq(0),
+                            neuron.eq(0),
+                            chunk.eq(0),
+                            w_addr.eq(0),
+                            b_addr.eq(0),
+                        ]
+                        m.next = "RUN" if layers > 1 else "OUTPUT"
+            with m.State("RUN"):
+                m.d.comb += issue.eq(1)
+                m.d.sync += [chunk.eq(chunk + 1), w_addr.eq(w_addr + 1)]
+                with m.If(chunk == chunks_of[layer]):
+                    m.d.sync += [chunk.eq(0), neuron.eq(neuron + 1), b_addr.eq(b_addr + 1)]
+                    with m.If(neuron == outs_of[layer]):
+                        m.d.sync += [neuron.eq(0), wait.eq(self.drain - 1)]
+                        with m.If(last_layer):
+                            m.d.sync += [w_addr.eq(0), b_addr.eq(0)]
+                            m.next = "INPUT"
+                        with m.Else():
+                            m.next = "DRAIN"
+            with m.State("DRAIN"):
+                m.d.sync += wait.eq(wait - 1)
+                with m.If(wait == 0):
+                    m.d.sync += layer.eq(layer + 1)
+                    with m.If(layer == layers - 2):
+                        m.next = "OUTPUT"
+                    with m.Else():
+                        m.next = "RUN"
+            with m.State("OUTPUT"):
+                # The last layer writes the output register: wait until it is free (the previous
+                # sample's last layer done and its result taken).
+                with m.If(~pending & (~self.o.valid | self.o.ready)):
+                    m.d.sync += pending.eq(1)
+                    m.next = "RUN"
+
+        # Datapath ----------------------------------------------------------------------------
+        # Stage 1: read data (memories), with the flags of what was issued.
+        v1, first1, last1, nfirst1 = Signal(), Signal(), Signal(), Signal()
+        layer1 = Signal.like(layer)
+        m.d.sync += [
+            v1.eq(issue),
+            first1.eq(chunk == 0),
+            last1.eq(chunk == chunks_of[layer]),
+            nfirst1.eq(neuron == 0),
+            layer1.eq(layer),
+        ]
+        # Stage 2: products.
+        prod_shape = signed(2 * width)
+        prods = [Signal(prod_shape, reset_less=True, name=f"prod{k}") for k in range(lanes)]
+        bias2 = Signal(signed(fixed.ACC_WIDTH), reset_less=True)
+        v2, first2, last2, nfirst2 = Signal(), Signal(), Signal(), Signal()
+        layer2 = Signal.like(layer)
+        for k, p in enumerate(prods):
+            wk = w_rd.data[k * width : (k + 1) * width].as_signed()
+            xk = a_rd.data[k * width : (k + 1) * width].as_signed()
+            m.d.sync += p.eq(wk * xk)
+        m.d.sync += [
+            bias2.eq(b_rd.data.as_signed()),
+            v2.eq(v1),
+            first2.eq(first1),
+            last2.eq(last1),
+            nfirst2.eq(nfirst1),
+            layer2.eq(layer1),
+        ]
+        # Stage 3: the sum of the products.
+        total = prods[0]
+        for p in prods[1:]:
+            total = total + p
+        sum3 = Signal(signed(2 * width + ceil_log2(lanes)), reset_less=True)
+        bias3 = Signal.like(bias2)
+        v3, first3, last3, nfirst3 = Signal(), Signal(), Signal(), Signal()
+        layer3 = Signal.like(layer)
+        m.d.sync += [
+            sum3.eq(total),
+            bias3.eq(bias2),
+            v3.eq(v2),
+            first3.eq(first2),
+            last3.eq(last2),
+            nfirst3.eq(nfirst2),
+            layer3.eq(layer2),
+        ]
+        # Stage 4: the accumulator (exact: IntModel.check bounds every partial sum).
+        acc = Signal(signed(fixed.ACC_WIDTH), reset_less=True)
+        done4, nfirst4 = Signal(), Signal()
+        layer4 = Signal.like(layer)
+        with m.If(v3):
+            m.d.sync += acc.eq(Mux(first3, bias3, acc) + sum3)
+        m.d.sync += [done4.eq(v3 & last3), nfirst4.eq(nfirst3), layer4.eq(layer3)]
+        # Stage 5: requantization, and the neuron's index within its layer (neurons come in order).
+        q5 = Signal(signed(width), reset_less=True)
+        v5 = Signal()
+        layer5 = Signal.like(layer)
+        idx5 = Signal(range(max(sizes[1:])), reset_less=True)
+        word5 = Signal(range(max(cmax, 2)), reset_less=True)
+        lane5 = Signal(range(max(lanes, 2)), reset_less=True)
+        m.d.sync += [v5.eq(done4), layer5.eq(layer4)]
+        with m.If(done4):
+            m.d.sync += q5.eq(requantize_select(acc, layer4, model.shifts))
+            with m.If(nfirst4):
+                m.d.sync += [idx5.eq(0), word5.eq(0), lane5.eq(0)]
+            with m.Else():
+                m.d.sync += [idx5.eq(idx5 + 1), lane5.eq(lane5 + 1)]
+                with m.If(lane5 == lanes - 1):
+                    m.d.sync += [lane5.eq(0), word5.eq(word5 + 1)]
+
+        # Hidden layers: the activation unit, then the next activation region.
+        m.submodules.act = act = self._activation_unit()
+        hidden = v5 & (layer5 != layers - 1)
+        m.d.comb += [
+            act.i.valid.eq(hidden),
+            act.i.payload.z[0].eq(q5),
+            act.o.ready.eq(1),  # never stalls: the memory takes a write every cycle
+        ]
+        # The write's place travels beside the unit's pipeline (it always advances).
+        where = [(word5, lane5, layer5)]
+        for n in range(act.latency):
+            prev = where[-1]
+            regs = tuple(Signal.like(s, name=f"{s.name}_d{n}", reset_less=True) for s in prev)
+            m.d.sync += [r.eq(s) for r, s in zip(regs, prev, strict=True)]
+            where.append(regs)
+        w_word, w_lane, w_layer = where[-1]
+        with m.If(act.o.valid):
+            region = Array(Const(r * cmax) for r in (1, 0))[w_layer[0]]
+            m.d.comb += [
+                a_wr.addr.eq(region + w_word),
+                a_wr.data.eq(Value.cast(act.o.payload.y[0]).replicate(lanes)),
+                a_wr.en.eq(Const(1, lanes) << w_lane),
+            ]
+
+        # Last layer: the logits, the running argmax, the output stream.
+        logits = self.o.payload.logits
+        best = Signal(signed(width), reset_less=True)
+        with m.If(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(v5 & (layer5 == layers - 1)):
+            for k in range(self._classes):
+                with m.If(idx5 == k):
+                    m.d.sync += logits[k].eq(q5)
+            with m.If((idx5 == 0) | (q5 > best)):
+                m.d.sync += [best.eq(q5), self.o.payload.cls.eq(idx5)]
+            with m.If(idx5 == self._classes - 1):
+                m.d.sync += [self.o.valid.eq(1), pending.eq(0)]
+
+        # Loads (only while waiting for a sample: nothing is read then).
+        with m.If(self.load.valid & self.load.ready):
+            addr, value = self.load.payload.addr, self.load.payload.data
+            with m.If(addr < len(img.weights)):
+                m.d.comb += [w_wr.addr.eq(addr), w_wr.data.eq(value), w_wr.en.eq(1)]
+            with m.Else():
+                m.d.comb += [
+                    b_wr.addr.eq(addr - len(img.weights)),
+                    b_wr.data.eq(value),
+                    b_wr.en.eq(1),
+                ]
+        return m

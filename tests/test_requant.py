@@ -1,0 +1,65 @@
+"""hw/net/requant.py in Amaranth's simulator, against golden.fixed.requantize."""
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module, Signal, signed
+from amaranth.sim import Simulator
+
+from helu.golden import fixed
+from helu.hw.net.requant import requantize, requantize_select
+
+
+def _accumulators(seed: int) -> np.ndarray:
+    lo, hi = -(1 << (fixed.ACC_WIDTH - 1)), (1 << (fixed.ACC_WIDTH - 1)) - 1
+    rng = np.random.default_rng(seed)
+    corners = [lo, lo + 1, hi, hi - 1, 0, 1, -1]
+    # Around every rounding tie and saturation edge of small shifts.
+    for s in range(0, 12):
+        for base in (0, 127 << s, -128 << s, 1 << s, -(1 << s)):
+            corners += [base + d for d in (-(1 << max(s - 1, 0)), -1, 0, 1, 1 << max(s - 1, 0))]
+    return np.concatenate(
+        [np.array(corners), rng.integers(lo, hi, 300), rng.integers(-9999, 9999, 300)]
+    )
+
+
+def _simulate(build, values, selects):
+    m = Module()
+    acc = Signal(signed(fixed.ACC_WIDTH))
+    index = Signal(4)
+    out = build(acc, index)
+    got = []
+
+    async def testbench(ctx):
+        for v, k in zip(values, selects, strict=True):
+            ctx.set(acc, int(v))
+            ctx.set(index, int(k))
+            got.append(ctx.get(out))
+
+    sim = Simulator(m)
+    sim.add_testbench(testbench)
+    sim.run()
+    return np.array(got, dtype=np.int64)
+
+
+@pytest.mark.parametrize("shift", [0, 1, 4, 9, 17, 31])
+def test_requantize_matches_golden(shift):
+    accs = _accumulators(shift)
+    got = _simulate(lambda a, _i: requantize(a, shift), accs, [0] * len(accs))
+    np.testing.assert_array_equal(got, fixed.requantize(accs.astype(np.int64), shift))
+
+
+def test_requantize_select_matches_golden():
+    shifts = [7, 3, 7, 0]
+    accs = _accumulators(1)
+    picks = np.arange(len(accs)) % len(shifts)
+    got = _simulate(lambda a, i: requantize_select(a, i, shifts), accs, picks)
+    want = [int(fixed.requantize(np.int64(a), shifts[k])) for a, k in zip(accs, picks, strict=True)]
+    np.testing.assert_array_equal(got, want)
+
+
+def test_requantize_wrong():
+    acc = Signal(signed(8))
+    with pytest.raises(ValueError, match="Shift must be an integer >= 0, not -1"):
+        requantize(acc, -1)
+    with pytest.raises(ValueError, match="needs at least one shift"):
+        requantize_select(acc, Signal(2), [])
