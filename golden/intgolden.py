@@ -116,7 +116,7 @@ def export_net(
         )
     source: dict
     if checkpoint is not None:
-        from helu.golden.export import load_checkpoint
+        from helu.golden.checkpoint import load_checkpoint
 
         model, ckpt = load_checkpoint(checkpoint)
         if ckpt.get("dataset") != "digits" or ckpt["model_config"].get("kind") != "mlp":

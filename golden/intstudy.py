@@ -57,6 +57,8 @@ class IntStudyConfig:
         int, ...
     ] = ()  # extra scratch learning rates (2**-k) for T = 0 and the lowest T
     alphas: tuple[float, ...] = (0.001, 0.01, 0.05, 0.1)  # reported as their T in Q8.4
+    float_epochs: int = 40  # of the float model that fine-tuning starts from
+    max_train: int | None = None  # use only the first N training samples (quick tests)
 
     def __post_init__(self):
         self.seeds, self.thresholds = tuple(self.seeds), tuple(self.thresholds)
@@ -69,7 +71,8 @@ class IntStudyConfig:
         for mode in self.modes:
             if mode not in ("scratch", "finetune", "float"):
                 raise ValueError(f"unknown mode {mode!r}; choose scratch, finetune or float")
-        for name in ("epochs", "finetune_epochs", "lr_shift", "finetune_lr_shift", "ce_lr_shift"):
+        names = ("epochs", "finetune_epochs", "lr_shift", "finetune_lr_shift", "ce_lr_shift")
+        for name in (*names, "float_epochs") + (("max_train",) if self.max_train else ()):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
@@ -222,6 +225,8 @@ def run_int_study(cfg: IntStudyConfig, out_dir=None, progress=None) -> dict:
         split = data.load("digits")
         x_train, x_test = intnet.pixels(split)
         y_train, y_test = split.y_train, split.y_test
+        if cfg.max_train is not None:
+            x_train, y_train = x_train[: cfg.max_train], y_train[: cfg.max_train]
         seeds, ts = cfg.seeds, cfg.thresholds
         results = []
 
@@ -249,7 +254,7 @@ def run_int_study(cfg: IntStudyConfig, out_dir=None, progress=None) -> dict:
         if "finetune" in cfg.modes:
             merged = None
             for seed in seeds:
-                fcfg = intnet.FloatConfig(seed=seed, loss="mse")
+                fcfg = intnet.FloatConfig(seed=seed, loss="mse", epochs=cfg.float_epochs)
                 fnet = intnet.train_float(x_train, y_train, fcfg)
                 q = intnet.ptq(intnet.float_layers(fnet), x_train, logits_frac=LOGITS_FRAC)
                 sc = intnet.ptq_scales(q, cfg.delta_gain, cfg.finetune_lr_shift)

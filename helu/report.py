@@ -32,6 +32,7 @@ STEP_FILES = {
     "golden": "golden/manifest.json",
     "sim": "sim/summary.json",
     "synth": "synth/results.json",
+    "intnet": "intnet/int_metrics.json",  # helu.intflow.METRICS
 }
 SKIPS = "skipped.json"  # {step: reason} written by the flow for steps it could not run
 NOTES = "notes.json"  # [sentence] the flow wants a reader to know (choices it made and why)
@@ -100,6 +101,10 @@ def summarize(found: dict) -> dict:
         keys = ("unit", "target", "width", "lanes", "lut", "gates", "ff", "carry", "fmax_mhz")
         keys += ("harness", "error")
         summary["synth"] = [{k: r.get(k) for k in keys} for r in records]
+    if found.get("intnet"):
+        from helu import intflow
+
+        summary["intnet"] = intflow.summary(found["intnet"])
     if found.get("skipped"):
         summary["skipped"] = found["skipped"]
     summary["environment"] = environment()
@@ -271,6 +276,12 @@ def _synth_section(synth, out_dir: Path) -> list[str]:
     return parts
 
 
+def _intnet_section(metrics, out_dir: Path) -> list[str]:
+    from helu import intflow
+
+    return intflow.section(metrics, out_dir)
+
+
 def render(found: dict, summary: dict, out_dir) -> str:
     """The Markdown report."""
     out_dir = Path(out_dir)
@@ -289,6 +300,7 @@ def render(found: dict, summary: dict, out_dir) -> str:
         ("2. Golden vectors", "golden", lambda g, _: _golden_section(g), False),
         ("3. RTL verification (cocotb)", "sim", lambda s, _: _sim_section(s), False),
         ("4. Synthesis", "synth", _synth_section, True),
+        ("5. Integer network: training and golden trajectories", "intnet", _intnet_section, True),
     ]
     for title, step, section, _ in sections:
         parts += [f"## {title}", ""]

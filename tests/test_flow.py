@@ -29,7 +29,14 @@ def test_flow_small(tmp_path):
     assert golden["vectors"] > 0 and golden["format"]["width"] == 8
     assert {w for w, _, _ in golden["formats"]} == {8, 16}
 
-    assert set(summary) >= {"study", "golden", "environment"}
+    intnet = summary["intnet"]
+    assert [r["threshold"] for r in intnet["results"]] == [0, -2, -8]
+    assert all(r["seeds"] == 1 and 0.5 < r["acc_mean"] <= 1 for r in intnet["results"])
+    assert intnet["golden_net"]["trajectory_steps"] > 0
+    assert "## 5. Integer network" in report and "T=-8 vs ReLU" in report
+    assert (out / "golden-net" / "inference.npz").is_file()
+
+    assert set(summary) >= {"study", "golden", "intnet", "environment"}
     if shutil.which("iverilog"):
         sim = summary["sim"]
         assert sim["simulator"] == "icarus" and sim["mismatches"] == 0

@@ -8,8 +8,8 @@ import torch
 
 from helu.cli import main
 from helu.golden import data, fixed, intgolden, intmodel
+from helu.golden.checkpoint import save_checkpoint
 from helu.golden.models import ModelConfig, build
-from helu.golden.train import save_checkpoint
 
 
 @pytest.fixture(scope="module")

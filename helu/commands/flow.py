@@ -4,6 +4,8 @@ Steps, each leaving its results in its own folder under ``--out`` (the report re
 
 1. ``study/``:  train the quick study on the bundled digits data (``golden.train.QUICK``);
 2. ``golden/``: export golden vectors of the trained HeLU model at W=8 and W=16;
+   ``intnet/``, ``golden-net/``: the integer network's quick batch-1 training study and its
+   golden folder with a training trajectory (``helu.intflow``);
 3. ``verilog/``: write every unit's Verilog and sidecar (width 8, 16 lanes, the golden format);
 4. ``sim/``:    run the cocotb benches against the golden vectors (Icarus by default);
 5. ``synth/``:  synthesize every unit with Yosys/nextpnr (iCE40 and generic gates by default);
@@ -23,7 +25,7 @@ HELP = "run everything: study, golden vectors, Verilog, cocotb simulation, synth
 
 log = logging.getLogger(__name__)
 
-STEPS = 6
+STEPS = 7
 # Per-tensor scales (no saturation) at 8 and 16 bits; at 8 bits the digits MLP's range leaves
 # 2-3 fractional bits, where alpha=0.05 has no negative code in its band, so a third set fixes
 # 5 fractional bits (T=-2): the band is exercised at 8 bits, at the price of some saturation.
@@ -135,6 +137,13 @@ class Flow:
         )
         self.seconds["golden"] = time.monotonic() - start
 
+    def intnet(self):
+        from helu.intflow import run_step
+
+        start = self._begin("integer network: batch-1 training (ReLU vs HeLU T), golden trajectory")
+        run_step(self.out, self.args.seeds)
+        self.seconds["intnet"] = time.monotonic() - start
+
     def verilog(self):
         from helu.golden.vectors import load_golden
         from helu.hw.units import UnitParams
@@ -244,6 +253,7 @@ class Flow:
         wall = time.monotonic()
         metrics = self.study()
         self.golden(metrics)
+        self.intnet()
         self.verilog()
         self.sim()
         self.synth(metrics)
