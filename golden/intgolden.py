@@ -102,9 +102,11 @@ def export_net(
 
     ``checkpoint``: a ``helu train`` MLP checkpoint on digits (its standardisation is folded into
     the first layer); without it a float 64-32-32-10 HeLU MLP is trained here (``seed``,
-    ``epochs``) on the project's digits split. ``alpha`` (default: the checkpoint's, else
-    0.05) gives the threshold ``T`` in the first hidden layer's format. ``steps`` > 0 adds a
-    training trajectory (seed ``seed``) fine-tuning the integer model, snapshots every ``every``.
+    ``epochs``) on the project's digits split with the squared error to the one-hot (the integer
+    loss's float twin) and quantized with its logits in Q8.5. ``alpha`` (default: the
+    checkpoint's, else 0.05) gives the threshold ``T`` in the first hidden layer's format.
+    ``steps`` > 0 adds a training trajectory (seed ``seed``) fine-tuning the integer model,
+    with snapshots every ``every`` steps.
     """
     from helu.golden import data, intnet
 
@@ -131,17 +133,22 @@ def export_net(
         if alpha is None:
             alpha = ckpt["alpha"] if ckpt.get("act") == "helu" else DEFAULT_ALPHA
         source = {"checkpoint": str(checkpoint), "act": ckpt.get("act"), "seed": ckpt.get("seed")}
+        logits_frac = None  # a cross-entropy model's logits would saturate in Q8.5
     else:
         alpha = DEFAULT_ALPHA if alpha is None else alpha
         split = data.load("digits")
         x_train, _ = intnet.pixels(split)
-        cfg = intnet.FloatConfig(alpha=alpha, seed=seed)
+        # The integer loss's float twin (squared error to the one-hot), logits in Q8.5 where the
+        # integer target 32 is 1.0: the trajectory then fine-tunes with the loss it was trained on.
+        cfg = intnet.FloatConfig(alpha=alpha, seed=seed, loss="mse")
         if epochs is not None:
             cfg.epochs = epochs
         layers = intnet.float_layers(intnet.train_float(x_train, split.y_train, cfg))
-        source = {"trained": "golden.intnet.train_float", "seed": seed, "epochs": cfg.epochs}
+        logits_frac = intnet.LOGITS_FRAC
+        source = {"trained": "golden.intnet.train_float", "seed": seed, "epochs": cfg.epochs,
+                  "loss": cfg.loss, "logits_frac": intnet.LOGITS_FRAC}  # fmt: skip
     x_train, x_test = intnet.pixels(split)
-    q = intnet.ptq(layers, x_train, alpha)
+    q = intnet.ptq(layers, x_train, alpha, logits_frac=logits_frac)
     model = q.model
     logits, cls = intmodel.infer(model, x_test)
     float_acc = intnet.float_accuracy(layers, x_test, split.y_test)

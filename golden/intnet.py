@@ -34,6 +34,7 @@ from helu.golden.intmodel import IntModel
 __all__ = [
     "INPUT_FRAC",
     "INPUT_MAX",
+    "LOGITS_FRAC",
     "HIDDEN",
     "FloatConfig",
     "Quantized",
@@ -332,10 +333,12 @@ class Scales:
         }
 
 
-# From scratch: pixels / 16, shadow weights Q8.6 (masters Q16.14), hidden Q8.4, logits Q8.5 (the
-# one-hot target 32 is 1.0).
+# Logits in Q8.5: the integer loss's one-hot target fixed.TARGET = 32 stands for 1.0, the float
+# twin's target (scratch training, and PTQ of a float net trained with the squared error).
+LOGITS_FRAC = 5
+# From scratch: pixels / 16, shadow weights Q8.6 (masters Q16.14), hidden Q8.4, logits Q8.5.
 SCRATCH_W_FRACS = (6, 6, 6)
-SCRATCH_OUT_FRACS = (4, 4, 5)
+SCRATCH_OUT_FRACS = (4, 4, LOGITS_FRAC)
 
 
 def scratch_scales(delta_gain: int = 2, lr_shift: int = 5) -> Scales:

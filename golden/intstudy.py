@@ -39,8 +39,6 @@ __all__ = ["IntStudyConfig", "QUICK", "FULL", "run_int_study", "alpha_thresholds
 
 log = logging.getLogger(__name__)
 
-LOGITS_FRAC = 5  # fine-tuning: logits in Q8.5, where the one-hot target 32 is 1.0
-
 
 @dataclass
 class IntStudyConfig:
@@ -128,7 +126,7 @@ def _train_float(x_train, y_train, x_test, y_test, seeds, epochs, lr_shift, loss
         ws.append(torch.stack(runs).requires_grad_())
         bs.append(torch.zeros(len(seeds), n_out, requires_grad=True))
     scale = 2.0**-intnet.INPUT_FRAC
-    target = fixed.TARGET * 2.0 ** -intnet.SCRATCH_OUT_FRACS[-1]
+    target = fixed.TARGET * 2.0**-intnet.LOGITS_FRAC
 
     def forward(x):  # x (R, N, 64) -> logits, hidden pre-activations
         zs = []
@@ -256,7 +254,7 @@ def run_int_study(cfg: IntStudyConfig, out_dir=None, progress=None) -> dict:
             for seed in seeds:
                 fcfg = intnet.FloatConfig(seed=seed, loss="mse", epochs=cfg.float_epochs)
                 fnet = intnet.train_float(x_train, y_train, fcfg)
-                q = intnet.ptq(intnet.float_layers(fnet), x_train, logits_frac=LOGITS_FRAC)
+                q = intnet.ptq(intnet.float_layers(fnet), x_train, logits_frac=intnet.LOGITS_FRAC)
                 sc = intnet.ptq_scales(q, cfg.delta_gain, cfg.finetune_lr_shift)
                 ptq_acc = intnet.accuracy(q.model, x_test, y_test)
                 net = intnet.IntNet.from_model(q.model, sc, runs=len(ts), thresholds=list(ts))
