@@ -62,7 +62,7 @@ def test_export_replaces_its_own_folder_only(folder, tmp_path):
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")
     with pytest.raises(ValueError, match="exists and is not an integer-network golden folder"):
-        intgolden.export_net(mine, epochs=1)
+        intgolden.export_net(mine, epochs=1, steps=0)
     assert (mine / "notes.txt").read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]  # no temporary left
 
@@ -73,14 +73,23 @@ def test_export_from_checkpoint(tmp_path):
     cfg = ModelConfig(hidden=(32, 32), act="helu", alpha=0.1)
     model = build(cfg).eval()
     path = save_checkpoint(tmp_path / "c.pt", model, cfg, split, "helu", 0.1, 0, 0.1)
-    manifest = json.loads(intgolden.export_net(tmp_path / "g", checkpoint=path).read_text())
+    manifest = json.loads(
+        intgolden.export_net(tmp_path / "g", checkpoint=path, steps=3).read_text()
+    )
     assert manifest["source"]["checkpoint"] == str(path) and manifest["scales"]["alpha"] == 0.1
     assert intgolden.check_inference(tmp_path / "g") == []
 
 
 def test_cli_golden_net(tmp_path, capsys):
-    assert main(["golden", "--net", "--epochs", "2", "--out", str(tmp_path / "g")]) == 0
+    argv = ["golden", "--net", "--epochs", "2", "--steps", "5", "--snapshot-every", "2"]
+    assert main([*argv, "--out", str(tmp_path / "g")]) == 0
     assert "integer network:" in capsys.readouterr().out
+    manifest = json.loads((tmp_path / "g" / "manifest.json").read_text())
+    assert manifest["trajectory"]["steps"] == 5
+    assert manifest["trajectory"]["files"]["masters0"]["shape"] == [2, 32, 64]
+    assert intgolden.check_trajectory(tmp_path / "g") == []
+    assert main(["golden", "--net", "--steps", "-1", "--out", str(tmp_path / "h")]) == 1
+    assert "--steps must be >= 0" in capsys.readouterr().err
     assert main(["golden", "--net", "--epochs", "0", "--out", str(tmp_path / "h")]) == 1
     assert "--epochs must be a positive integer" in capsys.readouterr().err
     assert main(["golden"]) == 1
