@@ -148,3 +148,4 @@ register_activation("helu", lambda alpha: HeLU(alpha))
 register_activation("gelu", lambda alpha: nn.GELU())
 register_activation("elu", lambda alpha: nn.ELU())
 register_activation("leaky", lambda alpha: nn.LeakyReLU(LEAKY_SLOPE))
+register_activation("relu6", lambda alpha: nn.ReLU6())  # clipped ReLU, hw unit clipped-relu

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::helu.golden.fixed.AlphaVanishes
 def test_registry_holds_helu_and_baseline_units():
     assert {"forward", "forward-train", "backward-mask", "backward-z"} <= set(UNITS)
     assert {"relu-cmp", "leaky", "igelu"} <= set(UNITS)
-    assert set(UNITS) == set(units.HELU_UNITS) | set(BASELINE_UNITS)
+    assert set(units.HELU_UNITS) | set(BASELINE_UNITS) <= set(UNITS)  # and any new unit file
 
 
 @pytest.mark.parametrize("first", ["helu.hw.baselines", "helu.hw.units"])
