@@ -49,7 +49,7 @@ class IntStudyConfig:
     finetune_epochs: int = 5
     lr_shift: int = 3  # learning rate 2**-3, as shifts
     finetune_lr_shift: int = 5
-    ce_lr_shift: int = 5  # the float cross-entropy baseline's (2**-3 diverges at batch 1)
+    ce_lr_shift: int = 5  # cross-entropy also at this learning rate (2**-3 diverges at batch 1)
     delta_gain: int = 2  # each hidden delta 2 bits finer than the one after it
     lr_sweep: tuple[
         int, ...
@@ -280,19 +280,17 @@ def run_int_study(cfg: IntStudyConfig, out_dir=None, progress=None) -> dict:
                 row["ptq_acc_mean"] = statistics.fmean(merged["ptq_acc"][j])
             results += rows
         if "float" in cfg.modes:
-            for loss in ("mse", "ce"):
-                lr_shift = cfg.lr_shift if loss == "mse" else cfg.ce_lr_shift
+            runs = [("mse", cfg.lr_shift), ("ce", cfg.lr_shift)]
+            if cfg.ce_lr_shift != cfg.lr_shift:
+                runs.append(("ce", cfg.ce_lr_shift))
+            for loss, lr_shift in runs:
                 out = _train_float(
-                    x_train, y_train, x_test, y_test, seeds, cfg.epochs, cfg.lr_shift, loss
+                    x_train, y_train, x_test, y_test, seeds, cfg.epochs, lr_shift, loss
                 )
-                row = _rows(
-                    lambda _t, loss=loss: f"float ReLU {loss}",
-                    "float",
-                    out,
-                    seeds,
-                    [0],
-                    cfg.lr_shift,
-                )[0]
+                name = f"float ReLU {loss}" + (
+                    "" if lr_shift == cfg.lr_shift else f" lr 2^-{lr_shift}"
+                )
+                row = _rows(lambda _t, name=name: name, "float", out, seeds, [0], lr_shift)[0]
                 row["threshold"] = None
                 results.append(row)
         for r in results:
