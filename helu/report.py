@@ -20,6 +20,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from helu import mlp, proofs
+
 __all__ = [
     "STEP_FILES",
     "SKIPS",
@@ -36,6 +38,9 @@ STEP_FILES = {
     "golden": "golden/manifest.json",
     "sim": "sim/summary.json",
     "synth": "synth/results.json",
+    "prove": "prove/results.json",
+    "mlp": mlp.SUMMARY,
+    "collapse": "collapse/collapse.json",  # helu.collapse writes and renders it
     "intnet": "intnet/int_metrics.json",  # helu.intflow.METRICS
 }
 SKIPS = "skipped.json"  # {step: reason} written by the flow for steps it could not run
@@ -94,15 +99,28 @@ def _check_record(step: str, data, path: Path) -> None:
             _need(path, isinstance(r, dict), "a record is not an object")
             for key in ("unit", "target", "width", "lanes"):
                 _need(path, key in r, f"a record has no {key!r}")
+    elif step == "prove":
+        proofs.check_record(data, path, _need)
 
 
 def _stale(found: dict, out_dir: Path) -> dict[str, str]:
     """Steps whose results are not tied to the inputs the report lists, with the reason."""
     from helu.golden.vectors import golden_digest
+    from helu.outdir import sha256_file
 
     reasons = {}
+    golden, study = found.get("golden"), found.get("study")
+    if golden and study and golden.get("checkpoint_sha256") and study.get("golden_checkpoint"):
+        checkpoint = out_dir / "study" / study["golden_checkpoint"]
+        if checkpoint.is_file() and sha256_file(checkpoint) != golden["checkpoint_sha256"]:
+            reasons["golden"] = (
+                f"{STEP_FILES['golden']} was exported from another checkpoint than "
+                f"study/{study['golden_checkpoint']} (its hash differs); re-run 'helu golden'"
+            )
     sim = found.get("sim")
-    if sim:
+    if sim and "golden" in reasons:
+        reasons["sim"] = "it simulated a golden set that does not belong to this study"
+    elif sim:
         want = sim.get("golden_sha256")
         try:
             have = golden_digest(out_dir / "golden") if found.get("golden") else None
@@ -190,6 +208,14 @@ def summarize(found: dict) -> dict:
         keys = ("unit", "target", "width", "lanes", "lut", "gates", "ff", "carry", "fmax_mhz")
         keys += ("harness", "error")
         summary["synth"] = [{k: r.get(k) for k in keys} for r in records]
+    if found.get("prove"):
+        summary["formal"] = proofs.summary(found["prove"])
+    if found.get("mlp"):
+        summary["mlp"] = mlp.report_summary(found["mlp"])
+    if found.get("collapse"):
+        from helu.collapse import summary as collapse_summary
+
+        summary["collapse"] = collapse_summary(found["collapse"])
     if found.get("intnet"):
         from helu import intflow
 
@@ -365,6 +391,12 @@ def _synth_section(synth, out_dir: Path) -> list[str]:
     return parts
 
 
+def _collapse_section(found, out_dir: Path) -> list[str]:
+    from helu.collapse import report_section
+
+    return report_section(found, out_dir)
+
+
 def _intnet_section(metrics, out_dir: Path) -> list[str]:
     from helu import intflow
 
@@ -389,7 +421,10 @@ def render(found: dict, summary: dict, out_dir) -> str:
         ("2. Golden vectors", "golden", lambda g, _: _golden_section(g), False),
         ("3. RTL verification (cocotb)", "sim", lambda s, _: _sim_section(s), False),
         ("4. Synthesis", "synth", _synth_section, True),
-        ("5. Integer network: training and golden trajectories", "intnet", _intnet_section, True),
+        ("5. Formal", "prove", proofs.section, True),
+        ("6. Integer MLP engine on chip", "mlp", lambda m, _: mlp.report_section(m), False),
+        ("7. Collapse of deep, narrow nets (ReLU vs HeLU)", "collapse", _collapse_section, True),
+        ("8. Integer network: training and golden trajectories", "intnet", _intnet_section, True),
     ]
     for title, step, section, _ in sections:
         parts += [f"## {title}", ""]

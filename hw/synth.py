@@ -38,6 +38,7 @@ import warnings
 from pathlib import Path
 
 from helu.hw.tools import ToolError, find_tool, run_tool, tool_version
+from helu.outdir import sha256_file
 
 __all__ = [
     "DoesNotFit",
@@ -130,6 +131,26 @@ TARGETS = {
                 "$_ORNOT_",
                 "$_BUF_",
             ),
+        },
+    },
+    "up5k": {
+        # The iCE40 UltraPlus 5K (MARLANN's device): 5280 logic cells, 30 RAM40 4K blocks,
+        # 4 SPRAM 256K blocks, 8 SB_MAC16 DSPs; -dsp maps multipliers onto the DSPs.
+        "yosys_cmd": (
+            "synth_ice40 -dsp -top {top} -run :check; hierarchy -check; check -noinit; "
+            "blackbox =A:whitebox"
+        ),
+        "capacity": {"lut": 5280, "ff": 5280, "dsp": 8, "ram": 30},
+        "pnr": "nextpnr-ice40",
+        "pnr_args": ["--up5k", "--package", "sg48"],
+        "pnr_freq": 100,
+        "device": "iCE40 UP5K sg48",
+        "classes": {
+            "lut": ("SB_LUT4",),
+            "ff": ("SB_DFF",),
+            "carry": ("SB_CARRY",),
+            "ram": ("SB_RAM40_4K",),  # the SPRAMs are never inferred, only instantiated
+            "dsp": ("SB_MAC16",),
         },
     },
 }
@@ -403,7 +424,8 @@ def synthesize(
     where the target has no such cell), ``gates`` (generic only), ``cells`` (by type),
     ``*_per_lane``, ``fmax_mhz`` (median or ``None``), ``fmax_seeds``, ``fmax_reason`` (why it
     is ``None``), ``harness``, ``harness_lut``, ``harness_ff``, ``tools`` (versions),
-    ``seconds``. Raises ``ToolError`` when a tool fails or its output does not parse.
+    ``seconds``, ``verilog_sha256`` (of the synthesized ``<top>.v``, so a result names the exact
+    Verilog it measured). Raises ``ToolError`` when a tool fails or its output does not parse.
     """
     from helu.hw.harness import Harness
     from helu.hw.units import UNITS
@@ -427,6 +449,7 @@ def synthesize(
     work.mkdir(parents=True, exist_ok=True)
     lanes = params.lanes
     _write_verilog(component, top, work / f"{top}.v")
+    verilog_sha256 = sha256_file(work / f"{top}.v")
     cells = run_yosys(work / f"{top}.v", top, target, design=design, yosys=yosys)
     counts = count_cells(cells, target)
 
@@ -444,6 +467,7 @@ def synthesize(
         "ram": counts.get("ram"),
         "gates": counts.get("gates"),
         "cells": dict(sorted(cells.items())),
+        "verilog_sha256": verilog_sha256,
     }
     for key in ("lut", "ff", "carry", "gates"):
         record[f"{key}_per_lane"] = None if record[key] is None else record[key] / lanes

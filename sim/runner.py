@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -45,8 +46,10 @@ __all__ = [
     "build_unit",
     "run_stimulus",
     "run_golden",
+    "run_bench",
     "unit_threshold_port",
     "lock",
+    "new_run_dir",
 ]
 
 SIMULATORS = ("icarus", "verilator")
@@ -196,6 +199,52 @@ def score_x(result: dict) -> dict:
     return result
 
 
+def new_run_dir(build: Build, name: str = "run") -> Path:
+    """A new, empty ``<build>/runs/<name>-<unique>/``: no two runs share a folder or a result."""
+    runs = build.directory / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{name}-", dir=runs))
+
+
+def run_bench(build: Build, module: str, test: str, run_dir: Path, job: dict) -> dict:
+    """Run cocotb test ``test`` of ``module`` on ``build`` with ``job`` (its ``result`` path
+    included) written to ``<run_dir>/job.json`` and named by ``HELU_SIM_JOB``.
+
+    Returns the result JSON the bench wrote plus ``wall_s``, ``log``, ``top``, ``simulator``;
+    ``RuntimeError`` when the run left no result (the simulator or the bench broke).
+    """
+    result_path = Path(job["result"])
+    job_path = run_dir / "job.json"
+    job_path.write_text(json.dumps(job, indent=2) + "\n")
+    sim_log = run_dir / "sim.log"
+    runner = _runner(build.simulator)
+    start = time.perf_counter()
+    try:
+        runner.test(
+            test_module=module,
+            hdl_toplevel=build.top,
+            hdl_toplevel_lang="verilog",
+            build_dir=build.directory,
+            test_dir=run_dir,
+            # The exact test: testcase="stream" would also select "reset_mid_stream".
+            test_filter=rf"\.{re.escape(test)}$",
+            extra_env={"HELU_SIM_JOB": str(job_path)},
+            waves=build.waves,
+            log_file=sim_log,
+            results_xml=str(run_dir / "results.xml"),
+        )
+    except (SystemExit, RuntimeError):
+        pass  # a failing test is reported through the result file; its absence is the error
+    wall = time.perf_counter() - start
+    if not result_path.is_file():
+        raise RuntimeError(
+            f"{build.simulator} run of {build.top} ({test}) ended without a result; see {sim_log}"
+        )
+    result = json.loads(result_path.read_text())
+    result.update(wall_s=wall, log=str(sim_log), top=build.top, simulator=build.simulator)
+    return result
+
+
 def run_stimulus(
     build: Build,
     stim: st.Stimulus,
@@ -217,9 +266,7 @@ def run_stimulus(
     for what, p in (("idle", idle), ("backpressure", backpressure)):
         if not 0 <= p < 1:
             raise ValueError(f"{what.capitalize()} probability must be in [0, 1), not {p}")
-    runs = build.directory / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
-    run_dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=runs))
+    run_dir = new_run_dir(build, name)
     result_path = run_dir / "result.json"
     stim_path = stim.save(run_dir / "stimulus.npz")
     job = {
@@ -230,33 +277,8 @@ def run_stimulus(
         "backpressure": backpressure,
         "seed": seed,
     }
-    job_path = run_dir / "job.json"
-    job_path.write_text(json.dumps(job, indent=2) + "\n")
-    sim_log = run_dir / "sim.log"
-    runner = _runner(build.simulator)
-    start = time.perf_counter()
-    try:
-        runner.test(
-            test_module=TEST_MODULE,
-            hdl_toplevel=build.top,
-            hdl_toplevel_lang="verilog",
-            build_dir=build.directory,
-            test_dir=run_dir,
-            testcase=test,
-            extra_env={"HELU_SIM_JOB": str(job_path)},
-            waves=build.waves,
-            log_file=sim_log,
-            results_xml=str(run_dir / "results.xml"),
-        )
-    except (SystemExit, RuntimeError):
-        pass  # a failing test is reported through the result file; its absence is the error
-    wall = time.perf_counter() - start
-    if not result_path.is_file():
-        raise RuntimeError(
-            f"{build.simulator} run of {build.top} ({test}) ended without a result; see {sim_log}"
-        )
-    result = score_x(json.loads(result_path.read_text()))
-    result.update(wall_s=wall, log=str(sim_log), top=build.top, simulator=build.simulator)
+    result = run_bench(build, TEST_MODULE, test, run_dir, job)
+    result = score_x(result)
     if build.waves:
         wave = (
             build.directory / f"{build.top}.fst"
@@ -341,6 +363,7 @@ def run_golden(
     corners: bool = True,
     seed: int = 0,
     check_golden: bool = True,
+    force: bool = False,
 ) -> dict:
     """Check every golden set of folder ``golden`` through each unit on each simulator.
 
@@ -349,7 +372,8 @@ def run_golden(
     format and alpha (constant ``T``). Corner cases are added per format. Returns the summary
     (also written to ``<out>/summary.json``). ``check_golden`` (default) first refuses a set whose
     ``y/mask/dz`` contradict ``golden.fixed`` (``ValueError`` naming it); switching it off lets
-    a test feed the benches a wrong golden set.
+    a test feed the benches a wrong golden set. ``out`` follows ``helu.outdir``'s rule (``force``
+    for an unmarked simulation folder).
     """
     from helu.golden.vectors import consistency_errors, golden_digest, load_golden
     from helu.hw.units import check_lanes
@@ -382,7 +406,7 @@ def run_golden(
                 f"({errors[0]}); re-create it with 'helu golden'"
             )
     digest = golden_digest(golden)
-    out = outdir.prepare(out, "sim", inputs=(golden,))
+    out = outdir.prepare(out, "sim", inputs=(golden,), force=force)
     with lock(out):
         # A summary from an earlier run must not outlive this one if it fails or is interrupted.
         (out / "summary.json").unlink(missing_ok=True)

@@ -317,6 +317,10 @@ def test_generic_forward_has_no_datapath_gates(tmp_path):
     forward = synthesize("forward", UnitParams(width=8, lanes=lanes), "generic", out_dir=tmp_path)
     assert forward["gates"] <= lanes, forward["cells"]
     assert forward["fmax_mhz"] is None and forward["fmax_reason"]
+    from helu.outdir import sha256_file
+
+    (verilog,) = (tmp_path / "generic").glob("*/*.v")  # the record names what it measured
+    assert forward["verilog_sha256"] == sha256_file(verilog)
 
 
 # ------------------------------------------------------------------------- errors, sweep, report
@@ -326,7 +330,9 @@ def test_synthesize_wrong(tmp_path):
     params = UnitParams()
     with pytest.raises(ValueError, match="Unknown unit 'sigmoid'; registered units: forward"):
         synthesize("sigmoid", params, "ice40", out_dir=tmp_path)
-    with pytest.raises(ValueError, match="Unknown target 'xc7'; choose from ice40, ecp5, generic"):
+    with pytest.raises(
+        ValueError, match="Unknown target 'xc7'; choose from ice40, ecp5, generic, up5k"
+    ):
         synthesize("forward", params, "xc7", out_dir=tmp_path)
     with pytest.raises(ValueError, match="Seed count must be a positive integer, not 0"):
         synthesize("forward", params, "ice40", seeds=0, out_dir=tmp_path)
