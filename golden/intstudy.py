@@ -213,7 +213,8 @@ def run_int_study(cfg: IntStudyConfig, out_dir=None, progress=None) -> dict:
     Returns ``{"config", "split", "alpha_thresholds", "results": [row...], "seconds"}``; a row is
     ``{"label", "mode", "threshold" (None for float), "lr_shift", "seeds", "acc" (per seed),
     "acc_mean", "acc_std", "dead_layers" (per hidden layer, mean over seeds), "dead_per_seed",
-    "band" (mean share, None for float), "loss_curve" (mean per epoch), "seconds"}``.
+    "band" (mean share, None for float), "loss_curve" (mean per epoch: integer rows
+    ``sum(e**2) / 2`` in logit codes, float rows in float units), "seconds"}``.
     """
     progress = progress or log.info
     threads = torch.get_num_threads()
@@ -323,21 +324,19 @@ def _plot(out_dir: Path, results) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig, ax = plt.subplots(figsize=(8, 3.8))
     for i, r in enumerate(results):
         if r["mode"] == "scratch" and "lr" in r["label"]:
             continue
-        ax.plot(
-            range(1, len(r["loss_curve"]) + 1),
-            r["loss_curve"],
-            label=r["label"],
-            color=f"C{i % 10}",
-        )
+        # integer losses are in logit codes (Q8.5): squared, 2**10 times the float value
+        scale = 1.0 if r["mode"] == "float" else 2.0 ** (-2 * intnet.LOGITS_FRAC)
+        curve = [v * scale for v in r["loss_curve"]]
+        ax.plot(range(1, len(curve) + 1), curve, label=r["label"], color=f"C{i % 10}")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("training loss (mean over seeds)")
-    ax.legend(fontsize=7)
-    ax.set_title("Integer training on digits, batch 1")
+    ax.set_ylabel("training loss, float units (mean over seeds)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_title("Integer training on digits, batch 1 (ce: cross-entropy)")
     fig.tight_layout()
     fig.savefig(out_dir / "int_loss.png", dpi=120)
     plt.close(fig)
