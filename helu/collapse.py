@@ -37,7 +37,7 @@ REPORT_FILE = "collapse/collapse.json"  # where `helu flow` leaves the quick stu
 SIGNIFICANCE = 0.05
 
 # Each preset: the grid's axes and the per-cell settings. `quick` is the flow's step (~10-30 s
-# on one core); `results` is the grid behind docs/results/collapse.md (~25 core-minutes);
+# on one core); `results` is the 16-cell grid behind docs/results/collapse.md (~50 CPU minutes);
 # `full` is the whole grid of the study (hours; see the README for the measured cost).
 PRESETS = {
     "quick": {
@@ -58,7 +58,7 @@ PRESETS = {
         "targets": ("abs",),
         "seeds": 200,
         "steps": 1000,
-        # and, on the symmetric-bias width-2 cells, SGD and the sin target (see preset_cells)
+        # and, on the symmetric-bias width-2 cells (depth 5, 10), SGD and the sin target
     },
     "full": {
         "widths": (2, 3, 4, 5, 6, 7, 8),
@@ -97,7 +97,8 @@ def preset_cells(name: str, **overrides) -> list:
                           "depths", "biases", "optimizers", "targets"))  # fmt: skip
     if name == "results" and not axes_overridden:
         base = Cell(width=2, depth=5, bias="symmetric", **settings)
-        cells += [replace(base, optimizer="sgd"), replace(base, target="sin")]
+        cells += [replace(base, depth=d, optimizer="sgd") for d in (5, 10)]
+        cells += [replace(base, depth=d, target="sin") for d in (5, 10)]
     return cells
 
 

