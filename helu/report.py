@@ -97,8 +97,8 @@ def summarize(found: dict) -> dict:
     synth = found.get("synth")
     if synth:
         records = synth["results"] if isinstance(synth, dict) else synth
-        keys = ("unit", "target", "width", "lanes", "lut", "gates", "ff", "carry", "fmax_mhz")
-        keys += ("harness", "error")
+        keys = ("unit", "target", "width", "lanes", "threshold", "lut", "gates", "ff", "carry")
+        keys += ("fmax_mhz", "harness", "error")
         summary["synth"] = [{k: r.get(k) for k in keys} for r in records]
     if found.get("skipped"):
         summary["skipped"] = found["skipped"]

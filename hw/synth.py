@@ -33,6 +33,7 @@ nextpnr's placement error (:class:`DoesNotFit`).
 import json
 import re
 import statistics
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -243,8 +244,13 @@ def count_cells(cells: dict[str, int], target: str) -> dict[str, int]:
 # ----------------------------------------------------------------------------- the flow
 
 
-def _top_name(unit: str, params) -> str:
-    return f"{unit}_w{params.width}_l{params.lanes}".replace("-", "_")
+def threshold_kind(unit: str, params) -> str | None:
+    """``"constant"``, ``"port"`` or ``None`` (the unit has no threshold) for ``params``."""
+    from helu.hw.units import UNITS
+
+    if not UNITS[unit].has_threshold:
+        return None
+    return "port" if params.threshold_port else "constant"
 
 
 def _write_verilog(component, top: str, path: Path) -> None:
@@ -413,21 +419,30 @@ def synthesize(
     tools_for(target)
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
         raise ValueError(f"Seed count must be a positive integer, not {seeds!r}")
+    from helu.hw.verilog import generate
+
     start = time.monotonic()
     spec = TARGETS[target]
-    top = _top_name(unit, params)
-    design = f"{unit} (width {params.width}, lanes {params.lanes}, {target})"
-    work = Path(out_dir) / target / top
-    work.mkdir(parents=True, exist_ok=True)
+    kind = threshold_kind(unit, params)
+    design = f"{unit} (width {params.width}, lanes {params.lanes}{_kind_note(kind)}, {target})"
     find_tool(yosys)
     versions = {yosys: tool_version(yosys)}
 
-    with warnings.catch_warnings(record=True) as caught:
+    # The unit's Verilog is the file ``hw.verilog.generate`` writes (the one the flow hands out).
+    (Path(out_dir) / target).mkdir(parents=True, exist_ok=True)
+    with (
+        warnings.catch_warnings(record=True) as caught,
+        tempfile.TemporaryDirectory(dir=Path(out_dir) / target, prefix=".generate.") as scratch,
+    ):
         warnings.simplefilter("always")
-        component = UNITS[unit].build(params)
+        made = generate(unit, params, scratch)
+        top = made.top
+        work = Path(out_dir) / target / top
+        work.mkdir(parents=True, exist_ok=True)
+        made.verilog.replace(work / f"{top}.v")
+        made.sidecar.replace(work / f"{top}.json")
     notes = sorted({str(w.message) for w in caught})
     lanes = params.lanes
-    _write_verilog(component, top, work / f"{top}.v")
     cells = run_yosys(work / f"{top}.v", top, target, design=design, yosys=yosys)
     counts = count_cells(cells, target)
 
@@ -437,6 +452,8 @@ def synthesize(
         "device": spec["device"],
         "width": params.width,
         "lanes": lanes,
+        "threshold": kind,
+        "top": top,
         "params": params.to_dict(),
         "lut": counts.get("lut"),
         "ff": counts["ff"],
@@ -503,15 +520,36 @@ def synthesize(
     return record
 
 
-def sweep_params(widths, lanes_list, *, frac=None, alpha: float = 0.05):
-    """``UnitParams`` for every (width, lanes); ``frac`` default: :data:`DEFAULT_FRAC`."""
+def _kind_note(kind: str | None) -> str:
+    return "" if kind is None else f", {kind} T"
+
+
+THRESHOLD_KINDS = ("constant", "port")
+"""The two ways a unit with a threshold can be built: constant ``T`` or a runtime port."""
+
+
+def sweep_params(widths, lanes_list, *, frac=None, alpha: float = 0.05, thresholds=("constant",)):
+    """``UnitParams`` for every (width, lanes, threshold kind); ``frac``: :data:`DEFAULT_FRAC`.
+
+    ``thresholds`` holds ``"constant"`` and/or ``"port"`` (:data:`THRESHOLD_KINDS`); a unit
+    without a threshold is synthesized once whatever the kinds (see :func:`sweep`).
+    """
     from helu.hw.units import UnitParams
 
+    bad = [k for k in thresholds if k not in THRESHOLD_KINDS]
+    if bad or not thresholds:
+        raise ValueError(
+            f"Threshold kinds must be from {', '.join(THRESHOLD_KINDS)}, not {list(thresholds)}"
+        )
     out = []
     for width in widths:
         f = frac if frac is not None else DEFAULT_FRAC.get(width, width // 2)
         for lanes in lanes_list:
-            out.append(UnitParams(width=width, lanes=lanes, frac=f, alpha=alpha))
+            for kind in dict.fromkeys(thresholds):
+                port = kind == "port"
+                out.append(
+                    UnitParams(width=width, lanes=lanes, frac=f, alpha=alpha, threshold_port=port)
+                )
     return out
 
 
@@ -525,8 +563,24 @@ def _job(job):
             "target": target,
             "width": params.width,
             "lanes": params.lanes,
+            "threshold": threshold_kind(unit, params),
             "error": str(exc),
         }
+
+
+def _jobs(units, params_list, targets, seeds, out_dir, yosys) -> list[tuple]:
+    """One job per (target, params, unit), a unit without a threshold once per other params."""
+    from helu.hw.units import UNITS
+
+    work, seen = [], set()
+    for t in targets:
+        for p in params_list:
+            for u in units:
+                key = (t, u, tuple(UNITS[u].shaping(p).items()))
+                if UNITS[u].has_threshold or key not in seen:
+                    seen.add(key)
+                    work.append((u, p, t, seeds, out_dir, yosys))
+    return work
 
 
 def sweep(
@@ -560,7 +614,7 @@ def sweep(
             skipped[target] = str(exc)
             continue
         runnable.append(target)
-    work = [(u, p, t, seeds, out_dir, yosys) for t in runnable for p in params_list for u in units]
+    work = _jobs(units, params_list, runnable, seeds, out_dir, yosys)
     results = []
     if jobs == 1 or len(work) <= 1:
         for job in work:
@@ -576,8 +630,13 @@ def sweep(
                 results.append(future.result())
                 if progress:
                     progress(len(results), len(work), results[-1])
-    order = {(u, p.width, p.lanes, t): k for k, (u, p, t, *_rest) in enumerate(work)}
-    results.sort(key=lambda r: order[(r["unit"], r["width"], r["lanes"], r["target"])])
+    order = {
+        (u, p.width, p.lanes, t, threshold_kind(u, p)): k
+        for k, (u, p, t, *_rest) in enumerate(work)
+    }
+    results.sort(
+        key=lambda r: order[(r["unit"], r["width"], r["lanes"], r["target"], r.get("threshold"))]
+    )
     return results, skipped
 
 
@@ -597,12 +656,13 @@ def _fmt(value, digits: int = 0) -> str:
 def markdown_table(results) -> str:
     """One Markdown table row per record, grouped by target then width and lanes.
 
-    Columns: unit, target, width, lanes, LUT4 (or gates on ``generic``), LUT/lane, FF, FF/lane,
-    carry, DSP, RAM, Fmax (median, MHz), Fmax per seed, and "harness" (yes when the Fmax was
-    measured inside ``hw.harness.Harness``). A failed run shows its error instead.
+    Columns: unit, target, width, lanes, threshold kind (``constant`` or ``port`` T, so the two
+    builds of a unit with a threshold sit side by side), LUT4 (or gates on ``generic``), LUT/lane,
+    FF, FF/lane, carry, DSP, RAM, Fmax (median, MHz), Fmax per seed, and "harness" (yes when the
+    Fmax was measured inside ``hw.harness.Harness``). A failed run shows its error instead.
     """
     head = (
-        "| unit | target | width | lanes | LUT4 / gates | per lane | FF | FF/lane | carry "
+        "| unit | target | width | lanes | T | LUT4 / gates | per lane | FF | FF/lane | carry "
         "| DSP | RAM | Fmax MHz | Fmax seeds | harness |"
     )
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
@@ -616,7 +676,8 @@ def markdown_table(results) -> str:
         ),
     )
     for r in rows:
-        key = f"| {r['unit']} | {r['target']} | {r['width']} | {r['lanes']} |"
+        kind = r.get("threshold") or "–"
+        key = f"| {r['unit']} | {r['target']} | {r['width']} | {r['lanes']} | {kind} |"
         if "error" in r:
             lines.append(f"{key} failed: {r['error']} |" + " |" * 9)
             continue

@@ -70,7 +70,7 @@ def test_summary_has_the_documented_keys(tmp_path):
     assert "94.00 ± 1.00" in text and "HeLU(0.05) beat ReLU" in text
     assert "**PASS**: 200 elements" in text
     assert "| forward | icarus | `helu_forward_w8_l4` | act1_w8 | 200 | 0 |" in text
-    assert "| forward | ice40 | 8 | 16 | 2 | 0.12 | 129 |" in text
+    assert "| forward | ice40 | 8 | 16 | – | 2 | 0.12 | 129 |" in text
 
 
 def test_report_says_fail_on_mismatches(tmp_path):

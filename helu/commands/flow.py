@@ -197,6 +197,7 @@ class Flow:
 
         def progress(done, total, record):
             what = f"{record['unit']} {record['target']} W{record['width']} x{record['lanes']}"
+            what += f" ({record['threshold']} T)" if record.get("threshold") else ""
             log.info(
                 "      [%d/%d] %s%s",
                 done,
@@ -209,7 +210,7 @@ class Flow:
         for lanes, units in groups.items():
             done, skipped = sweep(
                 units,
-                sweep_params(self.synth_widths, lanes),
+                sweep_params(self.synth_widths, lanes, thresholds=("constant", "port")),
                 self.targets,
                 seeds=self.args.fmax_seeds,
                 out_dir=self.out / "synth",
