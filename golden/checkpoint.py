@@ -42,11 +42,20 @@ def save_checkpoint(path, model, mcfg, split, act, alpha, seed, acc) -> Path:
     return path
 
 
+# What the golden exporter reads from a checkpoint besides the format tag.
+CHECKPOINT_KEYS = ("model_config", "state_dict", "act", "alpha", "dataset", "split", "accuracy")
+
+
 def load_checkpoint(path) -> tuple[nn.Module, dict]:
     """Rebuild the model a ``helu train`` checkpoint describes; returns ``(model, checkpoint)``."""
     from helu.golden.models import build, config_from_dict
 
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(
+            f"checkpoint {path} is a folder; pass one of its .pt files (a 'helu train' folder "
+            "keeps them in checkpoints/)"
+        )
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found; train one with 'helu train'")
     try:
@@ -58,6 +67,17 @@ def load_checkpoint(path) -> tuple[nn.Module, dict]:
         ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a helu checkpoint; create one with 'helu train'")
+    missing = [k for k in CHECKPOINT_KEYS if k not in ckpt]
+    split = ckpt.get("split")
+    if not missing and not (isinstance(split, dict) and {"seed", "test_size"} <= set(split)):
+        missing = ["split.seed/test_size"]
+    if not missing and not isinstance(ckpt.get("model_config"), dict):
+        missing = ["model_config (an object)"]
+    if missing:
+        raise ValueError(
+            f"{path}: damaged helu checkpoint (no {', '.join(missing)}); re-create it with "
+            "'helu train'"
+        )
     try:
         model = build(config_from_dict(ckpt["model_config"]))
         model.load_state_dict(ckpt["state_dict"])

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from helu import outdir
 from helu.golden import fixed
 from helu.golden.activations import HeLU
 from helu.golden.checkpoint import load_checkpoint
@@ -285,14 +286,19 @@ def export_from_model(
     max_elements=None,
     allow_vanishing_alpha=False,
     meta=None,
+    force=False,
+    sources=(),
 ) -> Path:
     """Golden vectors of any model with HeLU modules; returns the manifest's path.
 
     ``inputs``/``targets`` are one batch (all of it goes through in one pass); ``loss_fn(out,
     targets)`` must return the scalar training loss. ``meta`` adds to (and overrides) the
-    manifest's fields (model, checkpoint, dataset, act, alpha, accuracy, split).
+    manifest's fields (model, checkpoint, dataset, act, alpha, accuracy, split). ``out_dir``
+    follows ``helu.outdir``'s rule (``force``, and ``sources``, the files read, such as the
+    checkpoint: see ``vectors.write_golden``).
     """
     # Arguments are checked before the (possibly long) forward pass.
+    outdir.claim(out_dir, "golden", force=force, inputs=sources)
     _check_widths(widths)
     parse_frac(frac, "frac")
     parse_frac(grad_frac, "grad-frac")
@@ -317,7 +323,7 @@ def export_from_model(
         "torch": torch.__version__,
     }
     info.update(meta or {})
-    path = write_golden(out_dir, sets, info)
+    path = write_golden(out_dir, sets, info, force=force, inputs=sources)
     for s in sets:
         st = s.stats
         log.info(
@@ -336,10 +342,12 @@ def export_checkpoint(
     grad_frac="auto",
     max_elements=None,
     allow_vanishing_alpha=False,
+    force=False,
 ) -> Path:
     """Golden vectors of a ``helu train`` checkpoint on its dataset's test split."""
     from helu.golden import data
 
+    outdir.claim(out_dir, "golden", force=force, inputs=(checkpoint,))
     _check_widths(widths)
     parse_frac(frac, "frac")
     parse_frac(grad_frac, "grad-frac")
@@ -384,4 +392,6 @@ def export_checkpoint(
         max_elements=max_elements,
         allow_vanishing_alpha=allow_vanishing_alpha,
         meta=meta,
+        force=force,
+        sources=(checkpoint,),
     )

@@ -169,7 +169,10 @@ def threshold(alpha, fmt: Format) -> int:
     unchanged for every representable ``k``; so ``T`` fits in ``threshold_width(fmt)`` bits.
     """
     alpha = _check_alpha(alpha)
-    t = math.floor(-math.ldexp(alpha, fmt.frac))
+    try:
+        t = math.floor(-math.ldexp(alpha, fmt.frac))
+    except OverflowError:  # alpha * 2**frac beyond any float (alpha=1e308): below every code
+        return fmt.min_code - 1
     return max(t, fmt.min_code - 1)
 
 
@@ -187,11 +190,25 @@ def threshold_range(fmt: Format) -> tuple[int, int]:
 def alpha_note(alpha, fmt: Format) -> str | None:
     """A sentence explaining that ``alpha`` has no effect in ``fmt``, or ``None`` when it has."""
     alpha = _check_alpha(alpha)
-    if alpha == 0 or threshold(alpha, fmt) < -1:
+    if alpha == 0:
+        return None
+    t = threshold(alpha, fmt)
+    if t < fmt.min_code:
+        return (
+            f"alpha={alpha:g} covers every negative code of {fmt} (T clamps to {t}): the backward "
+            "mask is always 1; use fewer fractional bits or a smaller alpha"
+        )
+    if t < -1:
         return None
     needed = fmt.frac + 1
-    while math.ldexp(alpha, needed) <= 1:
+    while needed <= MAX_FRAC and math.ldexp(alpha, needed) <= 1:
         needed += 1
+    if needed > MAX_FRAC:
+        return (
+            f"alpha={alpha:g} leaves no negative code in the band (-alpha, 0] of {fmt}, nor of "
+            f"any format (at most {MAX_FRAC} fractional bits): the backward mask is ReLU's "
+            "shifted to include 0; use alpha=0 or a larger alpha"
+        )
     return (
         f"alpha={alpha:g} leaves no negative code in the band (-alpha, 0] of {fmt}: "
         f"the backward mask is ReLU's shifted to include 0; use at least {needed} fractional bits"

@@ -17,12 +17,11 @@ The folder is written into a temporary sibling and moved into place at the end; 
 
 import json
 import logging
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from helu import outdir
 from helu.golden import fixed, intmodel
 from helu.golden.vectors import hex_lines
 
@@ -64,21 +63,18 @@ def _write_hex(folder: Path, name: str, codes, width: int) -> str:
     return f"hex/{path.name}"
 
 
-def _replaceable(out: Path) -> bool:
-    try:
-        return json.loads((out / MANIFEST).read_text()).get("kind") == KIND
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
 def export_net(
     out,
     checkpoint=None,
     alpha: float | None = None,
     seed: int = 0,
     epochs: int | None = None,
+    force: bool = False,
 ) -> Path:
     """PTQ a float HeLU MLP and write the golden folder ``out``; returns the manifest path.
+
+    ``out`` follows ``helu.outdir``'s rule (new, empty or an integer-network golden folder of
+    ours; ``force`` for an unmarked one) and is written through a scratch folder.
 
     ``checkpoint``: a ``helu train`` MLP checkpoint on digits (its standardisation is folded into
     the first layer); without it a float 64-32-32-10 HeLU MLP is trained here (``seed``,
@@ -87,12 +83,7 @@ def export_net(
     """
     from helu.golden import data, intnet
 
-    out = Path(out)
-    if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or _replaceable(out))):
-        raise ValueError(
-            f"{out} exists and is not an integer-network golden folder; choose another --out "
-            "or remove it"
-        )
+    out = outdir.claim(out, "golden-net", force=force, inputs=(checkpoint,))
     source: dict
     if checkpoint is not None:
         from helu.golden.export import load_checkpoint
@@ -132,9 +123,7 @@ def export_net(
         len(x_test),
     )
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with outdir.staged(out, "golden-net", force=force, inputs=(checkpoint,)) as tmp:
         intmodel.save(model, tmp / "model")
         arrays = {"x": x_test, "logits": logits, "cls": cls, "labels": split.y_test}
         arrays = {k: np.asarray(v, dtype=np.int64) for k, v in arrays.items()}
@@ -186,12 +175,6 @@ def export_net(
             "arrays flattened row-major",
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out / MANIFEST
 
 

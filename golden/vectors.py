@@ -7,19 +7,22 @@ A golden folder holds, per *set* (one HeLU layer's tensors in one fixed-point fo
 - ``<name>_<field>.hex``: ``$readmemh`` files, one two's complement code per line;
 - ``manifest.json``: ``{"version": 1, <meta>..., "sets": [<per-set summary>]}``.
 
-``load_golden`` checks structure (files, keys, shapes, code ranges, threshold); it does not check
-``y/mask/dz`` against ``z/g``: comparing results is the testbench's job (``consistency_errors``
-does it in numpy for the exporter's own checks).
+``load_golden`` checks structure (files, keys, shapes, code ranges, threshold, finite floats,
+alpha), that every file the manifest names stays inside the folder, that no set is listed twice
+and that each ``.hex`` file holds exactly its npz array's codes (the hex files are what a
+``$readmemh`` user reads, so a damaged one is an error, not a silent pass). It does not check
+``y/mask/dz`` against ``z/g``: ``consistency_errors`` does that in numpy, and ``helu sim`` calls it
+before simulating, so a golden set that contradicts its own format is reported as such, not as an
+RTL mismatch. ``golden_digest`` is the hash a result records to name the golden folder it used.
 """
 
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from helu import outdir
 from helu.golden import fixed
 from helu.golden.fixed import Format
 
@@ -28,6 +31,7 @@ __all__ = [
     "write_golden",
     "load_golden",
     "consistency_errors",
+    "golden_digest",
     "hex_lines",
     "MANIFEST",
 ]
@@ -98,6 +102,12 @@ def _structure_errors(s: GoldenSet) -> list[str]:
             errors.append(f"{name} has codes outside {fmt} [{fmt.min_code}, {fmt.max_code}]")
     if n and not np.all((s.mask == 0) | (s.mask == 1)):
         errors.append("mask holds values other than 0 and 1")
+    for name in FLOAT_FIELDS:
+        array = getattr(s, name)
+        if array is not None and not np.all(np.isfinite(array)):
+            errors.append(f"{name} holds NaN or infinite values")
+    if not np.isfinite(s.alpha) or s.alpha < 0:
+        return errors + [f"alpha is {s.alpha}, not a finite number >= 0"]
     expected_t = fixed.threshold(s.alpha, s.z_fmt)
     if s.threshold != expected_t:
         errors.append(
@@ -127,16 +137,27 @@ def consistency_errors(s: GoldenSet) -> list[str]:
     return errors
 
 
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+
+
 def hex_lines(codes, width: int) -> str:
-    """``$readmemh`` text: one ``width``-bit two's complement code per line, in array order."""
+    """``$readmemh`` text: one ``width``-bit two's complement code per line, in array order
+    (lower-case, zero-padded; vectorized, so checking a large folder's hex files is cheap)."""
     digits = (width + 3) // 4
-    return "".join(f"{v:0{digits}x}\n" for v in fixed.to_unsigned(codes, width).tolist())
+    u = np.asarray(fixed.to_unsigned(codes, width), dtype=np.uint64)
+    shifts = np.arange(4 * (digits - 1), -1, -4, dtype=np.uint64)
+    table = np.empty((u.shape[0], digits + 1), dtype=np.uint8)
+    table[:, :digits] = _HEX_DIGITS[((u[:, None] >> shifts) & np.uint64(15)).astype(np.intp)]
+    table[:, digits] = ord("\n")
+    return table.tobytes().decode("ascii")
 
 
-def write_golden(out_dir, sets: list[GoldenSet], meta: dict) -> Path:
+def write_golden(out_dir, sets: list[GoldenSet], meta: dict, *, force=False, inputs=()) -> Path:
     """Write ``sets`` and a manifest into ``out_dir`` (replacing it); returns the manifest path.
 
-    Everything is written into a temporary sibling folder first and moved into place at the end,
+    ``out_dir`` must be new, empty or a golden folder (``helu.outdir``: a folder of other files is
+    refused; ``force`` replaces an unmarked golden folder; ``inputs`` may not lie inside it).
+    Everything is written into a scratch sibling folder first and moved into place at the end,
     so a failure leaves no half-written golden folder behind.
     """
     out_dir = Path(out_dir)
@@ -149,9 +170,7 @@ def write_golden(out_dir, sets: list[GoldenSet], meta: dict) -> Path:
         errors = _structure_errors(s)
         if errors:
             raise ValueError(f"golden set {s.name}: {errors[0]}")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with outdir.staged(out_dir, "golden", force=force, inputs=inputs) as tmp:
         for s in sets:
             arrays = {f: np.asarray(getattr(s, f), dtype=np.int64) for f in CODE_FIELDS}
             arrays["mask"] = arrays["mask"].astype(np.uint8)
@@ -171,20 +190,50 @@ def write_golden(out_dir, sets: list[GoldenSet], meta: dict) -> Path:
             for f in CODE_FIELDS:
                 width = widths.get(f, s.g_fmt.width)
                 (tmp / f"{s.name}_{f}.hex").write_text(hex_lines(arrays[f], width))
-        manifest = {"version": VERSION, **meta, "sets": [s.summary() for s in sets]}
+        summaries = [
+            s.summary() | {"sha256": outdir.sha256_file(tmp / f"{s.name}.npz")} for s in sets
+        ]
+        manifest = {"version": VERSION, **meta, "sets": summaries}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir / MANIFEST
 
 
-def _load_set(path: Path, entry: dict) -> GoldenSet:
+def _inside(path: Path, rel, manifest_path: Path) -> Path:
+    """``path / rel``, refused when it leaves the golden folder (``../x.npz``, ``/etc/x``)."""
+    file = path / str(rel)
+    if not file.resolve().is_relative_to(path.resolve()):
+        raise ValueError(
+            f"{manifest_path}: file {rel!r} leaves the golden folder; re-run 'helu golden'"
+        )
+    return file
+
+
+def _hex_widths(s: GoldenSet) -> dict:
+    return {"z": s.z_fmt.width, "y": s.z_fmt.width, "mask": 1, "g": s.g_fmt.width,
+            "dz": s.g_fmt.width}  # fmt: skip
+
+
+def _check_hex(path: Path, entry: dict, s: GoldenSet, manifest_path: Path) -> None:
+    """Every ``.hex`` file the manifest lists must hold the npz array's codes, line for line."""
+    hexes = entry.get("hex", {f: f"{s.name}_{f}.hex" for f in CODE_FIELDS})
+    if not isinstance(hexes, dict) or set(hexes) != set(CODE_FIELDS):
+        raise ValueError(f"{manifest_path}: set {s.name} must list one hex file per {CODE_FIELDS}")
+    widths = _hex_widths(s)
+    for f, rel in hexes.items():
+        file = _inside(path, rel, manifest_path)
+        if not file.is_file():
+            raise ValueError(f"{file}: hex file is missing; re-run 'helu golden'")
+        codes = np.asarray(getattr(s, f), dtype=np.int64)
+        if file.read_bytes() != hex_lines(codes, widths[f]).encode("ascii"):
+            raise ValueError(
+                f"{file}: does not hold the {f} codes of set {s.name}'s npz (damaged or edited); "
+                "re-run 'helu golden'"
+            )
+
+
+def _load_set(path: Path, entry: dict, manifest_path: Path) -> GoldenSet:
     name = entry.get("name")
-    file = path / str(entry.get("file", f"{name}.npz"))
+    file = _inside(path, entry.get("file", f"{name}.npz"), manifest_path)
     if not file.is_file():
         raise ValueError(f"{file}: golden file is missing; re-run 'helu golden'")
     try:
@@ -219,6 +268,12 @@ def _load_set(path: Path, entry: dict) -> GoldenSet:
     errors = _structure_errors(s)
     if errors:
         raise ValueError(f"{file}: {errors[0]}")
+    if "sha256" in entry and outdir.sha256_file(file) != entry["sha256"]:
+        raise ValueError(
+            f"{file}: its SHA-256 differs from the manifest's (replaced or damaged); "
+            "re-run 'helu golden'"
+        )
+    _check_hex(path, entry, s, manifest_path)
     return s
 
 
@@ -244,5 +299,15 @@ def load_golden(path) -> tuple[dict, list[GoldenSet]]:
         raise ValueError(f"{manifest_path}: lists no golden sets")
     if not all(isinstance(e, dict) and isinstance(e.get("name"), str) for e in entries):
         raise ValueError(f"{manifest_path}: every set needs a name")
+    names = [e["name"] for e in entries]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"{manifest_path}: set {twice[0]} is listed twice; re-run 'helu golden'")
     meta = {k: v for k, v in manifest.items() if k not in ("sets", "version")}
-    return meta, [_load_set(path, entry) for entry in entries]
+    return meta, [_load_set(path, entry, manifest_path) for entry in entries]
+
+
+def golden_digest(path) -> str:
+    """SHA-256 of a golden folder's manifest, which records every npz file's SHA-256: the hash a
+    result records to name the golden set it was produced from."""
+    return outdir.sha256_file(Path(path) / MANIFEST)

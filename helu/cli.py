@@ -8,6 +8,7 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
 import warnings
 
@@ -37,12 +38,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so the same clean-up runs (child process groups are killed,
+    scratch folders removed)."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+def _global_options(argv: list[str]) -> list[str]:
+    """``-q``/``--quiet`` is taken after the subcommand too (``helu sim -q ...``)."""
+    if any(a in ("-q", "--quiet") for a in argv[1:]) and "--" not in argv:
+        argv = [a for a in argv if a not in ("-q", "--quiet")]
+        return ["-q", *argv]
+    return argv
+
+
+def _quiet_unused():
+    # Units built before an error or interrupt were never elaborated; Amaranth would say so
+    # ("created but never used") when they are collected: noise after the one-line message.
+    warnings.filterwarnings("ignore", message=".*created but never used")
+
+
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):
     print(f"helu: warning: {message}", file=sys.stderr)
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(_global_options(argv))
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="[%(asctime)s] %(message)s",
@@ -50,14 +75,20 @@ def main(argv=None) -> int:
         stream=sys.stderr,
     )
     warnings.showwarning = _one_line_warning
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return int(args.run(args) or 0)
-    except KeyboardInterrupt:
-        print("helu: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        _quiet_unused()
+        terminated = isinstance(exc, Terminated)
+        print(f"helu: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return 143 if terminated else 130
     except USER_ERRORS as exc:
         if os.environ.get("HELU_DEBUG"):
             raise
+        _quiet_unused()
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"helu {args.command}: error: {message}", file=sys.stderr)
         return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)

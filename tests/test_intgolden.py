@@ -61,7 +61,7 @@ def test_export_replaces_its_own_folder_only(folder, tmp_path):
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")
-    with pytest.raises(ValueError, match="exists and is not an integer-network golden folder"):
+    with pytest.raises(ValueError, match="holds files that helu did not write"):
         intgolden.export_net(mine, epochs=1)
     assert (mine / "notes.txt").read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]  # no temporary left

@@ -42,9 +42,14 @@ SYNTH = {
 
 
 def write_steps(out, **steps):
-    for step, content in steps.items():
+    """Write step records; a simulation record is tied to the golden manifest written with it."""
+    from helu.outdir import sha256_file
+
+    for step, content in sorted(steps.items(), key=lambda kv: kv[0] != "golden"):
         path = out / report.STEP_FILES[step]
         path.parent.mkdir(parents=True, exist_ok=True)
+        if step == "sim" and "golden" in steps:
+            content = content | {"golden_sha256": sha256_file(out / "golden" / "manifest.json")}
         path.write_text(json.dumps(content))
 
 
@@ -74,7 +79,7 @@ def test_summary_has_the_documented_keys(tmp_path):
 
 
 def test_report_says_fail_on_mismatches(tmp_path):
-    write_steps(tmp_path, sim=SIM | {"mismatches": 3})
+    write_steps(tmp_path, golden=GOLDEN, sim=SIM | {"mismatches": 3})
     md, _ = report.write_report(tmp_path)
     assert "**FAIL**" in md.read_text()
 

@@ -184,7 +184,7 @@ def test_cli_all_units_warn_once_when_alpha_vanishes(tmp_path, capsys):
         (["--lanes", "0"], "Lane count must be a positive integer, not 0"),
         (["--unit", "forward-train", "--alpha", "-1"], "Alpha must be a finite number >= 0"),
         (["--unit", "backward-mask", "--grad-width", "1"], "Gradient width must be between"),
-        (["--unit", "relu"], "Unknown unit 'relu'; choose one of forward, forward-train"),
+        (["--unit", "relu"], "unknown unit 'relu'; choose from forward, forward-train"),
     ],
 )
 def test_cli_wrong(tmp_path, capsys, args, message):

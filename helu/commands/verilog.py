@@ -15,7 +15,8 @@ def add_arguments(parser):
     parser.add_argument(
         "--unit",
         default="forward",
-        help=f"unit name ({unit_names()}) or 'all' (default: forward)",
+        metavar="NAME[,NAME..]|all",
+        help=f"unit name(s), comma-separated ({unit_names()}), or all (default: forward)",
     )
     parser.add_argument("--width", type=int, default=8, help="bits of z, sign included (8)")
     parser.add_argument("--lanes", type=int, default=1, help="elements per transfer (1)")
@@ -36,23 +37,22 @@ def add_arguments(parser):
         help="AXI4-Stream port names (s_axis_*, m_axis_*, aclk, aresetn)",
     )
     parser.add_argument("--out", default="build/verilog", help="output folder (build/verilog)")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="write into an --out Verilog folder that helu did not mark as its own (an older one)",
+    )
 
 
 def run(args) -> int:
-    import shutil
-    import tempfile
     import warnings
-    from pathlib import Path
 
+    from helu import outdir
+    from helu.commands.options import name_list
     from helu.hw.units import UNITS, UnitParams
     from helu.hw.verilog import generate
 
-    if args.unit == "all":
-        names = list(UNITS)
-    elif args.unit in UNITS:
-        names = [args.unit]
-    else:
-        raise ValueError(f"Unknown unit {args.unit!r}; choose one of {', '.join(UNITS)} or all")
+    names = name_list(args.unit, UNITS, "unit")
     params = UnitParams(
         width=args.width,
         lanes=args.lanes,
@@ -63,25 +63,19 @@ def run(args) -> int:
         **unit_param_values(args, UNITS),
     )
     # Every unit is generated into a scratch folder first and moved into --out only when all
-    # succeeded, so a unit that refuses the parameters (e.g. i-GELU at 32 bits) leaves no
-    # half-written set of files behind.
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    written, notes = [], []
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+    # succeeded (helu.outdir.staged), so a unit that refuses the parameters (e.g. i-GELU at 32
+    # bits) or an interrupt leaves no half-written set of files behind; files of earlier runs in
+    # an --out of ours stay.
+    out = outdir.claim(args.out, "verilog", force=args.force)
+    notes = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with outdir.staged(out, "verilog", force=args.force, merge=True) as scratch:
             generated = []
             for name in names:
                 log.info("generating %s", name)
                 generated.append(generate(name, params, scratch, axis=args.axis))
-        out.mkdir(parents=True, exist_ok=True)
-        for g in generated:
-            for path in (g.verilog, g.sidecar):
-                written.append(path.replace(out / path.name))
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    written = [out / p.name for g in generated for p in (g.verilog, g.sidecar)]
     for w in caught:
         if str(w.message) not in notes:
             notes.append(str(w.message))

@@ -17,6 +17,7 @@ import pkgutil
 
 from helu.hw.units.base import (
     COMMON_PARAMS,
+    MAX_LANES,
     PARAMS,
     Param,
     UnitInfo,
@@ -40,6 +41,7 @@ __all__ = [
     "PARAMS",
     "check_width",
     "check_lanes",
+    "MAX_LANES",
     "check_threshold",
     "check_bool",
     "refusal",
