@@ -49,6 +49,9 @@ __all__ = [
     "synthesize",
     "sweep",
     "sweep_params",
+    "source_key",
+    "threshold_kind",
+    "THRESHOLD_KINDS",
     "parse_yosys_stat",
     "parse_nextpnr_log",
     "parse_nextpnr_report",
@@ -270,6 +273,7 @@ def run_yosys(
     design: str,
     json_out: str | None = None,
     yosys: str = "yosys",
+    also: tuple = (),
 ) -> dict[str, int]:
     """Synthesise ``top`` from ``verilog_path`` for ``target``; return its cells by type.
 
@@ -280,7 +284,9 @@ def run_yosys(
     """
     verilog_path = Path(verilog_path)
     work = verilog_path.parent
-    script = [f"read_verilog {verilog_path.name}", TARGETS[target]["yosys_cmd"].format(top=top)]
+    # ``also``: more Verilog files in the same folder (the unit a harness instantiates)
+    names = " ".join([*(Path(a).name for a in also), verilog_path.name])
+    script = [f"read_verilog {names}", TARGETS[target]["yosys_cmd"].format(top=top)]
     if json_out:
         script.append(f"write_json {json_out}")
     stat_file = f"{top}.stat.json"
@@ -398,8 +404,13 @@ def synthesize(
     out_dir,
     fmax: bool = True,
     yosys: str = "yosys",
+    verilog=None,
 ) -> dict:
     """Synthesise registered unit ``unit`` built with ``params`` (``UnitParams``) for ``target``.
+
+    ``verilog``: a ``hw.verilog.Generated`` of ``unit`` with ``params`` written earlier (the
+    flow's ``verilog/`` files); its ``.v`` is copied byte for byte and synthesized instead of a
+    new generation. Without it the unit is generated here.
 
     ``out_dir`` receives ``<target>/<top>/`` with the Verilog, Yosys scripts, logs, netlists and
     ``record.json`` (the returned record).
@@ -436,12 +447,12 @@ def synthesize(
         tempfile.TemporaryDirectory(prefix="helu-synth-") as scratch,
     ):
         warnings.simplefilter("always")
-        made = generate(unit, params, scratch)
+        made = verilog if verilog is not None else generate(unit, params, scratch)
         top = made.top
         work = Path(out_dir) / target / top
         work.mkdir(parents=True, exist_ok=True)
-        shutil.move(made.verilog, work / f"{top}.v")
-        shutil.move(made.sidecar, work / f"{top}.json")
+        shutil.copyfile(made.verilog, work / f"{top}.v")
+        shutil.copyfile(made.sidecar, work / f"{top}.json")
     notes = sorted({str(w.message) for w in caught})
     find_tool(yosys)
     versions = {yosys: tool_version(yosys)}
@@ -495,7 +506,8 @@ def synthesize(
         htop = f"{top}_harness"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the first build above recorded them
-            harness = Harness(UNITS[unit].build(params))
+            # The harness instantiates the module of <top>.v, the file measured above.
+            harness = Harness(UNITS[unit].build(params), instance=top)
         _write_verilog(harness, htop, work / f"{htop}.v")
         hcells = run_yosys(
             work / f"{htop}.v",
@@ -504,6 +516,7 @@ def synthesize(
             design=f"{design} in the timing harness",
             json_out=f"{htop}.json",
             yosys=yosys,
+            also=(work / f"{top}.v",),
         )
         hcounts = count_cells(hcells, target)
         record.update(harness=True, harness_lut=hcounts.get("lut"), harness_ff=hcounts["ff"])
@@ -534,7 +547,10 @@ THRESHOLD_KINDS = ("constant", "port")
 
 
 def sweep_params(widths, lanes_list, *, frac=None, alpha: float = 0.05, thresholds=("constant",)):
-    """``UnitParams`` for every (width, lanes, threshold kind); ``frac``: :data:`DEFAULT_FRAC`.
+    """``UnitParams`` for every (width, lanes, threshold kind).
+
+    ``frac``: one value, a ``{width: frac}`` dict, or ``None`` (:data:`DEFAULT_FRAC`, which also
+    fills widths a dict leaves out).
 
     ``thresholds`` holds ``"constant"`` and/or ``"port"`` (:data:`THRESHOLD_KINDS`); a unit
     without a threshold is synthesized once whatever the kinds (see :func:`sweep`).
@@ -548,7 +564,12 @@ def sweep_params(widths, lanes_list, *, frac=None, alpha: float = 0.05, threshol
         )
     out = []
     for width in widths:
-        f = frac if frac is not None else DEFAULT_FRAC.get(width, width // 2)
+        if isinstance(frac, dict) and width in frac:
+            f = frac[width]
+        elif frac is not None and not isinstance(frac, dict):
+            f = frac
+        else:
+            f = DEFAULT_FRAC.get(width, width // 2)
         for lanes in lanes_list:
             for kind in dict.fromkeys(thresholds):
                 port = kind == "port"
@@ -570,9 +591,11 @@ def _worker_init():
 
 
 def _job(job):
-    unit, params, target, seeds, out_dir, yosys = job
+    unit, params, target, seeds, out_dir, yosys, source = job
     try:
-        return synthesize(unit, params, target, seeds=seeds, out_dir=out_dir, yosys=yosys)
+        return synthesize(
+            unit, params, target, seeds=seeds, out_dir=out_dir, yosys=yosys, verilog=source
+        )
     except ToolError as exc:
         return {
             "unit": unit,
@@ -584,7 +607,14 @@ def _job(job):
         }
 
 
-def _jobs(units, params_list, targets, seeds, out_dir, yosys) -> list[tuple]:
+def source_key(unit: str, params) -> tuple:
+    """What identifies one hardware configuration: the unit and the parameters that shape it."""
+    from helu.hw.units import UNITS
+
+    return (unit, tuple(UNITS[unit].shaping(params).items()))
+
+
+def _jobs(units, params_list, targets, seeds, out_dir, yosys, sources) -> list[tuple]:
     """One job per (target, params, unit), a unit without a threshold once per other params."""
     from helu.hw.units import UNITS
 
@@ -592,10 +622,10 @@ def _jobs(units, params_list, targets, seeds, out_dir, yosys) -> list[tuple]:
     for t in targets:
         for p in params_list:
             for u in units:
-                key = (t, u, tuple(UNITS[u].shaping(p).items()))
-                if UNITS[u].has_threshold or key not in seen:
-                    seen.add(key)
-                    work.append((u, p, t, seeds, out_dir, yosys))
+                key = source_key(u, p)
+                if UNITS[u].has_threshold or (t, key) not in seen:
+                    seen.add((t, key))
+                    work.append((u, p, t, seeds, out_dir, yosys, sources.get(key)))
     return work
 
 
@@ -609,8 +639,12 @@ def sweep(
     jobs: int = 1,
     yosys: str = "yosys",
     progress=None,
+    sources=None,
 ):
     """Run :func:`synthesize` over every (target, params, unit); return ``(results, skipped)``.
+
+    ``sources`` maps :func:`source_key` to a ``hw.verilog.Generated`` written earlier: that
+    configuration is synthesized from that file (byte for byte) instead of a new generation.
 
     A target whose tools are missing is skipped (``skipped`` maps it to the reason, naming the
     package to install) instead of failing the sweep. A run whose tool fails yields a record with
@@ -642,7 +676,7 @@ def sweep(
             skipped[target] = str(exc)
             continue
         runnable.append(target)
-    work = _jobs(units, params_list, runnable, seeds, out_dir, yosys)
+    work = _jobs(units, params_list, runnable, seeds, out_dir, yosys, sources or {})
     results = []
     if jobs == 1 or len(work) <= 1:
         for job in work:
@@ -690,17 +724,22 @@ def _fmt(value, digits: int = 0) -> str:
     return str(value)
 
 
+def _sha(digest) -> str:
+    return f"`{digest[:12]}`" if digest else "–"
+
+
 def markdown_table(results) -> str:
     """One Markdown table row per record, grouped by target then width and lanes.
 
     Columns: unit, target, width, lanes, threshold kind (``constant`` or ``port`` T, so the two
     builds of a unit with a threshold sit side by side), LUT4 (or gates on ``generic``), LUT/lane,
     FF, FF/lane, carry, DSP, RAM, Fmax (median, MHz), Fmax per seed, and "harness" (yes when the
-    Fmax was measured inside ``hw.harness.Harness``). A failed run shows its error instead.
+    Fmax was measured inside ``hw.harness.Harness``), and the synthesized Verilog file's SHA-256
+    (first 12 hex digits). A failed run shows its error instead.
     """
     head = (
         "| unit | target | width | lanes | T | LUT4 / gates | per lane | FF | FF/lane | carry "
-        "| DSP | RAM | Fmax MHz | Fmax seeds | harness |"
+        "| DSP | RAM | Fmax MHz | Fmax seeds | harness | sha256 |"
     )
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     targets = list(TARGETS)
@@ -716,7 +755,7 @@ def markdown_table(results) -> str:
         kind = r.get("threshold") or "–"
         key = f"| {r['unit']} | {r['target']} | {r['width']} | {r['lanes']} | {kind} |"
         if "error" in r:
-            lines.append(f"{key} failed: {r['error']} |" + " |" * 9)
+            lines.append(f"{key} failed: {r['error']} |" + " |" * 10)
             continue
         is_gates = r.get("lut") is None
         logic = r["gates"] if is_gates else r["lut"]
@@ -732,7 +771,7 @@ def markdown_table(results) -> str:
         lines.append(
             f"{key} {logic_s} | {per_lane:.2f} | {r['ff']} | {r['ff_per_lane']:.2f} | "
             f"{_fmt(r.get('carry'))} | {_fmt(r.get('dsp'))} | {_fmt(r.get('ram'))} | {fmax} | "
-            f"{seeds} | {'yes' if r.get('harness') else 'no'} |"
+            f"{seeds} | {'yes' if r.get('harness') else 'no'} | {_sha(r.get('verilog_sha256'))} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -47,18 +47,51 @@ def test_flow_study_and_golden(flow):
 @pytest.mark.slow
 def test_flow_verilog(flow):
     out, _summary, _report = flow
-    assert (out / "verilog" / "helu_forward_w8_l16.v").is_file()
-    # the training unit is generated in the 8-bit format that keeps alpha's band (Q8.5, T=-2)
-    assert (out / "verilog" / "helu_forward_train_w8_l16_f5_tm2.v").is_file()
+    names = sorted(p.name for p in (out / "verilog").glob("*.v"))
+    # at the most synthesis lanes; the training unit with the port and in the 8-bit format that
+    # keeps alpha's band (Q8.5, T=-2)
+    assert names == [
+        "helu_backward_mask_l4_g8.v",
+        "helu_forward_train_w8_l4_f5_tm2.v",
+        "helu_forward_train_w8_l4_tport.v",
+        "helu_forward_w8_l4.v",
+    ]
+
+
+@pytest.mark.slow
+def test_flow_ships_what_it_verified(flow):
+    """Every file under verilog/ is, byte for byte, what cocotb simulated and Yosys synthesized."""
+    _need("iverilog")
+    _need("yosys")
+    from helu.outdir import sha256_file
+
+    out, summary, report = flow
+    simulated = {f["verilog_sha256"] for f in summary["sim"]["files"]}
+    synthesized = {r["verilog_sha256"] for r in summary["synth"]}
+    for path in (out / "verilog").glob("*.v"):
+        digest = sha256_file(path)
+        assert digest in simulated, f"{path.name} was not the file simulated"
+        assert digest in synthesized, f"{path.name} was not the file synthesized"
+        assert f"`{digest[:12]}`" in report
+    kinds = {
+        f["threshold"] for f in summary["sim"]["files"] if f["top"].startswith("helu_forward_t")
+    }
+    assert kinds == {"constant", "port"}
 
 
 @pytest.mark.slow
 def test_flow_simulation(flow):
     _need("iverilog")
-    _out, summary, report = flow
+    out, summary, report = flow
+    from helu.golden.vectors import load_golden
+
     sim = summary["sim"]
     assert sim["simulator"] == "icarus" and sim["mismatches"] == 0
-    assert sim["checked"] >= 3 * summary["golden"]["vectors"]  # three units, every element each
+    # --synth-widths 8: the 8-bit sets, every element through each of the three units (and the
+    # training unit twice: constant T on the sets of its T, the port on all)
+    _meta, sets = load_golden(out / "golden")
+    w8 = sum(s.z.size for s in sets if s.z_fmt.width == 8)
+    assert sim["checked"] >= 3 * w8
     assert "**PASS**" in report
 
 
