@@ -115,3 +115,42 @@ def test_flow_report_names_missing_tools(flow):
         assert "_Not run: " in report
     else:
         assert "_Not run" not in report
+
+
+def test_check_shipped_wrong(tmp_path):
+    """A verilog/ file that is not what a target synthesized stops the flow."""
+    from helu.commands.flow import Flow
+    from helu.hw.units import UnitParams
+    from helu.hw.verilog import generate
+    from helu.outdir import sha256_file
+
+    params = UnitParams(width=8, lanes=2)
+    made = generate("forward", params, tmp_path)
+    flow = Flow.__new__(Flow)
+    flow.generated, flow.notes = [("forward", params, made)], []
+    good = {"target": "generic", "verilog_sha256": sha256_file(made.verilog)}
+    flow._check_shipped([good])  # the same bytes: accepted
+    with pytest.raises(RuntimeError, match=r"helu_forward_w8_l2.v \(sha256 [0-9a-f]{12}\) is not"):
+        flow._check_shipped([{**good, "verilog_sha256": "0" * 64}])
+
+
+@pytest.mark.filterwarnings("ignore::helu.golden.fixed.AlphaVanishesWarning")
+def test_run_generated_wrong(tmp_path):
+    """A constant-T file is checked only against golden sets of its T; none: a clear error."""
+    from golden_sets import random_set
+
+    from helu.golden import fixed
+    from helu.golden.vectors import write_golden
+    from helu.hw.units import UnitParams
+    from helu.hw.verilog import generate
+    from helu.sim import runner
+
+    if runner.tool_missing("icarus"):
+        pytest.skip("icarus is not installed")
+    z8 = fixed.Format(8, 5)
+    golden = tmp_path / "golden"
+    write_golden(golden, [random_set("fc1", z8, z8, 0.05, 40, 1)], {"model": "t", "alpha": 0.05})
+    params = UnitParams(width=8, lanes=2, frac=3)  # T = -1, the set has T = -2
+    made = generate("forward-train", params, tmp_path / "v")
+    with pytest.raises(ValueError, match="no golden set fits helu_forward_train_w8_l2_f3_tm1.v"):
+        runner.run_generated(golden, [("forward-train", params, made)], out=tmp_path / "sim")
