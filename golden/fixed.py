@@ -24,6 +24,7 @@ import numpy as np
 __all__ = [
     "Format",
     "AlphaVanishesWarning",
+    "array_generic",
     "quantize",
     "dequantize",
     "choose_frac",
@@ -226,9 +227,22 @@ def checked_threshold(alpha, fmt: Format) -> int:
 check_alpha = checked_threshold  # the old name, kept while other branches still import it
 
 
+def array_generic(codes) -> bool:
+    """Whether the rules take ``codes`` as they are instead of as an int64 numpy array.
+
+    True for a torch tensor and for an array-like other than a numpy array that implements
+    numpy's ``__array_function__`` protocol (``hw.formal.Symbolic``: the formal proofs evaluate
+    these very rules as logic). The rules below use only operators, ``.clip``, ``.astype`` and
+    ``np.where``, so they mean the same on all of them.
+    """
+    return hasattr(codes, "new_tensor") or (
+        hasattr(codes, "__array_function__") and not isinstance(codes, np.ndarray)
+    )
+
+
 def _codes(codes):
-    """Codes as an int64 numpy array; a torch tensor passes through (array-generic rules)."""
-    return codes if hasattr(codes, "new_tensor") else np.asarray(codes, dtype=np.int64)
+    """Codes as an int64 numpy array; array-generic codes pass through (``array_generic``)."""
+    return codes if array_generic(codes) else np.asarray(codes, dtype=np.int64)
 
 
 def forward(codes) -> np.ndarray:
@@ -248,8 +262,8 @@ def mask(codes, t: int) -> np.ndarray:
 
 def backward(grad_codes, mask_bits) -> np.ndarray:
     """Integer HeLU backward: ``dz = g if mask else 0`` (exact, no rounding)."""
-    grad_codes = np.asarray(grad_codes, dtype=np.int64)
-    mask_bits = np.asarray(mask_bits)
+    grad_codes = _codes(grad_codes)
+    mask_bits = mask_bits if array_generic(mask_bits) else np.asarray(mask_bits)
     if grad_codes.shape != mask_bits.shape:
         raise ValueError(
             f"gradient shape {grad_codes.shape} does not match mask shape {mask_bits.shape}"

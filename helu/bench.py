@@ -1,7 +1,8 @@
 """`make bench`: the speed and memory targets, measured and printed (never asserted in tests).
 
 Runs each area's benchmark in turn: HeLU training cost against ReLU (golden), and verification
-throughput on the simulators against the numpy reference (sim). Figures are ratios measured in
+throughput on the simulators against the numpy reference (sim), and the time to prove every
+unit formally (helu/proofs.py). Figures are ratios measured in
 one run on this machine; the machine is printed with them.
 """
 
@@ -26,6 +27,10 @@ def main(argv=None) -> int:
 
     print("\n== Verification throughput (sim/bench.py) ==")
     results["sim"] = sim_bench.run()
+    from helu import proofs
+
+    print("\n== Formal proofs (helu/proofs.py) ==")
+    results["prove"] = proofs.bench()
     (out / "bench.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"\nwritten: {out / 'bench.json'}")
     return 0

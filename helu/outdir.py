@@ -45,11 +45,13 @@ MARKER = ".helu-output.json"
 # The kinds of folder the commands write, and the files that make an unmarked folder look like
 # one of that kind (what --force may replace).
 KINDS = {
+    "train": ("metrics.json", "checkpoints"),
     "golden": ("manifest.json",),
     "golden-net": ("manifest.json",),
     "verilog": (),
     "sim": ("summary.json",),
     "synth": ("results.json",),
+    "prove": ("results.json",),
     "flow": ("report.md", "summary.json", "skipped.json"),
 }
 
@@ -120,7 +122,7 @@ def claim(out, kind: str, *, force: bool = False, inputs=()) -> Path:
     if found == kind:
         return out
     if found is not None:
-        _refuse(out, f"is a {found} folder written by helu, not replaced by a {kind} one")
+        _refuse(out, f"is a {found} folder written by helu, not a {kind} folder")
     if _looks_like(out, kind):
         if force:
             return out

@@ -20,6 +20,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from helu import mlp, proofs
+
 __all__ = [
     "STEP_FILES",
     "SKIPS",
@@ -36,6 +38,8 @@ STEP_FILES = {
     "golden": "golden/manifest.json",
     "sim": "sim/summary.json",
     "synth": "synth/results.json",
+    "prove": "prove/results.json",
+    "mlp": mlp.SUMMARY,
 }
 SKIPS = "skipped.json"  # {step: reason} written by the flow for steps it could not run
 NOTES = "notes.json"  # [sentence] the flow wants a reader to know (choices it made and why)
@@ -93,15 +97,28 @@ def _check_record(step: str, data, path: Path) -> None:
             _need(path, isinstance(r, dict), "a record is not an object")
             for key in ("unit", "target", "width", "lanes"):
                 _need(path, key in r, f"a record has no {key!r}")
+    elif step == "prove":
+        proofs.check_record(data, path, _need)
 
 
 def _stale(found: dict, out_dir: Path) -> dict[str, str]:
     """Steps whose results are not tied to the inputs the report lists, with the reason."""
     from helu.golden.vectors import golden_digest
+    from helu.outdir import sha256_file
 
     reasons = {}
+    golden, study = found.get("golden"), found.get("study")
+    if golden and study and golden.get("checkpoint_sha256") and study.get("golden_checkpoint"):
+        checkpoint = out_dir / "study" / study["golden_checkpoint"]
+        if checkpoint.is_file() and sha256_file(checkpoint) != golden["checkpoint_sha256"]:
+            reasons["golden"] = (
+                f"{STEP_FILES['golden']} was exported from another checkpoint than "
+                f"study/{study['golden_checkpoint']} (its hash differs); re-run 'helu golden'"
+            )
     sim = found.get("sim")
-    if sim:
+    if sim and "golden" in reasons:
+        reasons["sim"] = "it simulated a golden set that does not belong to this study"
+    elif sim:
         want = sim.get("golden_sha256")
         try:
             have = golden_digest(out_dir / "golden") if found.get("golden") else None
@@ -204,6 +221,10 @@ def summarize(found: dict) -> dict:
         keys = ("unit", "target", "width", "lanes", "threshold", "lut", "gates", "ff", "carry")
         keys += ("fmax_mhz", "harness", "verilog_sha256", "error")
         summary["synth"] = [{k: r.get(k) for k in keys} for r in records]
+    if found.get("prove"):
+        summary["formal"] = proofs.summary(found["prove"])
+    if found.get("mlp"):
+        summary["mlp"] = mlp.report_summary(found["mlp"])
     if found.get("skipped"):
         summary["skipped"] = found["skipped"]
     summary["environment"] = environment()
@@ -397,6 +418,8 @@ def render(found: dict, summary: dict, out_dir) -> str:
         ("2. Golden vectors", "golden", lambda g, _: _golden_section(g), False),
         ("3. RTL verification (cocotb)", "sim", lambda s, _: _sim_section(s), False),
         ("4. Synthesis", "synth", _synth_section, True),
+        ("5. Formal", "prove", proofs.section, True),
+        ("6. Integer MLP engine on chip", "mlp", lambda m, _: mlp.report_section(m), False),
     ]
     for title, step, section, _ in sections:
         parts += [f"## {title}", ""]

@@ -138,6 +138,26 @@ TARGETS = {
             ),
         },
     },
+    "up5k": {
+        # The iCE40 UltraPlus 5K (MARLANN's device): 5280 logic cells, 30 RAM40 4K blocks,
+        # 4 SPRAM 256K blocks, 8 SB_MAC16 DSPs; -dsp maps multipliers onto the DSPs.
+        "yosys_cmd": (
+            "synth_ice40 -dsp -top {top} -run :check; hierarchy -check; check -noinit; "
+            "blackbox =A:whitebox"
+        ),
+        "capacity": {"lut": 5280, "ff": 5280, "dsp": 8, "ram": 30},
+        "pnr": "nextpnr-ice40",
+        "pnr_args": ["--up5k", "--package", "sg48"],
+        "pnr_freq": 100,
+        "device": "iCE40 UP5K sg48",
+        "classes": {
+            "lut": ("SB_LUT4",),
+            "ff": ("SB_DFF",),
+            "carry": ("SB_CARRY",),
+            "ram": ("SB_RAM40_4K",),  # the SPRAMs are never inferred, only instantiated
+            "dsp": ("SB_MAC16",),
+        },
+    },
 }
 """What each target runs and how its cell types count (``lut``, ``ff``, ``carry``, ``ram``,
 ``dsp``; ``gates`` on ``generic``), and the device's LUT4/FF capacity. The ``synth_*`` scripts stop

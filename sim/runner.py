@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -45,6 +46,7 @@ __all__ = [
     "build_unit",
     "run_stimulus",
     "run_golden",
+    "run_bench",
     "unit_threshold_port",
     "lock",
 ]
@@ -196,6 +198,45 @@ def score_x(result: dict) -> dict:
     return result
 
 
+def run_bench(build: Build, module: str, test: str, run_dir: Path, job: dict) -> dict:
+    """Run cocotb test ``test`` of ``module`` on ``build`` with ``job`` (its ``result`` path
+    included) written to ``<run_dir>/job.json`` and named by ``HELU_SIM_JOB``.
+
+    Returns the result JSON the bench wrote plus ``wall_s``, ``log``, ``top``, ``simulator``;
+    ``RuntimeError`` when the run left no result (the simulator or the bench broke).
+    """
+    result_path = Path(job["result"])
+    job_path = run_dir / "job.json"
+    job_path.write_text(json.dumps(job, indent=2) + "\n")
+    sim_log = run_dir / "sim.log"
+    runner = _runner(build.simulator)
+    start = time.perf_counter()
+    try:
+        runner.test(
+            test_module=module,
+            hdl_toplevel=build.top,
+            hdl_toplevel_lang="verilog",
+            build_dir=build.directory,
+            test_dir=run_dir,
+            # The exact test: testcase="stream" would also select "reset_mid_stream".
+            test_filter=rf"\.{re.escape(test)}$",
+            extra_env={"HELU_SIM_JOB": str(job_path)},
+            waves=build.waves,
+            log_file=sim_log,
+            results_xml=str(run_dir / "results.xml"),
+        )
+    except (SystemExit, RuntimeError):
+        pass  # a failing test is reported through the result file; its absence is the error
+    wall = time.perf_counter() - start
+    if not result_path.is_file():
+        raise RuntimeError(
+            f"{build.simulator} run of {build.top} ({test}) ended without a result; see {sim_log}"
+        )
+    result = json.loads(result_path.read_text())
+    result.update(wall_s=wall, log=str(sim_log), top=build.top, simulator=build.simulator)
+    return result
+
+
 def run_stimulus(
     build: Build,
     stim: st.Stimulus,
@@ -230,33 +271,8 @@ def run_stimulus(
         "backpressure": backpressure,
         "seed": seed,
     }
-    job_path = run_dir / "job.json"
-    job_path.write_text(json.dumps(job, indent=2) + "\n")
-    sim_log = run_dir / "sim.log"
-    runner = _runner(build.simulator)
-    start = time.perf_counter()
-    try:
-        runner.test(
-            test_module=TEST_MODULE,
-            hdl_toplevel=build.top,
-            hdl_toplevel_lang="verilog",
-            build_dir=build.directory,
-            test_dir=run_dir,
-            testcase=test,
-            extra_env={"HELU_SIM_JOB": str(job_path)},
-            waves=build.waves,
-            log_file=sim_log,
-            results_xml=str(run_dir / "results.xml"),
-        )
-    except (SystemExit, RuntimeError):
-        pass  # a failing test is reported through the result file; its absence is the error
-    wall = time.perf_counter() - start
-    if not result_path.is_file():
-        raise RuntimeError(
-            f"{build.simulator} run of {build.top} ({test}) ended without a result; see {sim_log}"
-        )
-    result = score_x(json.loads(result_path.read_text()))
-    result.update(wall_s=wall, log=str(sim_log), top=build.top, simulator=build.simulator)
+    result = run_bench(build, TEST_MODULE, test, run_dir, job)
+    result = score_x(result)
     if build.waves:
         wave = (
             build.directory / f"{build.top}.fst"

@@ -19,6 +19,8 @@ def flow(tmp_path_factory):
     out = tmp_path_factory.mktemp("flow") / "report"
     argv = ["-q", "flow", "--out", str(out), "--seeds", "1", "--units", UNITS]
     argv += ["--targets", "generic", "--synth-widths", "8", "--synth-lanes", "1,4"]
+    argv += ["--prove-widths", "8", "--prove-lanes", "1"]
+    argv += ["--mlp", "sim"]
     assert main(argv) == 0
     summary = json.loads((out / "summary.json").read_text())
     return out, summary, (out / "report.md").read_text()
@@ -105,6 +107,27 @@ def test_flow_synthesis(flow):
     # the unit with a threshold is synthesized with a constant T and with the port, side by side
     kinds = {r["threshold"] for r in summary["synth"] if r["unit"] == "forward-train"}
     assert kinds == {"constant", "port"}
+
+
+@pytest.mark.slow
+def test_flow_formal(flow):
+    _out, summary, report = flow
+    if "prove" in summary.get("skipped", {}):
+        pytest.skip(f"the flow skipped the proofs: {summary['skipped']['prove']}")
+    formal = summary["formal"]
+    assert formal["proofs"] == 4 and formal["proved"] == 4  # forward-train: T and port
+    assert "## 5. Formal" in report and "| forward-train | w8-l1-tport |" in report
+
+
+@pytest.mark.slow
+def test_flow_mlp(flow):
+    _need("iverilog")
+    _out, summary, report = flow
+    mlp = summary["mlp"]  # the integer MLP engine: every test sample bit-exact
+    assert mlp["sizes"] == [64, 32, 32, 10] and mlp["sim"][0]["checked"] == 360
+    assert mlp["sim"][0]["mismatches"] == 0
+    assert mlp["sim"][0]["accuracy"] == pytest.approx(mlp["accuracy"]["integer"])
+    assert "## 6. Integer MLP engine on chip" in report and "bit-exact" in report
 
 
 @pytest.mark.slow

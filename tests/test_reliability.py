@@ -181,6 +181,16 @@ def test_synth_bad_parameters_leave_no_folder(tmp_path, capsys, argv, expect):
     assert tree(tmp_path) == []
 
 
+def test_train_refuses_user_files_before_training(tmp_path, capsys, monkeypatch):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "metrics.json").write_text("my own")
+    one_line_error(capsys, "train", "--out", mine, expect="pass --force")
+    monkeypatch.chdir(mine)
+    one_line_error(capsys, "train", "--out", ".", expect="current folder")
+    assert tree(mine) == ["metrics.json"]
+
+
 def test_verilog_unit_all_is_all_or_nothing(tmp_path, capsys):
     out = tmp_path / "v"
     assert cli(capsys, "verilog", "--unit", "forward", "--out", out)[0] == 0
@@ -216,14 +226,19 @@ def test_sim_runs_get_their_own_run_folders(tmp_path):
     assert a["checked"] == b["checked"] == s.elements
 
 
-def test_sim_refuses_a_folder_in_use(tmp_path):
+def test_sim_refuses_a_folder_in_use(tmp_path, capsys):
     from helu.sim import runner
 
+    if runner.tool_missing("icarus"):
+        pytest.skip(runner.tool_missing("icarus"))
+    golden = small_golden(tmp_path / "g")
     out = outdir.prepare(tmp_path / "sim", "sim")
-    with runner.lock(out):
-        with pytest.raises(RuntimeError, match="in use by another helu command"):
-            with runner.lock(out):
-                pass
+    (out / "summary.json").write_text(json.dumps(SIM))
+    with runner.lock(out):  # another helu sim is running on this folder
+        busy = f"{out} is in use by another helu command (pid {os.getpid()})"
+        argv = ("--golden", golden, "--unit", "forward", "--out", out)
+        one_line_error(capsys, "sim", *argv, expect=busy)
+        assert json.loads((out / "summary.json").read_text()) == SIM  # the other run's, intact
     with runner.lock(out):  # released
         pass
 
@@ -266,6 +281,24 @@ def test_report_shows_sim_only_for_the_golden_set_it_lists(tmp_path):
     assert "PASS" not in text and "another golden set" in text
     write_flow(tmp_path, sim=SIM)  # no hash at all: not tied to anything
     assert "PASS" not in report.write_report(tmp_path)[0].read_text()
+
+
+def test_report_shows_golden_only_for_the_checkpoint_of_its_study(tmp_path, checkpoint, capsys):
+    from helu import report
+
+    outdir.prepare(tmp_path, "flow")
+    (tmp_path / "study" / "checkpoints").mkdir(parents=True)
+    ckpt = tmp_path / "study" / "checkpoints" / "m.pt"
+    ckpt.write_bytes(checkpoint.read_bytes())
+    study = {"dataset": "digits", "golden_checkpoint": "checkpoints/m.pt",
+             "results": [{"act": "helu", "acc_mean": 0.5, "acc_std": 0.0}]}  # fmt: skip
+    (tmp_path / "study" / "metrics.json").write_text(json.dumps(study))
+    assert cli(capsys, *golden_args(ckpt, tmp_path / "golden"))[0] == 0
+    assert "## 2. Golden vectors\n\nFrom" in report.write_report(tmp_path)[0].read_text()
+    ckpt.write_bytes(ckpt.read_bytes() + b"retrained")  # the study ran again, golden did not
+    text = report.write_report(tmp_path)[0].read_text()
+    assert "exported from another checkpoint" in text
+    assert "## 2. Golden vectors\n\nFrom" not in text
 
 
 @pytest.mark.parametrize(

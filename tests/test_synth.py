@@ -352,7 +352,9 @@ def test_synthesize_wrong(tmp_path):
     params = UnitParams()
     with pytest.raises(ValueError, match="Unknown unit 'sigmoid'; registered units: forward"):
         synthesize("sigmoid", params, "ice40", out_dir=tmp_path)
-    with pytest.raises(ValueError, match="Unknown target 'xc7'; choose from ice40, ecp5, generic"):
+    with pytest.raises(
+        ValueError, match="Unknown target 'xc7'; choose from ice40, ecp5, generic, up5k"
+    ):
         synthesize("forward", params, "xc7", out_dir=tmp_path)
     with pytest.raises(ValueError, match="Seed count must be a positive integer, not 0"):
         synthesize("forward", params, "ice40", seeds=0, out_dir=tmp_path)

@@ -12,7 +12,10 @@ Steps, each leaving its results in its own folder under ``--out`` (the report re
 5. ``synth/``:  synthesize every unit with Yosys/nextpnr (iCE40 and generic gates by default),
    the configurations of ``verilog/`` from those very files (checked by SHA-256; a unit's lane
    limit may keep one out, which the notes say);
-6. ``report.md``, ``summary.json`` and the plots.
+6. ``prove/``:  prove every unit formally (``helu.proofs``: widths 8, 16; lanes 1, 4);
+7. ``mlp/``:    the integer MLP engine (``helu.mlp.flow_step``): export the integer network,
+   every test sample through the engine's RTL, synthesis on the iCE40 UP5K (and the ECP5);
+8. ``report.md``, ``summary.json`` and the plots.
 
 A step whose tool is missing is skipped and named in the report; a step that fails (a mismatch,
 a tool crash) stops the flow with a one-line error and a non-zero exit.
@@ -22,13 +25,14 @@ import json
 import logging
 import time
 
+from helu import mlp, proofs
 from helu.commands.options import int_list, name_list
 
 HELP = "run everything: study, golden vectors, Verilog, cocotb simulation, synthesis, report"
 
 log = logging.getLogger(__name__)
 
-STEPS = 6
+STEPS = 8
 # Per-tensor scales (no saturation) at 8 and 16 bits; at 8 bits the digits MLP's range leaves
 # 2-3 fractional bits, where alpha=0.05 has no negative code in its band, so a third set fixes
 # 5 fractional bits (T=-2): the band is exercised at 8 bits, at the price of some saturation.
@@ -69,6 +73,7 @@ def add_arguments(parser):
         metavar="L[,L..]",
         help="lane counts to synthesize (default: %(default)s)",
     )
+    proofs.add_flow_arguments(parser)
     parser.add_argument(
         "--fmax-seeds", type=int, default=3, help="nextpnr seeds per design (default: 3)"
     )
@@ -84,6 +89,7 @@ def add_arguments(parser):
         action="store_true",
         help="replace an --out flow folder that helu did not mark as its own (an older one)",
     )
+    mlp.add_flow_arguments(parser)
 
 
 class Flow:
@@ -108,6 +114,7 @@ class Flow:
         self.targets = name_list(args.targets, TARGETS, "target")
         self.synth_widths = int_list(args.synth_widths, "--synth-widths")
         self.synth_lanes = int_list(args.synth_lanes, "--synth-lanes")
+        self.prove_widths, self.prove_lanes = proofs.flow_options(args)
         for option, value in (("--seeds", args.seeds), ("--fmax-seeds", args.fmax_seeds),
                               ("--jobs", args.jobs)):  # fmt: skip
             if value is not None and value < 1:
@@ -331,6 +338,9 @@ class Flow:
         self.verilog()
         self.sim()
         self.synth(metrics)
+        proofs.flow_step(self)
+        self._begin("integer MLP engine: export, every test sample through the RTL, synthesis")
+        mlp.flow_step(self)
         self._begin("writing the report")
         (self.out / SKIPS).write_text(json.dumps(self.skipped, indent=2) + "\n")
         (self.out / NOTES).write_text(json.dumps(self.notes, indent=2) + "\n")

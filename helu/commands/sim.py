@@ -3,6 +3,7 @@
 import json
 import logging
 
+from helu import mlp
 from helu.commands.options import name_list
 
 HELP = "run the cocotb benches: every golden element through the RTL, checked bit-exactly"
@@ -23,8 +24,9 @@ def add_arguments(parser):
     parser.add_argument(
         "--unit",
         default="all",
-        metavar="NAME[,NAME..]|all",
-        help=f"units to check, from {unit_names()} (default: all)",
+        metavar="NAME[,NAME..]|all|mlp",
+        help=f"units to check, from {unit_names()} (default: all); mlp: the integer MLP engine "
+        "on a 'helu golden --net' folder",
     )
     parser.add_argument("--lanes", type=int, default=16, help="lanes per transfer (default: 16)")
     parser.add_argument(
@@ -49,6 +51,7 @@ def add_arguments(parser):
         help="build one unit per format with T as a constant (default: one build per width, "
         "T driven on the runtime threshold port)",
     )
+    mlp.add_arguments(parser, model=False)
 
 
 def format_table(summary: dict) -> str:
@@ -97,6 +100,8 @@ def run(args) -> int:
 
     if not Path(args.golden).is_dir():
         raise ValueError(f"{args.golden}: no such golden folder; create one with 'helu golden'")
+    if args.unit == "mlp":
+        return mlp.sim(args)
     sims = name_list(args.sim, runner.SIMULATORS, "simulator")
     units = name_list(args.unit, UNITS, "unit")
     summary = runner.run_golden(

@@ -11,6 +11,7 @@ runs have been written.
 import logging
 import os
 
+from helu import mlp
 from helu.commands.options import int_list, name_list
 
 HELP = "synthesize units with Yosys/nextpnr (iCE40, ECP5, generic gates): LUTs, FFs, Fmax"
@@ -31,7 +32,8 @@ def add_arguments(parser):
     parser.add_argument(
         "--unit",
         default="all",
-        help=f"unit name(s) from {unit_names()}, comma-separated, or all (default: all)",
+        help=f"unit name(s) from {unit_names()}, comma-separated, or all (default: all); mlp: "
+        "the integer MLP engine (with --model; targets up5k, ecp5)",
     )
     parser.add_argument("--width", default="8,16", help="widths, comma-separated (8,16)")
     parser.add_argument("--lanes", default="1,16", help="lane counts, comma-separated (1,16)")
@@ -70,6 +72,7 @@ def add_arguments(parser):
         action="store_true",
         help="write into an --out synthesis folder helu did not mark as its own (an older one)",
     )
+    mlp.add_arguments(parser, activations=True)
 
 
 def run(args) -> int:
@@ -80,6 +83,8 @@ def run(args) -> int:
     from helu.hw.synth import THRESHOLD_KINDS, markdown_table, sweep, sweep_params, write_results
     from helu.hw.units import UNITS
 
+    if args.unit == "mlp":
+        return mlp.synth(args)
     targets = name_list(args.target, TARGET_CHOICES, "target")
     units = name_list(args.unit, UNITS, "unit")
     widths = int_list(args.width, "--width")

@@ -37,12 +37,18 @@ def add_arguments(parser):
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     parser.add_argument("--no-checkpoints", action="store_true", help="do not write checkpoints")
     parser.add_argument("--out", default="build/train", help="output folder (default: build/train)")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="write into an --out study folder that helu did not mark as its own (an older one)",
+    )
 
 
 def run(args) -> int:
     from dataclasses import replace
     from pathlib import Path
 
+    from helu import outdir
     from helu.golden.train import PRESETS, format_table, run_study
 
     overrides = {"threads": args.threads}
@@ -58,7 +64,8 @@ def run(args) -> int:
     configs = [replace(c, **overrides) for c in PRESETS[args.preset]]
     if args.dataset:
         configs = [replace(configs[0], dataset=d) for d in dict.fromkeys(args.dataset)]
-    out = Path(args.out)
+    # the folder is checked before minutes of training, and marked as a study folder of ours
+    out = outdir.prepare(Path(args.out), "train", force=args.force)
     for cfg in configs:
         folder = out / cfg.dataset if len(configs) > 1 else out
         metrics = run_study(cfg, folder)

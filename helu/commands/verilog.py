@@ -2,6 +2,7 @@
 
 import logging
 
+from helu import mlp
 from helu.commands.options import add_unit_params, unit_param_values
 
 HELP = "write Verilog and a JSON port sidecar for a HeLU or baseline unit"
@@ -15,8 +16,9 @@ def add_arguments(parser):
     parser.add_argument(
         "--unit",
         default="forward",
-        metavar="NAME[,NAME..]|all",
-        help=f"unit name(s), comma-separated ({unit_names()}), or all (default: forward)",
+        metavar="NAME[,NAME..]|all|mlp",
+        help=f"unit name(s), comma-separated ({unit_names()}), or all, or mlp (the integer MLP "
+        "engine, with --model) (default: forward)",
     )
     parser.add_argument("--width", type=int, default=8, help="bits of z, sign included (8)")
     parser.add_argument("--lanes", type=int, default=1, help="elements per transfer (1)")
@@ -42,6 +44,7 @@ def add_arguments(parser):
         action="store_true",
         help="write into an --out Verilog folder that helu did not mark as its own (an older one)",
     )
+    mlp.add_arguments(parser)
 
 
 def run(args) -> int:
@@ -52,6 +55,8 @@ def run(args) -> int:
     from helu.hw.units import UNITS, UnitParams
     from helu.hw.verilog import generate
 
+    if args.unit == "mlp":
+        return mlp.verilog(args)
     names = name_list(args.unit, UNITS, "unit")
     params = UnitParams(
         width=args.width,

@@ -12,7 +12,7 @@ One sequential datapath serves every layer, ``lanes`` (``P``) multiply-accumulat
 - **Datapath**, one stage per register: read the weight, activation and bias words; ``P`` int8 x
   int8 products; their sum; the int32 accumulator (``bias + sum`` on a neuron's first chunk, else
   ``acc + sum``); requantization ``golden.fixed.requantize`` with the layer's shift
-  (``hw.net.requant``); then, between layers, the HeLU forward unit ``hw.forward.Forward``
+  (``hw.net.requant``); then, between layers, the HeLU forward unit ``hw.units.forward.Forward``
   (inference build, 1 lane) whose output is written into the next activation region, or, on the
   last layer, the logit register and the running argmax (first index of the largest logit).
 - **Sequencer**: takes the sample's ``ceil(inputs / P)`` input transfers, then issues one
@@ -37,7 +37,16 @@ that the next sample's input is taken while the last layer is still in the pipel
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.hdl import Array, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import (
+    Const,
+    Module,
+    Mux,
+    ResetSignal,
+    Signal,
+    Value,
+    signed,
+    unsigned,
+)
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -45,7 +54,7 @@ from amaranth.utils import ceil_log2
 
 from helu.golden import fixed, intmodel
 from helu.golden.intmodel import IntModel
-from helu.hw.net.requant import requantize_select
+from helu.hw.net.requant import requantize_select, select
 from helu.hw.units import check_lanes
 
 __all__ = ["MLP", "Image", "image", "reference", "ACTIVATIONS", "IGELU_FRAC"]
@@ -144,9 +153,9 @@ class MLP(wiring.Component):
     lanes : int
         ``P``: multiply-accumulates per cycle, and input codes per input transfer.
     activation : "helu" or "igelu"
-        Between layers: the HeLU forward unit (``hw.forward.Forward``, inference build), or, for
-        cost comparisons, the i-GELU baseline (``hw.baselines.IntGelu`` at ``Q8.IGELU_FRAC``;
-        the engine then computes :func:`reference` with ``"igelu"``).
+        Between layers: the HeLU forward unit (``hw.units.forward.Forward``, inference build),
+        or, for cost comparisons, the i-GELU baseline (``hw.units.baselines.IntGelu`` at
+        ``Q8.IGELU_FRAC``; the engine then computes :func:`reference` with ``"igelu"``).
 
     Members
     -------
@@ -262,11 +271,11 @@ class MLP(wiring.Component):
 
     def _activation_unit(self):
         if self._activation == "helu":
-            from helu.hw.forward import Forward
+            from helu.hw.units.forward import Forward
 
             unit = Forward(fixed.ACT_WIDTH, 1)
         else:
-            from helu.hw.baselines import IntGelu
+            from helu.hw.units.baselines import IntGelu
 
             unit = IntGelu(fixed.ACT_WIDTH, 1, frac=IGELU_FRAC)
         assert unit.latency == self._act_latency(), "activation latency changed: update drain"
@@ -294,8 +303,8 @@ class MLP(wiring.Component):
         a_wr = amem.write_port(granularity=width)
 
         # Sequencer ---------------------------------------------------------------------------
-        chunks_of = Array(Const(c - 1, range(cmax)) for c in self._chunks)
-        outs_of = Array(Const(n - 1, range(max(sizes[1:]))) for n in sizes[1:])
+        chunks_of = [Const(c - 1, range(cmax)) for c in self._chunks]
+        outs_of = [Const(n - 1, range(max(sizes[1:]))) for n in sizes[1:]]
         layer = Signal(range(max(layers, 2)))
         neuron = Signal(range(max(sizes[1:])))
         chunk = Signal(range(max(cmax, 2)))
@@ -309,14 +318,19 @@ class MLP(wiring.Component):
         m.d.comb += [
             w_rd.addr.eq(w_addr),
             b_rd.addr.eq(b_addr),
-            a_rd.addr.eq(Array(Const(r * cmax) for r in (0, 1))[layer[0]] + chunk),
+            a_rd.addr.eq(Mux(layer[0], cmax, 0) + chunk),
         ]
 
         load_word = Signal(range(max(self.input_transfers, 2)))
         with m.FSM():
             with m.State("INPUT"):
-                m.d.comb += self.i.ready.eq(1)
-                m.d.comb += self.load.ready.eq(load_word == 0)
+                # Not ready during reset. This also gives event-driven simulators (Icarus) an
+                # input event to evaluate ready on: the state register never changes through
+                # the reset, so a ready that reads only the state stays X until the first input.
+                m.d.comb += [
+                    self.i.ready.eq(~ResetSignal()),
+                    self.load.ready.eq(~ResetSignal() & (load_word == 0)),
+                ]
                 with m.If(self.i.valid):
                     m.d.comb += [
                         a_wr.addr.eq(load_word),
@@ -337,9 +351,9 @@ class MLP(wiring.Component):
             with m.State("RUN"):
                 m.d.comb += issue.eq(1)
                 m.d.sync += [chunk.eq(chunk + 1), w_addr.eq(w_addr + 1)]
-                with m.If(chunk == chunks_of[layer]):
+                with m.If(chunk == select(layer, chunks_of)):
                     m.d.sync += [chunk.eq(0), neuron.eq(neuron + 1), b_addr.eq(b_addr + 1)]
-                    with m.If(neuron == outs_of[layer]):
+                    with m.If(neuron == select(layer, outs_of)):
                         m.d.sync += [neuron.eq(0), wait.eq(self.drain - 1)]
                         with m.If(last_layer):
                             m.d.sync += [w_addr.eq(0), b_addr.eq(0)]
@@ -368,7 +382,7 @@ class MLP(wiring.Component):
         m.d.sync += [
             v1.eq(issue),
             first1.eq(chunk == 0),
-            last1.eq(chunk == chunks_of[layer]),
+            last1.eq(chunk == select(layer, chunks_of)),
             nfirst1.eq(neuron == 0),
             layer1.eq(layer),
         ]
@@ -448,7 +462,7 @@ class MLP(wiring.Component):
             where.append(regs)
         w_word, w_lane, w_layer = where[-1]
         with m.If(act.o.valid):
-            region = Array(Const(r * cmax) for r in (1, 0))[w_layer[0]]
+            region = Mux(w_layer[0], 0, cmax)
             m.d.comb += [
                 a_wr.addr.eq(region + w_word),
                 a_wr.data.eq(Value.cast(act.o.payload.y[0]).replicate(lanes)),

@@ -7,11 +7,11 @@ bounds of ``golden.fixed.Format(width, 0)``. The tests check it against ``fixed.
 over every corner and random accumulators.
 """
 
-from amaranth.hdl import Array, Mux, Value
+from amaranth.hdl import Mux, Value
 
 from helu.golden import fixed
 
-__all__ = ["requantize", "requantize_select"]
+__all__ = ["requantize", "requantize_select", "select"]
 
 
 def _check_shift(shift) -> int:
@@ -32,18 +32,31 @@ def requantize(acc: Value, shift: int, width: int = fixed.ACT_WIDTH) -> Value:
     )[:width].as_signed()
 
 
+def select(index: Value, values) -> Value:
+    """``values[index]`` as a chain of ``Mux`` (the last value for any larger index).
+
+    Not ``Array``: Amaranth emits an ``Array`` lookup as an ``always @*`` process, which Icarus
+    evaluates only on an event at one of its inputs, so a lookup by a register that keeps its
+    initial value (a layer counter through a whole layer) would read X; ``Mux`` cells become
+    continuous assignments, evaluated from time 0.
+    """
+    values = list(values)
+    if not values:
+        raise ValueError("select needs at least one value")
+    result = Value.cast(values[-1])
+    for k in range(len(values) - 2, -1, -1):
+        result = Mux(index == k, values[k], result)
+    return result
+
+
 def requantize_select(acc: Value, index: Value, shifts, width: int = fixed.ACT_WIDTH) -> Value:
     """``requantize(acc, shifts[index])`` for a runtime ``index`` into constant ``shifts``.
 
-    One saturating shifter per distinct shift, selected by ``index`` (a network has one shift per
-    layer, a handful of constants; wiring shifts cost no logic, unlike a barrel shifter).
+    One saturating shifter per layer (constant shifts are wiring, the adders and comparators
+    are shared by synthesis where shifts repeat), selected by ``index``: a handful of constants
+    costs less than a barrel shifter.
     """
     shifts = [_check_shift(s) for s in shifts]
     if not shifts:
         raise ValueError("requantize_select needs at least one shift")
-    distinct = sorted(set(shifts))
-    if len(distinct) == 1:
-        return requantize(acc, distinct[0], width)
-    options = Array(requantize(acc, s, width) for s in distinct)
-    pick = Array(distinct.index(s) for s in shifts)[index]
-    return Value.cast(options[pick])[:width].as_signed()
+    return select(index, [requantize(acc, s, width) for s in shifts])[:width].as_signed()

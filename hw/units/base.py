@@ -293,7 +293,8 @@ def _unit_params(values: dict) -> UnitParams:
 def threshold_of(params: UnitParams, inputs=None) -> int:
     """``T`` for a reference: the runtime value given with the inputs, or the one from alpha."""
     if inputs is not None and "threshold" in inputs:
-        return int(inputs["threshold"])
+        t = inputs["threshold"]
+        return t if fixed.array_generic(t) else int(t)  # formal proofs pass a symbolic T
     return fixed.threshold(params.alpha, fixed.Format(params.width, params.frac))
 
 

@@ -1,0 +1,406 @@
+"""The integer MLP engine in the command line, the flow and the report (``--unit mlp``).
+
+- ``helu verilog --unit mlp --model DIR``: the engine's Verilog and sidecar (``hw.net.verilog``);
+- ``helu sim --unit mlp --golden DIR``: every sample of a ``helu golden --net`` folder through
+  the engine on Icarus and/or Verilator, every logit and class checked (``sim.mlp``);
+- ``helu synth --unit mlp --model DIR``: area, Fmax and samples/s on the iCE40 UP5K and the
+  ECP5-25k, with HeLU and/or the i-GELU baseline between layers (``hw.net.synth``);
+- the flow step (:func:`flow_step`) exports the integer network, runs the three above on it and
+  writes ``<out>/mlp/summary.json``, which :func:`report_section` renders.
+
+``DIR`` for ``--model`` is an integer model folder (``golden.intmodel.save``) or a
+``helu golden --net`` folder (its ``model/``).
+"""
+
+import json
+import logging
+import time
+from pathlib import Path
+
+__all__ = [
+    "add_arguments",
+    "load_model",
+    "verilog",
+    "sim",
+    "synth",
+    "flow_step",
+    "report_section",
+    "report_summary",
+    "add_flow_arguments",
+    "SUMMARY",
+    "MARLANN",
+]
+
+log = logging.getLogger(__name__)
+
+SUMMARY = "mlp/summary.json"
+MARLANN = {
+    "device": "iCE40 UP5K",
+    "macs_per_cycle": 16,
+    "mhz": (23, 29),
+    "source": "MARLANN (int8 MLP accelerator on the iCE40 UP5K, 16 MACs per cycle)",
+}
+"""The published anchor the report places the engine beside (not measured here)."""
+
+
+def add_arguments(parser, *, model: bool = True, activations: bool = False) -> None:
+    """The ``--unit mlp`` options of a command (``--model``, ``--macs``, ``--activation``)."""
+    group = parser.add_argument_group("integer MLP engine (--unit mlp)")
+    if model:
+        group.add_argument(
+            "--model",
+            metavar="DIR",
+            help="integer model folder, or a 'helu golden --net' folder (its model/)",
+        )
+    group.add_argument(
+        "--macs", type=int, default=8, metavar="P", help="multiply-accumulates per cycle (8)"
+    )
+    group.add_argument(
+        "--activation",
+        default="helu",
+        help="between layers: helu, or igelu (the i-GELU baseline, for cost)"
+        + (", or a comma list" if activations else "")
+        + " (default: helu)",
+    )
+
+
+def _activations(text: str) -> list[str]:
+    from helu.commands.options import name_list
+    from helu.hw.net.mlp import ACTIVATIONS
+
+    return name_list(text, ACTIVATIONS, "activation")
+
+
+def _check_macs(macs) -> int:
+    if macs < 1:
+        raise ValueError(f"--macs must be a positive integer, not {macs}")
+    return macs
+
+
+def load_model(folder):
+    """The ``IntModel`` of ``folder`` (a model folder or a ``helu golden --net`` folder)."""
+    from helu.golden import intmodel
+
+    if folder is None:
+        raise ValueError("--unit mlp needs --model DIR (make one with 'helu golden --net')")
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: no such model folder; make one with 'helu golden --net'")
+    if (folder / "model" / intmodel.MANIFEST).is_file():
+        folder = folder / "model"
+    return intmodel.load(folder)
+
+
+def verilog(args) -> int:
+    """``helu verilog --unit mlp``: write ``<top>.v`` and ``<top>.json`` into ``--out``."""
+    from helu import outdir
+    from helu.hw.net.verilog import generate
+
+    model = load_model(args.model)
+    (activation,) = _activations(args.activation)[:1]
+    macs = _check_macs(args.macs)
+    out = outdir.claim(args.out, "verilog", force=args.force)
+    with outdir.staged(out, "verilog", force=args.force, merge=True) as scratch:
+        gen = generate(model, macs, scratch, activation=activation)
+    for path in (gen.verilog, gen.sidecar):
+        print(out / path.name)
+    return 0
+
+
+def _sim_rows(results) -> str:
+    head = ("simulator", "samples", "mismatches", "accuracy", "cycles/sample", "ideal", "seconds")
+    rows = [
+        (
+            r["simulator"],
+            str(r["checked"]),
+            str(r["mismatches"]),
+            "-" if r.get("accuracy") is None else f"{r['accuracy']:.4f}",
+            f"{r['cycles_per_sample']:.1f}",
+            f"{r['ideal']:.0f}",
+            f"{r['seconds']:.1f}",
+        )
+        for r in results
+    ]
+    widths = [max(len(x) for x in col) for col in zip(head, *rows, strict=True)]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in [head, *rows]
+    ]
+    return "\n".join(lines)
+
+
+def run_sim(golden, *, simulators, macs=8, out="build/sim", stall=0.0) -> list[dict]:
+    """Every sample of the ``helu golden --net`` folder ``golden`` through the engine."""
+    from helu.golden import intgolden
+    from helu.sim.mlp import run_mlp
+
+    _, model, arrays = intgolden.load_net(golden)
+    return run_mlp(
+        model,
+        arrays,
+        lanes=_check_macs(macs),
+        simulators=simulators,
+        out=out,
+        idle=stall,
+        backpressure=stall,
+    )
+
+
+def sim(args) -> int:
+    """``helu sim --unit mlp --golden DIR``: table of the runs; exit 1 on any mismatch."""
+    from helu.commands.options import name_list
+    from helu.sim import runner
+
+    sims = name_list(args.sim, runner.SIMULATORS, "simulator")
+    results = run_sim(args.golden, simulators=sims, macs=args.macs, out=args.out, stall=args.stall)
+    print(_sim_rows(results))
+    bad = [r for r in results if r["mismatches"] or not r["checked"]]
+    for r in bad:
+        print(f"MISMATCH on {r['simulator']}: {r['message']} (log: {r['log']})")
+    return 1 if bad else 0
+
+
+def _synth_rows(records) -> str:
+    head = "| engine | target | LUT4 | FF | carry | DSP | RAM | Fmax MHz | seeds | cycles/sample "
+    head += "| samples/s | MMAC/s |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in records:
+        fmax = r.get("fmax_mhz")
+        lines.append(
+            f"| {r['activation']} P={r['lanes']} | {r['device']} | {r['lut']} | {r['ff']} | "
+            f"{r['carry']} | {r['dsp']} | {r['ram']} | "
+            + (f"{fmax:.1f}" if fmax else f"- ({r.get('fmax_reason')})")
+            + f" | {', '.join(f'{v:.1f}' for v in r.get('fmax_seeds') or []) or '-'} | "
+            f"{r['cycles_per_sample']} | "
+            + (f"{r['samples_per_s']:,.0f}" if r.get("samples_per_s") else "-")
+            + " | "
+            + (f"{r['mmacs_per_s']:.0f}" if r.get("mmacs_per_s") else "-")
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def run_synth(model, *, targets, activations, macs=8, seeds=3, out="build/synth", fmax=True):
+    """Synthesise the engine for each target and activation; records (skips a missing tool)."""
+    from helu.hw.net.synth import synthesize_mlp
+    from helu.hw.synth import tools_for
+    from helu.hw.tools import ToolMissing, find_tool
+
+    records = []
+    for target in targets:
+        try:
+            for tool in tools_for(target):
+                find_tool(tool)
+        except ToolMissing as exc:
+            log.warning("skipping %s: %s", target, exc)
+            continue
+        for activation in activations:
+            log.info("synthesizing the MLP engine (%s) for %s", activation, target)
+            records.append(
+                synthesize_mlp(
+                    model,
+                    _check_macs(macs),
+                    target,
+                    activation=activation,
+                    seeds=seeds,
+                    out_dir=Path(out) / "mlp",
+                    fmax=fmax,
+                )
+            )
+    return records
+
+
+def synth(args) -> int:
+    """``helu synth --unit mlp --model DIR``: the table, plus ``<out>/mlp/results.json``."""
+    from helu import outdir
+    from helu.commands.options import name_list
+    from helu.hw.net.synth import MLP_TARGETS
+
+    model = load_model(args.model)
+    targets = name_list(args.target, MLP_TARGETS, "target for --unit mlp")
+    outdir.claim(args.out, "synth", force=args.force)
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be a positive integer, not {args.seeds}")
+    records = run_synth(
+        model,
+        targets=targets,
+        activations=_activations(args.activation),
+        macs=args.macs,
+        seeds=args.seeds,
+        out=args.out,
+    )
+    if not records:
+        raise RuntimeError("no target could run: nextpnr/yosys missing")
+    path = Path(args.out) / "mlp" / "results.json"
+    path.write_text(json.dumps(records, indent=2) + "\n")
+    outdir.mark(args.out, "synth")
+    print(_synth_rows(records), end="")
+    print(f"results: {path}")
+    return 0
+
+
+# ------------------------------------------------------------------------------ flow and report
+
+
+def add_flow_arguments(parser) -> None:
+    """``helu flow --mlp full|sim|off``."""
+    parser.add_argument(
+        "--mlp",
+        choices=("full", "sim", "off"),
+        default="full",
+        help="integer MLP engine step: export + RTL simulation + UP5K synthesis (full), without "
+        "synthesis (sim), or skipped (off) (default: %(default)s)",
+    )
+
+
+def flow_step(flow) -> None:
+    """The flow's MLP step: export the integer network, simulate the engine on the whole test
+    split, synthesise it on the UP5K (HeLU with Fmax, i-GELU area only; the ECP5 too when the
+    flow's targets include it); writes ``<out>/mlp/summary.json``."""
+    from helu.golden import intgolden
+    from helu.hw.net.mlp import MLP
+    from helu.sim import runner
+
+    if flow.args.mlp == "off":
+        flow.skipped["mlp"] = "helu flow --mlp off"
+        return
+    out = flow.out / "mlp"
+    start = time.monotonic()
+    golden = intgolden.export_net(out / "golden").parent
+    manifest, model, _ = intgolden.load_net(golden)
+    macs = 8
+    sims = runner.SIMULATORS if flow.args.sim == "all" else (flow.args.sim,)
+    usable = tuple(s for s in sims if not runner.tool_missing(s))
+    summary = {
+        "sizes": model.sizes,
+        "shifts": model.shifts,
+        "macs": macs,
+        "accuracy": manifest.get("accuracy"),
+        "cycles_per_sample": MLP(model, macs).cycles_per_sample,
+        "latency": MLP(model, macs).latency,
+        "sim": [],
+        "synth": [],
+        "marlann": MARLANN,
+    }
+    if usable:
+        for r in run_sim(golden, simulators=usable, macs=macs, out=out / "sim"):
+            summary["sim"].append(
+                {
+                    k: r.get(k)
+                    for k in (
+                        "simulator",
+                        "checked",
+                        "mismatches",
+                        "message",
+                        "accuracy",
+                        "cycles_per_sample",
+                        "ideal",
+                        "macs",
+                        "seconds",
+                        "wall_s",
+                    )
+                }
+            )
+    else:
+        summary["sim_skipped"] = "no simulator available"
+    targets = ["up5k"] + (["ecp5"] if "ecp5" in flow.targets else [])
+    if flow.args.mlp == "sim":
+        targets = []
+        summary["synth_skipped"] = "helu flow --mlp sim"
+    for target in targets:
+        summary["synth"] += run_synth(
+            model,
+            targets=[target],
+            activations=["helu"],
+            macs=macs,
+            seeds=flow.args.fmax_seeds,
+            out=out / "synth",
+        )
+        summary["synth"] += run_synth(
+            model,
+            targets=[target],
+            activations=["igelu"],
+            macs=macs,
+            out=out / "synth",
+            fmax=False,
+        )
+    summary["seconds"] = time.monotonic() - start
+    (flow.out / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+    flow.seconds["mlp"] = summary["seconds"]
+    bad = [r for r in summary["sim"] if r["mismatches"] or not r["checked"]]
+    if bad:
+        raise RuntimeError(f"MLP engine: {bad[0]['message']}; see {flow.out / SUMMARY}")
+
+
+def report_summary(data: dict) -> dict:
+    """The ``summary.json`` entry of the MLP step."""
+    keys = ("activation", "target", "lut", "ff", "dsp", "ram", "fmax_mhz", "samples_per_s")
+    return {
+        "sizes": data["sizes"],
+        "accuracy": data.get("accuracy"),
+        "cycles_per_sample": data["cycles_per_sample"],
+        "sim": [
+            {k: r[k] for k in ("simulator", "checked", "mismatches", "accuracy")}
+            for r in data["sim"]
+        ],
+        "synth": [{k: r.get(k) for k in keys} for r in data["synth"]],
+    }
+
+
+def report_section(data: dict) -> list[str]:
+    """The report's section on the MLP engine, from ``<out>/mlp/summary.json`` only."""
+    sizes = "-".join(map(str, data["sizes"]))
+    macs = data["macs"]
+    total = sum(a * b for a, b in zip(data["sizes"][:-1], data["sizes"][1:], strict=True))
+    acc = data.get("accuracy") or {}
+    parts = [
+        f"The integer HeLU network {sizes} (shifts {data['shifts']}) on the engine of "
+        f"`hw/net/mlp.py` with P = {macs} multiply-accumulates per cycle: {total} MACs per "
+        f"sample, ideal {total / macs:.0f} cycles; {data['cycles_per_sample']} cycles per sample "
+        f"at full rate ({data['cycles_per_sample'] / (total / macs):.3f} x ideal), latency "
+        f"{data['latency']} cycles after the last input transfer.",
+        "",
+    ]
+    if acc:
+        parts += [
+            f"Accuracy on the digits test split: integer model {acc.get('integer', 0):.4f} "
+            f"(float {acc.get('float', 0):.4f}).",
+            "",
+        ]
+    if data["sim"]:
+        parts += ["Every test sample through the RTL (cocotb):", "", "```", _sim_rows(data["sim"])]
+        parts += ["```", ""]
+        for r in data["sim"]:
+            parts.append(f"- {r['simulator']}: {r['message']}")
+        parts.append("")
+    else:
+        parts += [f"RTL simulation skipped: {data.get('sim_skipped')}", ""]
+    if data["synth"]:
+        parts += [_synth_rows(data["synth"])]
+        by = {(r["target"], r["activation"]): r for r in data["synth"]}
+        for target in sorted({r["target"] for r in data["synth"]}):
+            h, g = by.get((target, "helu")), by.get((target, "igelu"))
+            if h and g and h.get("lut") and g.get("lut"):
+                verdict = "fits" if g.get("fits") else "does not fit"
+                parts.append(
+                    f"- {h['device']}: i-GELU in place of HeLU costs {g['lut'] - h['lut']:+d} "
+                    f"LUT4 and {g['ff'] - h['ff']:+d} FF for the whole network ({verdict})."
+                )
+        up = by.get(("up5k", "helu"))
+        if up and up.get("fmax_mhz"):
+            m = data.get("marlann", MARLANN)
+            mine = macs * up["fmax_mhz"]
+            parts.append(
+                f"- Beside {m['source']}: {m['macs_per_cycle']} x {m['mhz'][0]}-{m['mhz'][1]} MHz "
+                f"= {m['macs_per_cycle'] * m['mhz'][0]}-{m['macs_per_cycle'] * m['mhz'][1]} "
+                f"MMAC/s peak (published); this engine {macs} x {up['fmax_mhz']:.1f} MHz = "
+                f"{mine:.0f} MMAC/s peak, {up['mmacs_per_s']:.0f} MMAC/s delivered on this network "
+                f"({up['samples_per_s']:,.0f} samples/s), with every logit bit-exact."
+            )
+        parts.append("")
+    parts += [
+        "Exactness: FINN's end-to-end check compares outputs with `atol=1e-3` and hls4ml "
+        "co-simulates within tolerances; here every logit and class of every test sample equals "
+        "the integer golden model's, bit for bit (mismatches above are counted, not tolerated).",
+        "",
+    ]
+    return parts

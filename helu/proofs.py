@@ -1,0 +1,242 @@
+"""The formal proofs in the flow: the ``helu flow`` step and the report's "Formal" section.
+
+The step proves every unit the flow handles at the widths and lane counts of
+:data:`FLOW_WIDTHS` x :data:`FLOW_LANES` (``hw.formal.prove_all``) and leaves
+``prove/results.json`` and ``prove/results.md`` under the report folder; the report reads only
+that file. Missing tools skip the step with the reason; a failed proof stops the flow.
+"""
+
+import logging
+import time
+from pathlib import Path
+
+__all__ = [
+    "add_flow_arguments",
+    "flow_options",
+    "FLOW_WIDTHS",
+    "FLOW_LANES",
+    "RESULTS",
+    "flow_step",
+    "split_units",
+    "check_record",
+    "summary",
+    "section",
+    "bench",
+]
+
+FLOW_WIDTHS = (8, 16)
+FLOW_LANES = (1, 4)
+RESULTS = "prove/results.json"
+
+log = logging.getLogger(__name__)
+
+
+def add_flow_arguments(parser) -> None:
+    """``helu flow``'s options for this step."""
+    parser.add_argument(
+        "--prove-widths",
+        default=",".join(map(str, FLOW_WIDTHS)),
+        metavar="W[,W..]",
+        help="widths to prove the units at (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--prove-lanes",
+        default=",".join(map(str, FLOW_LANES)),
+        metavar="L[,L..]",
+        help="lane counts to prove the units at (default: %(default)s)",
+    )
+
+
+def flow_options(args) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The checked ``(--prove-widths, --prove-lanes)`` of a flow (checked before it starts)."""
+    from helu.commands.options import int_list
+
+    return (
+        int_list(getattr(args, "prove_widths", None) or ",".join(map(str, FLOW_WIDTHS)),
+                 "--prove-widths"),
+        int_list(getattr(args, "prove_lanes", None) or ",".join(map(str, FLOW_LANES)),
+                 "--prove-lanes"),
+    )  # fmt: skip
+
+
+def flow_step(flow) -> None:
+    """Run the proofs for ``flow`` (a ``helu.commands.flow.Flow``): its units, out and jobs."""
+    from helu import outdir
+    from helu.hw.formal import find_toolchain, prove_all, write_results
+    from helu.hw.tools import ToolMissing
+
+    widths, lanes = flow.prove_widths, flow.prove_lanes
+    start = flow._begin(
+        f"proving every unit formally (widths {', '.join(map(str, widths))}, "
+        f"lanes {', '.join(map(str, lanes))})"
+    )
+    try:
+        find_toolchain()
+    except ToolMissing as exc:
+        flow.skipped["prove"] = str(exc)
+        log.warning("      skipped: %s", exc)
+        return
+    out = Path(flow.out) / "prove"
+    wide, narrow = split_units(flow.units)
+    results = prove_all(wide, widths, lanes, out, jobs=flow.args.jobs)
+    if narrow:
+        width = min(widths)
+        results += prove_all(narrow, (width,), lanes, out, jobs=flow.args.jobs)
+        if width != max(widths):
+            flow.notes.append(
+                f"{', '.join(narrow)} (pipelined: bounded proof) was proved at width {width} "
+                f"only: at width {max(widths)} its multipliers' equivalence takes the solver far "
+                f"longer than the flow allows (docs/formal.md); run 'helu prove --unit "
+                f"{narrow[0]} --width {max(widths)} --timeout 3600' for it."
+            )
+    wall = time.monotonic() - start
+    flow.seconds["prove"] = wall
+    write_results(results, out, wall_seconds=wall, jobs=flow.args.jobs)
+    outdir.mark(out, "prove")
+    bad = [r for r in results if not r.ok]
+    log.info("      %d proofs, %d failed, in %.0f s", len(results), len(bad), wall)
+    if bad:
+        first = bad[0]
+        trace = f"; counterexample: {first.trace}" if first.trace else ""
+        raise RuntimeError(
+            f"formal proofs: {len(bad)} of {len(results)} failed; first: {first.unit} "
+            f"{first.config}: {', '.join(first.failed) or first.detail}{trace} "
+            f"(see {out / 'results.md'})"
+        )
+
+
+def split_units(units) -> tuple[list[str], list[str]]:
+    """``(proved at every width, proved at the narrowest width only)``: pipelined units get a
+    bounded proof whose cost grows steeply with the width of their multipliers."""
+    from helu.hw.formal import proof_method
+    from helu.hw.units import UNITS
+
+    narrow = [u for u in units if proof_method(UNITS[u]) == "bmc"]
+    return [u for u in units if u not in narrow], narrow
+
+
+def check_record(data: dict, path: Path, need) -> None:
+    """Refuse a ``prove/results.json`` that lacks what the report reads (``need(path, ok,
+    what)`` raises the report's one-line error)."""
+    records = data.get("proofs")
+    need(path, isinstance(records, list), "no 'proofs' list")
+    for r in records:
+        need(path, isinstance(r, dict), "a proof is not an object")
+        for key in ("unit", "config", "properties", "method", "status", "failed", "solver"):
+            need(path, key in r, f"a proof has no {key!r}")
+        need(path, isinstance(r.get("seconds"), (int, float)), "a proof has no 'seconds'")
+
+
+def summary(found: dict) -> dict:
+    """``summary.json``'s ``formal`` key: counts, wall time, solver, failures."""
+    proofs = found["proofs"]
+    return {
+        "proofs": len(proofs),
+        "proved": sum(p["status"] == "pass" for p in proofs),
+        "failed": [f"{p['unit']} {p['config']}" for p in proofs if p["status"] != "pass"],
+        "methods": sorted({p["method"] for p in proofs if p["method"]}),
+        "solver": sorted({p["solver"] for p in proofs}),
+        "wall_seconds": found.get("wall_seconds"),
+        "cpu_seconds": round(sum(p.get("cpu_seconds", 0) for p in proofs), 1),
+        "jobs": found.get("jobs"),
+    }
+
+
+def section(found: dict, out_dir: Path) -> list[str]:
+    """The report's "Formal" section, from ``prove/results.json``."""
+    from helu.hw.formal import markdown_table
+
+    proofs = found["proofs"]
+    proved = sum(p["status"] == "pass" for p in proofs)
+    bmc = sorted({p["unit"] for p in proofs if p["method"] == "bmc"})
+    wall = found.get("wall_seconds")
+    cpu = sum(p.get("cpu_seconds", 0) for p in proofs)
+    parts = [
+        f"{proved} of {len(proofs)} proofs hold"
+        + (f", in {wall:.0f} s wall time with {found.get('jobs')} jobs" if wall else "")
+        + f" ({cpu:.0f} CPU-seconds in all, tools included)."
+        + " Each covers every input value, every valid/ready/reset sequence and, with a "
+        "threshold port, every `T` the port carries: `function` (each output transfer equals "
+        "the unit's integer reference from `golden`), `stream` (o.valid held with a stable "
+        "payload until o.ready; no output without an input; nothing lost, duplicated or "
+        "reordered), `reset` (no stale transfer after rst) and `throughput` (one transfer per "
+        "cycle with i.valid and o.ready high, asserted and covered). `k-induction` holds in "
+        "every reachable state; `bmc` holds for the first `depth` cycles from reset only"
+        + (
+            f" ({', '.join(bmc)}: its pipeline stages hide state the harness cannot see)."
+            if bmc
+            else "."
+        )  # fmt: skip
+        + " What the proofs do not cover: the Verilog as written out and the simulators (section "
+        "3 checks those against the golden vectors), and synthesis.\n",
+        markdown_table(proofs),
+    ]
+    return parts
+
+
+def bench(out: Path = Path("build/bench/prove"), jobs: int = 2) -> dict:
+    """`make bench`: the whole proof set (every unit, widths 8 and 16, lanes 1 and 4) timed
+    against the target (2 minutes on 2 cores), and the two solvers on the same three proofs."""
+    from helu.hw.formal import SOLVERS, find_toolchain, prove, prove_all
+    from helu.hw.tools import ToolMissing
+    from helu.hw.units import UNITS, UnitParams
+
+    try:
+        find_toolchain()
+    except ToolMissing as exc:
+        print(f"skipped: {exc}")
+        return {"skipped": str(exc)}
+    wide, narrow = split_units(list(UNITS))
+    start = time.monotonic()
+    results = prove_all(wide, FLOW_WIDTHS, FLOW_LANES, out, jobs=jobs)
+    results += prove_all(narrow, (min(FLOW_WIDTHS),), FLOW_LANES, out, jobs=jobs)
+    wall = time.monotonic() - start
+    cpu = sum(r.cpu_seconds for r in results)
+    proved = sum(r.ok for r in results)
+    verdict = "met" if wall <= 120 and proved == len(results) else "MISSED"
+    print(
+        f"the flow's proof set (every unit at widths 8,16 x lanes 1,4; "
+        f"{', '.join(narrow) or 'none'} at width 8): {proved}/{len(results)} proofs hold in "
+        f"{wall:.0f} s wall with {jobs} jobs (target <= 120 s on 2 cores: {verdict}); "
+        f"{cpu:.0f} CPU-seconds in all, tools included ({cpu / 2:.0f} s on 2 idle cores)"
+    )
+    per_unit = {}
+    for r in results:
+        per_unit[r.unit] = per_unit.get(r.unit, 0.0) + r.cpu_seconds
+    for unit, seconds in per_unit.items():
+        print(f"  {unit:<14} {seconds:6.1f} CPU-s (sum over its configurations)")
+    wide_bounded = {}
+    for name in narrow:  # the pipelined units at width 16, 1 lane: how far from the target
+        r = prove(name, UnitParams(width=16, lanes=1, frac=8), out / "wide", timeout=120)
+        wide_bounded[name] = {"status": r.status, "seconds": round(r.seconds, 1)}
+        verdict = "proved" if r.ok else f"{r.status}: {r.detail or ', '.join(r.failed)}"
+        print(
+            f"  {name} width 16, 1 lane (bounded, depth {r.depth}): {verdict} ({r.seconds:.0f} s)"
+        )
+    solvers = {}
+    samples = [
+        ("forward-train", UnitParams(width=16, lanes=4, frac=8, threshold_port=True)),
+        ("backward-z", UnitParams(width=16, lanes=4, frac=8, threshold_port=True)),
+        ("igelu", UnitParams(width=8, lanes=1, frac=5)),
+    ]
+    for solver in SOLVERS:
+        try:
+            find_toolchain(solver)
+        except ToolMissing:
+            continue
+        t0 = time.monotonic()
+        ok = all(prove(n, p, out / f"solver-{solver}", solver=solver).ok for n, p in samples)
+        solvers[solver] = round(time.monotonic() - t0, 1)
+        held = "all hold" if ok else "FAILED"
+        print(f"  solver {solver}: {solvers[solver]:.1f} s for the same 3 proofs ({held})")
+    return {
+        "proofs": len(results),
+        "proved": proved,
+        "wall_seconds": round(wall, 1),
+        "cpu_seconds": round(cpu, 1),
+        "jobs": jobs,
+        "target_seconds": 120,
+        "per_unit_cpu_seconds": {u: round(s, 1) for u, s in per_unit.items()},
+        "solver_seconds": solvers,
+        "width16_bounded": wide_bounded,
+    }

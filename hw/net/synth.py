@@ -1,0 +1,141 @@
+"""Synthesis of the MLP engine: area on its own, Fmax inside the timing harness, samples/s.
+
+The method of the units (``hw.synth``, ``hw.harness``): the engine alone is synthesised for its
+cell counts (LUT4, FF, carry, DSP, block RAM), then the engine wrapped in ``hw.harness.Harness``
+(every port from or to flip-flops; the iCE40 UP5K's 48-pin package could not carry the 231 port
+bits anyway) is placed and routed with ``seeds`` nextpnr seeds; the Fmax is their median.
+``samples_per_s`` is that Fmax over the engine's ``cycles_per_sample`` at full rate (the figure
+the cocotb bench measures, ``sim.mlp``).
+
+Targets: ``up5k`` (iCE40 UltraPlus 5K, ``synth_ice40 -dsp``: multipliers on ``SB_MAC16``) and
+``ecp5`` (LFE5U-25F, ``synth_ecp5``: multipliers on ``MULT18X18D``), or any of ``hw.synth``.
+A design that does not fit is a result (``fits`` false, ``fmax_reason`` says why), not an error.
+"""
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+from helu.hw.synth import (
+    TARGETS,
+    DoesNotFit,
+    count_cells,
+    run_nextpnr,
+    run_yosys,
+    tools_for,
+)
+from helu.hw.tools import find_tool, tool_version
+
+__all__ = ["synthesize_mlp", "MLP_TARGETS"]
+
+MLP_TARGETS = ("up5k", "ecp5")
+
+
+def _write(component, top: str, path: Path) -> None:
+    from amaranth.back import verilog
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(verilog.convert(component, name=top, emit_src=False))
+
+
+def synthesize_mlp(
+    model,
+    lanes: int,
+    target: str,
+    *,
+    activation: str = "helu",
+    seeds: int = 3,
+    out_dir,
+    fmax: bool = True,
+    yosys: str = "yosys",
+) -> dict:
+    """Synthesise ``MLP(model, lanes, activation=...)`` for ``target``; return its record.
+
+    Writes ``<out_dir>/<target>/<top>/`` (Verilog, scripts, logs, netlists, ``record.json``).
+    Record: ``unit`` ("mlp"), ``activation``, ``target``, ``device``, ``lanes``, ``sizes``,
+    ``lut``, ``ff``, ``carry``, ``dsp``, ``ram``, ``cells``, ``capacity``, ``fits``,
+    ``fmax_mhz`` (median of the seeds, or ``None`` with ``fmax_reason``), ``fmax_seeds``,
+    ``harness_lut``, ``harness_ff``, ``macs``, ``cycles_per_sample``, ``samples_per_s``,
+    ``mmacs_per_s``, ``tools``, ``seconds``. ``ToolError`` when a tool fails otherwise.
+    """
+    from helu.hw.harness import Harness
+    from helu.hw.net.mlp import MLP
+    from helu.hw.net.verilog import top_name
+
+    tools_for(target)
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        raise ValueError(f"Seed count must be a positive integer, not {seeds!r}")
+    start = time.monotonic()
+    spec = TARGETS[target]
+    engine = MLP(model, lanes, activation=activation)
+    top = top_name(model.sizes, lanes, activation)
+    design = f"MLP {'-'.join(map(str, model.sizes))} P={lanes} {activation} ({target})"
+    work = Path(out_dir) / target / top
+    work.mkdir(parents=True, exist_ok=True)
+    find_tool(yosys)
+    versions = {yosys: tool_version(yosys)}
+    _write(engine, top, work / f"{top}.v")
+    cells = run_yosys(work / f"{top}.v", top, target, design=design, yosys=yosys)
+    counts = count_cells(cells, target)
+    capacity = spec.get("capacity", {})
+    over = [f"{counts[k]} {k.upper()} > {n}" for k, n in capacity.items() if counts.get(k, 0) > n]
+    record = {
+        "unit": "mlp",
+        "activation": activation,
+        "target": target,
+        "device": spec["device"],
+        "lanes": lanes,
+        "sizes": model.sizes,
+        "lut": counts.get("lut"),
+        "ff": counts.get("ff"),
+        "carry": counts.get("carry"),
+        "dsp": counts.get("dsp"),
+        "ram": counts.get("ram"),
+        "cells": dict(sorted(cells.items())),
+        "capacity": capacity,
+        "fits": not over,
+        "fmax_mhz": None,
+        "fmax_seeds": [],
+        "fmax_reason": None,
+        "harness_lut": None,
+        "harness_ff": None,
+        "macs": engine.macs,
+        "cycles_per_sample": engine.cycles_per_sample,
+    }
+    if over:
+        record["fmax_reason"] = f"does not fit the {spec['device']} ({', '.join(over)})"
+    elif spec["pnr"] is None:
+        record["fmax_reason"] = f"the {target} target has no timing model"
+    elif not fmax:
+        record["fmax_reason"] = "place and route not requested"
+    else:
+        versions[spec["pnr"]] = tool_version(spec["pnr"])
+        htop = f"{top}_harness"
+        _write(Harness(MLP(model, lanes, activation=activation)), htop, work / f"{htop}.v")
+        hcells = run_yosys(
+            work / f"{htop}.v",
+            htop,
+            target,
+            design=f"{design} in the timing harness",
+            json_out=f"{htop}.json",
+            yosys=yosys,
+        )
+        hcounts = count_cells(hcells, target)
+        record.update(harness_lut=hcounts.get("lut"), harness_ff=hcounts.get("ff"))
+        try:
+            values = [
+                run_nextpnr(work / f"{htop}.json", target, design=design, seed=seed)
+                for seed in range(1, seeds + 1)
+            ]
+        except DoesNotFit as exc:
+            record.update(fits=False, fmax_reason=str(exc))
+        else:
+            record.update(fmax_mhz=statistics.median(values), fmax_seeds=values)
+    f = record["fmax_mhz"]
+    record["samples_per_s"] = None if f is None else f * 1e6 / engine.cycles_per_sample
+    record["mmacs_per_s"] = None if f is None else f * engine.macs / engine.cycles_per_sample
+    record["tools"] = versions
+    record["seconds"] = round(time.monotonic() - start, 2)
+    (work / "record.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return record

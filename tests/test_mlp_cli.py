@@ -1,0 +1,148 @@
+"""`--unit mlp` in helu verilog / sim / synth, and the MLP report section (helu/mlp.py)."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from test_mlp import random_inputs, random_model
+
+from helu import mlp
+from helu.cli import main
+from helu.golden import intgolden, intmodel
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    model = random_model(3, [64, 6, 4])
+    return intmodel.save(model, tmp_path / "model"), model
+
+
+def _net_folder(folder, model, n=6):
+    """A minimal ``helu golden --net`` folder: model/, inference.npz, manifest.json."""
+    intmodel.save(model, folder / "model")
+    x = random_inputs(2, model, n)
+    logits, cls = intmodel.infer(model, x)
+    np.savez(folder / "inference.npz", x=x, logits=logits, cls=cls, labels=cls)
+    (folder / "manifest.json").write_text(json.dumps({"kind": intgolden.KIND}))
+    return folder
+
+
+def test_verilog_unit_mlp(model_dir, tmp_path, capsys):
+    folder, model = model_dir
+    out = tmp_path / "v"
+    assert main(["-q", "verilog", "--unit", "mlp", "--model", str(folder), "--macs", "4",
+                 "--out", str(out)]) == 0  # fmt: skip
+    meta = json.loads((out / "helu_mlp_64_6_4_p4.json").read_text())
+    assert meta["lanes"] == 4 and meta["sizes"] == [64, 6, 4]
+    assert meta["cycles_per_sample"] == 16 + 6 * 16 + 4 * 2 + 6 + 1
+    assert "module helu_mlp_64_6_4_p4(" in (out / "helu_mlp_64_6_4_p4.v").read_text()
+    # A 'helu golden --net' folder works as --model too (its model/).
+    net = _net_folder(tmp_path / "net", model)
+    assert mlp.load_model(net).sizes == model.sizes
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["verilog", "--unit", "mlp"], "--unit mlp needs --model DIR"),
+        (["verilog", "--unit", "mlp", "--model", "/nonexistent"], "no such model folder"),
+        (["synth", "--unit", "mlp", "--model", "{model}", "--target", "ice40"],
+         "unknown target for --unit mlp 'ice40'; choose from up5k, ecp5 or all"),
+        (["synth", "--unit", "mlp", "--model", "{model}", "--activation", "gelu"],
+         "unknown activation 'gelu'; choose from helu, igelu or all"),
+        (["verilog", "--unit", "mlp", "--model", "{model}", "--macs", "0"],
+         "--macs must be a positive integer, not 0"),
+        (["sim", "--unit", "mlp", "--golden", "{model}"], "is not an integer-network golden"),
+    ],
+)  # fmt: skip
+def test_unit_mlp_wrong(model_dir, capsys, argv, message):
+    folder, _ = model_dir
+    argv = [a.replace("{model}", str(folder)) for a in argv]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"helu {argv[0]}: error: ") and message in err
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus Verilog not installed")
+def test_sim_unit_mlp(model_dir, tmp_path, capsys):
+    _, model = model_dir
+    net = _net_folder(tmp_path / "net", model)
+    argv = ["-q", "sim", "--unit", "mlp", "--golden", str(net), "--macs", "4"]
+    assert main(argv + ["--out", str(tmp_path / "sim")]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split()[:3] == ["simulator", "samples", "mismatches"]
+    assert out.splitlines()[1].split()[:3] == ["icarus", "6", "0"]
+    # A golden whose stored logits are wrong fails, naming the sample and logit.
+    with np.load(net / "inference.npz") as npz:
+        arrays = dict(npz)
+    arrays["logits"][4, 1] += 1
+    np.savez(net / "inference.npz", **arrays)
+    assert main(argv + ["--out", str(tmp_path / "sim")]) == 1
+    assert "MISMATCH on icarus: sample 4, logit 1" in capsys.readouterr().out
+
+
+def _summary(**synth):
+    base = {
+        "activation": "helu",
+        "target": "up5k",
+        "device": "iCE40 UP5K sg48",
+        "lanes": 8,
+        "lut": 600,
+        "ff": 620,
+        "carry": 270,
+        "dsp": 7,
+        "ram": 13,
+        "fits": True,
+        "fmax_mhz": 30.0,
+        "fmax_seeds": [29.0, 30.0, 31.0],
+        "cycles_per_sample": 445,
+        "samples_per_s": 30e6 / 445,
+        "mmacs_per_s": 30 * 3392 / 445,
+    }
+    gelu = base | {"activation": "igelu", "lut": 900, "ff": 700, "fmax_mhz": None,
+                   "fmax_reason": "place and route not requested", "samples_per_s": None,
+                   "mmacs_per_s": None}  # fmt: skip
+    return {
+        "sizes": [64, 32, 32, 10],
+        "shifts": [6, 7, 9],
+        "macs": 8,
+        "accuracy": {"integer": 0.9, "float": 0.91},
+        "cycles_per_sample": 445,
+        "latency": 443,
+        "sim": [
+            {
+                "simulator": "icarus",
+                "checked": 360,
+                "mismatches": 0,
+                "message": "all 360 samples bit-exact (3600 logits, 360 classes)",
+                "accuracy": 0.9,
+                "cycles_per_sample": 445.0,
+                "ideal": 424.0,
+                "seconds": 12.0,
+            }
+        ],
+        "synth": [base | synth, gelu],
+    }
+
+
+def test_report_section_states_what_was_measured():
+    text = "\n".join(mlp.report_section(_summary()))
+    assert "445 cycles per sample at full rate (1.050 x ideal)" in text
+    assert "all 360 samples bit-exact" in text
+    assert "i-GELU in place of HeLU costs +300 LUT4 and +80 FF for the whole network (fits)" in text
+    assert "8 x 30.0 MHz = 240 MMAC/s peak" in text and "16 x 23-29 MHz" in text
+    assert "atol=1e-3" in text
+    summary = mlp.report_summary(_summary())
+    assert summary["sim"][0]["mismatches"] == 0 and summary["synth"][0]["fmax_mhz"] == 30.0
+
+
+def test_report_section_without_fmax_or_sim():
+    data = _summary(fmax_mhz=None, fmax_reason="does not fit", samples_per_s=None)
+    data["sim"] = []
+    data["sim_skipped"] = "no simulator available"
+    text = "\n".join(mlp.report_section(data))
+    assert "RTL simulation skipped: no simulator available" in text
+    assert "MMAC/s peak" not in text  # no Fmax measured: no throughput claimed
