@@ -132,12 +132,14 @@ def test_flow_mlp(flow):
 
 @pytest.mark.slow
 def test_flow_report_names_missing_tools(flow):
-    _out, _summary, report = flow
-    missing = [t for t in ("iverilog", "yosys") if not shutil.which(t)]
-    if missing:  # a missing tool is named in the report, never filled in
-        assert "_Not run: " in report
-    else:
-        assert "_Not run" not in report
+    _out, summary, report = flow
+    skipped = summary.get("skipped", {})
+    for tool, step in (("iverilog", "sim"), ("yosys", "synth")):
+        assert (step in skipped) == (not shutil.which(tool)), (tool, skipped)
+    # a step that could not run is named in the report, never filled in
+    assert ("_Not run: " in report) == bool(skipped), skipped
+    for why in skipped.values():
+        assert why.split(";")[0][:40] in report
 
 
 def test_check_shipped_wrong(tmp_path):
