@@ -53,6 +53,7 @@ KINDS = {
     "synth": ("results.json",),
     "prove": ("results.json",),
     "flow": ("report.md", "summary.json", "skipped.json"),
+    "collapse": ("collapse.json", "cells"),
 }
 
 

@@ -40,6 +40,7 @@ STEP_FILES = {
     "synth": "synth/results.json",
     "prove": "prove/results.json",
     "mlp": mlp.SUMMARY,
+    "collapse": "collapse/collapse.json",  # helu.collapse writes and renders it
 }
 SKIPS = "skipped.json"  # {step: reason} written by the flow for steps it could not run
 NOTES = "notes.json"  # [sentence] the flow wants a reader to know (choices it made and why)
@@ -225,6 +226,10 @@ def summarize(found: dict) -> dict:
         summary["formal"] = proofs.summary(found["prove"])
     if found.get("mlp"):
         summary["mlp"] = mlp.report_summary(found["mlp"])
+    if found.get("collapse"):
+        from helu.collapse import summary as collapse_summary
+
+        summary["collapse"] = collapse_summary(found["collapse"])
     if found.get("skipped"):
         summary["skipped"] = found["skipped"]
     summary["environment"] = environment()
@@ -400,6 +405,12 @@ def _synth_section(synth, out_dir: Path) -> list[str]:
     return parts
 
 
+def _collapse_section(found, out_dir: Path) -> list[str]:
+    from helu.collapse import report_section
+
+    return report_section(found, out_dir)
+
+
 def render(found: dict, summary: dict, out_dir) -> str:
     """The Markdown report."""
     out_dir = Path(out_dir)
@@ -420,6 +431,7 @@ def render(found: dict, summary: dict, out_dir) -> str:
         ("4. Synthesis", "synth", _synth_section, True),
         ("5. Formal", "prove", proofs.section, True),
         ("6. Integer MLP engine on chip", "mlp", lambda m, _: mlp.report_section(m), False),
+        ("7. Collapse of deep, narrow nets (ReLU vs HeLU)", "collapse", _collapse_section, True),
     ]
     for title, step, section, _ in sections:
         parts += [f"## {title}", ""]

@@ -660,6 +660,7 @@ def sweep(
     yosys: str = "yosys",
     progress=None,
     sources=None,
+    executor=None,
 ):
     """Run :func:`synthesize` over every (target, params, unit); return ``(results, skipped)``.
 
@@ -669,8 +670,11 @@ def sweep(
     A target whose tools are missing is skipped (``skipped`` maps it to the reason, naming the
     package to install) instead of failing the sweep. A run whose tool fails yields a record with
     an ``error`` key and the sweep goes on; the caller decides what to do with it.
-    ``jobs > 1`` runs that many syntheses at once in worker processes. ``progress(done, total,
-    record)`` is called after each run.
+    ``jobs > 1`` runs that many syntheses at once in worker processes; ``executor`` (an object
+    whose ``map(fn, items)`` yields ``(index, result)`` pairs as jobs finish, such as
+    ``helu.executor``'s process pool or Dask executor) runs them instead, and ``jobs`` is then
+    ignored. With a Dask cluster, ``out_dir`` must be on a file system the workers share.
+    ``progress(done, total, record)`` is called after each run.
     """
     from helu.hw.units import UNITS
 
@@ -698,7 +702,12 @@ def sweep(
         runnable.append(target)
     work = _jobs(units, params_list, runnable, seeds, out_dir, yosys, sources or {})
     results = []
-    if jobs == 1 or len(work) <= 1:
+    if executor is not None:
+        for _index, record in executor.map(_job, work):
+            results.append(record)
+            if progress:
+                progress(len(results), len(work), results[-1])
+    elif jobs == 1 or len(work) <= 1:
         for job in work:
             results.append(_job(job))
             if progress:

@@ -82,28 +82,28 @@ def run_mlp(
         if missing:
             raise RuntimeError(f"cannot simulate with {sim}: {missing}")
     outdir.prepare(out, "sim")
-    gen = generate(model, lanes, Path(out) / "rtl", activation=activation)
-    results = []
-    for sim in simulators:
-        build = runner.build_files(gen.verilog, gen.sidecar, sim, out)
-        run_dir = build.directory / "runs" / name
-        run_dir.mkdir(parents=True, exist_ok=True)
-        result_path = run_dir / "result.json"
-        result_path.unlink(missing_ok=True)
-        np.savez(run_dir / "vectors.npz", **{k: np.asarray(v) for k, v in vectors.items()})
-        job = {
-            "sidecar": str(build.sidecar_path),
-            "vectors": str(run_dir / "vectors.npz"),
-            "result": str(result_path),
-            "idle": idle,
-            "backpressure": backpressure,
-            "seed": seed,
-            "loads": [[int(a), int(d)] for a, d in (loads or [])],
-            "reset_after": reset_after,
-        }
-        result = runner.run_bench(build, MODULE, test, run_dir, job)
-        result.update(lanes=lanes, macs=gen.meta["macs"], ideal=gen.meta["macs"] / lanes)
-        result["sidecar"] = gen.meta
-        results.append(result)
-        (run_dir / "summary.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    # a second helu sim on this --out is refused while this one runs, not interleaved
+    with runner.lock(out):
+        gen = generate(model, lanes, Path(out) / "rtl", activation=activation)
+        results = []
+        for sim in simulators:
+            build = runner.build_files(gen.verilog, gen.sidecar, sim, out)
+            run_dir = runner.new_run_dir(build, name)  # its own folder: results never shared
+            result_path = run_dir / "result.json"
+            np.savez(run_dir / "vectors.npz", **{k: np.asarray(v) for k, v in vectors.items()})
+            job = {
+                "sidecar": str(build.sidecar_path),
+                "vectors": str(run_dir / "vectors.npz"),
+                "result": str(result_path),
+                "idle": idle,
+                "backpressure": backpressure,
+                "seed": seed,
+                "loads": [[int(a), int(d)] for a, d in (loads or [])],
+                "reset_after": reset_after,
+            }
+            result = runner.run_bench(build, MODULE, test, run_dir, job)
+            result.update(lanes=lanes, macs=gen.meta["macs"], ideal=gen.meta["macs"] / lanes)
+            result["sidecar"] = gen.meta
+            results.append(result)
+            (run_dir / "summary.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     return results

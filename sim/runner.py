@@ -49,6 +49,7 @@ __all__ = [
     "run_bench",
     "unit_threshold_port",
     "lock",
+    "new_run_dir",
 ]
 
 SIMULATORS = ("icarus", "verilator")
@@ -198,6 +199,13 @@ def score_x(result: dict) -> dict:
     return result
 
 
+def new_run_dir(build: Build, name: str = "run") -> Path:
+    """A new, empty ``<build>/runs/<name>-<unique>/``: no two runs share a folder or a result."""
+    runs = build.directory / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{name}-", dir=runs))
+
+
 def run_bench(build: Build, module: str, test: str, run_dir: Path, job: dict) -> dict:
     """Run cocotb test ``test`` of ``module`` on ``build`` with ``job`` (its ``result`` path
     included) written to ``<run_dir>/job.json`` and named by ``HELU_SIM_JOB``.
@@ -258,9 +266,7 @@ def run_stimulus(
     for what, p in (("idle", idle), ("backpressure", backpressure)):
         if not 0 <= p < 1:
             raise ValueError(f"{what.capitalize()} probability must be in [0, 1), not {p}")
-    runs = build.directory / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
-    run_dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=runs))
+    run_dir = new_run_dir(build, name)
     result_path = run_dir / "result.json"
     stim_path = stim.save(run_dir / "stimulus.npz")
     job = {

@@ -179,3 +179,11 @@ def test_run_generated_wrong(tmp_path):
     made = generate("forward-train", params, tmp_path / "v")
     with pytest.raises(ValueError, match="no golden set fits helu_forward_train_w8_l2_f3_tm1.v"):
         runner.run_generated(golden, [("forward-train", params, made)], out=tmp_path / "sim")
+
+
+@pytest.mark.slow
+def test_flow_collapse(flow):
+    _out, summary, report = flow
+    collapse = summary["collapse"]["cells"][0]  # the quick collapse study, paired with ReLU
+    assert collapse["key"] == "w2-d5-symmetric-adam-abs" and "relu" in collapse["arms"]
+    assert "## 7. Collapse of deep, narrow nets" in report

@@ -35,7 +35,7 @@ def test_verilog_unit_mlp(model_dir, tmp_path, capsys):
                  "--out", str(out)]) == 0  # fmt: skip
     meta = json.loads((out / "helu_mlp_64_6_4_p4.json").read_text())
     assert meta["lanes"] == 4 and meta["sizes"] == [64, 6, 4]
-    assert meta["cycles_per_sample"] == 16 + 6 * 16 + 4 * 2 + 6 + 1
+    assert meta["cycles_per_sample"] == 16 + 6 * 16 + 4 * 2 + 7 + 1
     assert "module helu_mlp_64_6_4_p4(" in (out / "helu_mlp_64_6_4_p4.v").read_text()
     # A 'helu golden --net' folder works as --model too (its model/).
     net = _net_folder(tmp_path / "net", model)

@@ -6,7 +6,7 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.sim import Simulator
 
 from helu.golden import fixed
-from helu.hw.net.requant import requantize, requantize_select
+from helu.hw.net.requant import requantize, round_select, saturate
 
 
 def _accumulators(seed: int) -> np.ndarray:
@@ -48,11 +48,11 @@ def test_requantize_matches_golden(shift):
     np.testing.assert_array_equal(got, fixed.requantize(accs.astype(np.int64), shift))
 
 
-def test_requantize_select_matches_golden():
+def test_round_select_then_saturate_matches_golden():
     shifts = [7, 3, 7, 0]
     accs = _accumulators(1)
     picks = np.arange(len(accs)) % len(shifts)
-    got = _simulate(lambda a, i: requantize_select(a, i, shifts), accs, picks)
+    got = _simulate(lambda a, i: saturate(round_select(a, i, shifts)), accs, picks)
     want = [int(fixed.requantize(np.int64(a), shifts[k])) for a, k in zip(accs, picks, strict=True)]
     np.testing.assert_array_equal(got, want)
 
@@ -62,4 +62,4 @@ def test_requantize_wrong():
     with pytest.raises(ValueError, match="Shift must be an integer >= 0, not -1"):
         requantize(acc, -1)
     with pytest.raises(ValueError, match="needs at least one shift"):
-        requantize_select(acc, Signal(2), [])
+        round_select(acc, Signal(2), [])

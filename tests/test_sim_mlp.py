@@ -147,3 +147,16 @@ def test_run_mlp_wrong(tmp_path):
         run_mlp(model, vectors, idle=1.0, out=sim_out)
     with pytest.raises(ValueError, match=r"inputs \(3, 5\) do not fit a 64-input model"):
         run_mlp(model, {"x": np.zeros((3, 5))}, out=sim_out)
+
+
+@pytest.mark.slow
+def test_runs_get_their_own_folders(net, sim_out):
+    """Two runs on the same --out never share a run folder or read each other's result."""
+    _need("icarus")
+    _, model, vectors = net
+    part = {k: v[:4] for k, v in vectors.items()}
+    (a,) = run_mlp(model, part, lanes=LANES, out=sim_out)
+    (b,) = run_mlp(model, part, lanes=LANES, out=sim_out)
+    assert a["log"] != b["log"] and a["checked"] == b["checked"] == 4
+    with runner.lock(sim_out), pytest.raises(RuntimeError, match="in use by another helu"):
+        run_mlp(model, part, lanes=LANES, out=sim_out)

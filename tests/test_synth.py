@@ -365,6 +365,24 @@ def test_sweep_wrong(tmp_path):
         sweep(["forward"], sweep_params([8], [1]), ["generic"], out_dir=tmp_path, jobs=0)
 
 
+@pytest.mark.slow
+def test_sweep_through_an_executor(tmp_path):
+    need("yosys")
+    from helu.executor import PoolExecutor
+
+    with PoolExecutor(2) as pool:
+        results, _ = sweep(
+            ["forward", "relu-cmp"],
+            sweep_params([8], [1]),
+            ["generic"],
+            seeds=1,
+            out_dir=tmp_path,
+            executor=pool,
+        )
+    assert [r["unit"] for r in results] == ["forward", "relu-cmp"]  # in the order of the work
+    assert all("error" not in r and r["gates"] is not None for r in results), results
+
+
 def test_sweep_params_frac_keeps_alpha_alive():
     from helu.golden import fixed
 
@@ -485,6 +503,7 @@ def test_cli_synth_generic(tmp_path, capsys):
         (["--target", "xc7"], "unknown target 'xc7'; choose from ice40, ecp5, generic"),
         (["--seeds", "0"], "--seeds must be a positive integer, not 0"),
         (["--jobs", "0"], "--jobs must be a positive integer, not 0"),
+        (["--scheduler", "nowhere"], "--scheduler takes a Dask scheduler address"),
     ],
 )
 def test_cli_synth_wrong(argv, message, capsys, tmp_path):

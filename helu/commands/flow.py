@@ -15,7 +15,8 @@ Steps, each leaving its results in its own folder under ``--out`` (the report re
 6. ``prove/``:  prove every unit formally (``helu.proofs``: widths 8, 16; lanes 1, 4);
 7. ``mlp/``:    the integer MLP engine (``helu.mlp.flow_step``): export the integer network,
    every test sample through the engine's RTL, synthesis on the iCE40 UP5K (and the ECP5);
-8. ``report.md``, ``summary.json`` and the plots.
+8. ``collapse/``: the quick collapse study (deep narrow MLPs, ReLU vs HeLU; ``helu.collapse``);
+9. ``report.md``, ``summary.json`` and the plots.
 
 A step whose tool is missing is skipped and named in the report; a step that fails (a mismatch,
 a tool crash) stops the flow with a one-line error and a non-zero exit.
@@ -32,7 +33,7 @@ HELP = "run everything: study, golden vectors, Verilog, cocotb simulation, synth
 
 log = logging.getLogger(__name__)
 
-STEPS = 8
+STEPS = 9
 # Per-tensor scales (no saturation) at 8 and 16 bits; at 8 bits the digits MLP's range leaves
 # 2-3 fractional bits, where alpha=0.05 has no negative code in its band, so a third set fixes
 # 5 fractional bits (T=-2): the band is exercised at 8 bits, at the price of some saturation.
@@ -325,6 +326,13 @@ class Flow:
                     f"{', '.join(missing)} synthesized"
                 )
 
+    def collapse(self):
+        from helu.collapse import flow_step
+
+        start = self._begin("collapse study, quick preset (deep narrow MLPs, ReLU vs HeLU)")
+        log.info("      %s", flow_step(self.out / "collapse"))
+        self.seconds["collapse"] = time.monotonic() - start
+
     def run(self):
         from helu import outdir
         from helu.report import NOTES, SKIPS, write_report
@@ -341,6 +349,7 @@ class Flow:
         proofs.flow_step(self)
         self._begin("integer MLP engine: export, every test sample through the RTL, synthesis")
         mlp.flow_step(self)
+        self.collapse()
         self._begin("writing the report")
         (self.out / SKIPS).write_text(json.dumps(self.skipped, indent=2) + "\n")
         (self.out / NOTES).write_text(json.dumps(self.notes, indent=2) + "\n")

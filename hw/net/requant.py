@@ -11,7 +11,7 @@ from amaranth.hdl import Mux, Value
 
 from helu.golden import fixed
 
-__all__ = ["requantize", "requantize_select", "select"]
+__all__ = ["requantize", "round_select", "saturate", "select"]
 
 
 def _check_shift(shift) -> int:
@@ -20,16 +20,38 @@ def _check_shift(shift) -> int:
     return shift
 
 
+def saturate(value: Value, width: int = fixed.ACT_WIDTH) -> Value:
+    """``fixed.saturate(value, width)``: clamp to the codes of ``Format(width, 0)``."""
+    fmt = fixed.Format(width, 0)
+    value = Value.cast(value)
+    return Mux(
+        value > fmt.max_code,
+        fmt.max_code,
+        Mux(value < fmt.min_code, fmt.min_code, value),
+    )[:width].as_signed()
+
+
 def requantize(acc: Value, shift: int, width: int = fixed.ACT_WIDTH) -> Value:
     """``saturate(shift_round(acc, shift), width)`` as a combinational ``signed(width)`` value."""
     shift = _check_shift(shift)
-    fmt = fixed.Format(width, 0)
-    rounded = fixed.shift_round(Value.cast(acc).as_signed(), shift)
-    return Mux(
-        rounded > fmt.max_code,
-        fmt.max_code,
-        Mux(rounded < fmt.min_code, fmt.min_code, rounded),
-    )[:width].as_signed()
+    return saturate(fixed.shift_round(Value.cast(acc).as_signed(), shift), width)
+
+
+def round_select(acc: Value, index: Value, shifts) -> Value:
+    """``fixed.shift_round(acc, shifts[index])``, before saturation (one bit wider than ``acc``).
+
+    With :func:`saturate` after it, ``requantize`` with a runtime choice among constant shifts,
+    split so that a pipeline registers between the rounding add and the saturation compare (two
+    carry chains). One rounding shifter per layer: a handful of constants costs less than a barrel
+    shifter.
+    """
+    shifts = [_check_shift(s) for s in shifts]
+    if not shifts:
+        raise ValueError("round_select needs at least one shift")
+    acc = Value.cast(acc).as_signed()
+    width = len(acc) + 1
+    rounded = [fixed.shift_round(acc, s).as_signed() for s in shifts]
+    return select(index, rounded)[:width].as_signed()
 
 
 def select(index: Value, values) -> Value:
@@ -47,16 +69,3 @@ def select(index: Value, values) -> Value:
     for k in range(len(values) - 2, -1, -1):
         result = Mux(index == k, values[k], result)
     return result
-
-
-def requantize_select(acc: Value, index: Value, shifts, width: int = fixed.ACT_WIDTH) -> Value:
-    """``requantize(acc, shifts[index])`` for a runtime ``index`` into constant ``shifts``.
-
-    One saturating shifter per layer (constant shifts are wiring, the adders and comparators
-    are shared by synthesis where shifts repeat), selected by ``index``: a handful of constants
-    costs less than a barrel shifter.
-    """
-    shifts = [_check_shift(s) for s in shifts]
-    if not shifts:
-        raise ValueError("requantize_select needs at least one shift")
-    return select(index, [requantize(acc, s, width) for s in shifts])[:width].as_signed()

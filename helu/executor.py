@@ -1,0 +1,190 @@
+"""One way to run many independent jobs: here, in a process pool, or on a Dask cluster.
+
+Sweeps (``helu study collapse`` cells, ``helu synth`` runs) hand their jobs to an executor and
+never care where they run. Every executor has the same small contract:
+
+``executor.map(fn, items)`` yields ``(index, fn(items[index]))`` pairs **in completion order**
+(so a sweep can report progress and save each result as it arrives); ``fn`` must be a
+module-level function and ``items`` picklable. An exception in a job is raised by ``map``.
+Executors are context managers; ``close()`` releases workers or the cluster connection.
+
+- :class:`SerialExecutor`: in this process, one job after the other (``--jobs 1``);
+- :class:`PoolExecutor`: ``jobs`` worker processes on this machine (``--jobs N``), started with
+  ``spawn`` so that no thread state of the parent (torch's, for one) is copied into a worker;
+- :class:`DaskExecutor`: the workers of a running Dask distributed scheduler
+  (``--scheduler tcp://HOST:PORT``; needs the optional extra ``helu[cluster]``).
+
+The golden models and the hardware flow take an executor as an argument and never import this
+module, so they stay usable without the command line.
+"""
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import re
+
+__all__ = [
+    "DaskExecutor",
+    "PoolExecutor",
+    "SerialExecutor",
+    "add_arguments",
+    "default_jobs",
+    "from_args",
+    "make_executor",
+]
+
+
+def default_jobs() -> int:
+    """The cores this process may use (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _check_jobs(jobs) -> int:
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"--jobs must be a positive integer, not {jobs!r}")
+    return jobs
+
+
+class _Closing:
+    def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class SerialExecutor(_Closing):
+    """Runs each job in this process, in order."""
+
+    workers = 1
+    where = "this process"
+
+    def map(self, fn, items):
+        for index, item in enumerate(items):
+            yield index, fn(item)
+
+
+class PoolExecutor(_Closing):
+    """Runs jobs in ``jobs`` worker processes on this machine (spawned, not forked)."""
+
+    def __init__(self, jobs: int):
+        self._jobs = _check_jobs(jobs)
+
+    @property
+    def workers(self) -> int:
+        return self._jobs
+
+    @property
+    def where(self) -> str:
+        return f"{self._jobs} local processes"
+
+    def map(self, fn, items):
+        items = list(items)
+        if not items:
+            return
+        pool = cf.ProcessPoolExecutor(
+            max_workers=min(self._jobs, len(items)),
+            mp_context=multiprocessing.get_context("spawn"),
+        )
+        try:
+            futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
+            for future in cf.as_completed(futures):
+                yield futures[future], future.result()
+        finally:
+            # On an error or an early stop, jobs not yet started are dropped, not run.
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+_ADDRESS = re.compile(r"^(tcp|tls|inproc|ucx)://\S+$")
+
+
+class DaskExecutor(_Closing):
+    """Runs jobs on the workers of a Dask distributed scheduler at ``address``.
+
+    The workers need the same ``helu`` (and torch, for the studies) installed as here.
+    """
+
+    def __init__(self, address: str, *, timeout: float = 20):
+        if not isinstance(address, str) or not _ADDRESS.match(address):
+            raise ValueError(
+                f"--scheduler takes a Dask scheduler address such as tcp://HOST:8786, "
+                f"not {address!r}"
+            )
+        try:
+            from dask.distributed import Client
+        except ImportError:
+            raise RuntimeError(
+                "--scheduler needs Dask distributed; install it with: pip install 'helu[cluster]'"
+            ) from None
+        try:
+            self._client = Client(address, timeout=timeout)
+        except (OSError, TimeoutError) as exc:
+            raise RuntimeError(
+                f"cannot reach the Dask scheduler at {address} ({type(exc).__name__}); "
+                "is it running and reachable from here?"
+            ) from None
+        self._address = address
+
+    @property
+    def workers(self) -> int:
+        info = self._client.scheduler_info()
+        return max(1, sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()))
+
+    @property
+    def where(self) -> str:
+        return f"the Dask scheduler at {self._address}"
+
+    def map(self, fn, items):
+        from dask.distributed import as_completed
+
+        items = list(items)
+        if not items:
+            return
+        futures = self._client.map(fn, items, pure=False)
+        index = {future.key: i for i, future in enumerate(futures)}
+        try:
+            for future in as_completed(futures):
+                yield index[future.key], future.result()
+        finally:
+            self._client.cancel(futures)
+
+    def close(self):
+        self._client.close()
+
+
+def make_executor(jobs: int | None = None, scheduler: str | None = None):
+    """A Dask executor when ``scheduler`` is given, else a pool of ``jobs`` processes (default:
+    the available cores), or this process when that is 1."""
+    if scheduler:
+        return DaskExecutor(scheduler)
+    jobs = default_jobs() if jobs is None else _check_jobs(jobs)
+    return SerialExecutor() if jobs == 1 else PoolExecutor(jobs)
+
+
+def add_arguments(parser, *, jobs_help: str = "jobs run at once") -> None:
+    """``--jobs N`` and ``--scheduler ADDRESS``, worded the same for every sweep."""
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"{jobs_help}, in worker processes (default: the {default_jobs()} available cores)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="tcp://HOST:PORT",
+        help="run the jobs on this Dask distributed scheduler's workers instead "
+        "(needs pip install 'helu[cluster]')",
+    )
+
+
+def from_args(args):
+    """The executor the ``--jobs``/``--scheduler`` options ask for."""
+    return make_executor(args.jobs, args.scheduler)
