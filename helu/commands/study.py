@@ -16,7 +16,8 @@ def add_arguments(parser):
         default="quick",
         help="quick: 1 cell, 3 arms (the flow's, ~10-30 s); results: the 16-cell grid of "
         "docs/results/collapse.md; full: widths 2-8, depths 5-40, every bias, optimizer and "
-        "target (hours). Options below override the preset (default: %(default)s)",
+        "target (about 71 CPU hours; try --estimate). Options below override the preset "
+        "(default: %(default)s)",
     )
     parser.add_argument("--widths", metavar="W[,W..]", help="hidden widths")
     parser.add_argument("--depths", metavar="D[,D..]", help="hidden layer counts")
