@@ -201,12 +201,27 @@ def summarize(found: dict) -> dict:
             "mismatches": sim.get("mismatches"),
             "elements_per_s": sim.get("elements_per_s"),
             "runs": len(sim.get("runs", [])),
+            # each simulated Verilog file by its SHA-256, next to what it was checked on
+            "files": [
+                {
+                    k: r.get(k)
+                    for k in (
+                        "top",
+                        "simulator",
+                        "threshold",
+                        "verilog_sha256",
+                        "checked",
+                        "mismatches",
+                    )
+                }  # fmt: skip
+                for r in sim.get("runs", [])
+            ],
         }
     synth = found.get("synth")
     if synth:
         records = synth["results"] if isinstance(synth, dict) else synth
-        keys = ("unit", "target", "width", "lanes", "lut", "gates", "ff", "carry", "fmax_mhz")
-        keys += ("harness", "error")
+        keys = ("unit", "target", "width", "lanes", "threshold", "lut", "gates", "ff", "carry")
+        keys += ("fmax_mhz", "harness", "verilog_sha256", "error")
         summary["synth"] = [{k: r.get(k) for k in keys} for r in records]
     if found.get("prove"):
         summary["formal"] = proofs.summary(found["prove"])
@@ -344,6 +359,7 @@ def _sim_section(sim) -> list[str]:
             r.get("mismatches"),
             r.get("cycles"),
             _fmt(r.get("elements_per_s"), ",.0f"),
+            f"`{r['verilog_sha256'][:12]}`" if r.get("verilog_sha256") else "–",
         )
         for r in sim.get("runs", [])
     ]
@@ -351,7 +367,9 @@ def _sim_section(sim) -> list[str]:
     return [
         f"**{verdict}**: {sim.get('checked')} elements checked bit-exactly against the golden "
         f"vectors (and corner cases), {sim.get('mismatches')} mismatches. Units with a threshold "
-        "are built once per width with `T` driven on the threshold port per golden set.\n",
+        "are checked with the threshold port (`T` driven per golden set) and with a constant `T` "
+        "(the golden sets of that `T`). `sha256` is the simulated Verilog file's (its first 12 "
+        "hex digits), the same file as under `verilog/` and in the synthesis table.\n",
         _table(
             [
                 "unit",
@@ -362,6 +380,7 @@ def _sim_section(sim) -> list[str]:
                 "mismatches",
                 "cycles",
                 "elem/s",
+                "sha256",
             ],
             rows,
         ),
