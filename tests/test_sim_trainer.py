@@ -1,0 +1,74 @@
+"""The training engine's cocotb bench (sim/trainer.py, sim/trainer_bench.py) on real simulators."""
+
+import numpy as np
+import pytest
+
+from helu.golden import intnet
+
+if not hasattr(intnet, "IntNet"):  # the golden training step lands with the integer network
+    pytest.skip(
+        "golden.intnet.IntNet (the golden training step) is missing", allow_module_level=True
+    )
+from test_trainer import samples, small_net
+
+from helu.hw.net.trainer import TrainSpec
+from helu.onchip import golden_trajectory
+from helu.sim import runner
+from helu.sim.trainer import check_trajectory, run_trainer, step_losses
+
+pytestmark = pytest.mark.slow
+
+
+def _need(sim):
+    missing = runner.tool_missing(sim)
+    if missing:
+        pytest.skip(f"{sim}: {missing}")
+
+
+def test_bench_trains_bit_exact_and_catches_a_wrong_golden(tmp_path):
+    """Icarus: 12 steps of a small net (a label out of range among them) equal golden at every
+    step; a golden trajectory with one wrong digest and one wrong full-state value is caught at
+    exactly those steps, and nowhere else."""
+    _need("icarus")
+    sizes = [10, 4, 4, 3]
+    net = small_net(3, sizes)
+    spec = TrainSpec.from_net(net)
+    x, labels = samples(3, sizes, 12)
+    labels[4] = 3  # out of range: no update, skipped flag
+    traj = golden_trajectory(net, x, labels, 4, every=4)
+    assert list(traj["full_steps"]) == [3, 7, 11]
+    traj["digests"][5] ^= 1
+    traj["full_state"][1][7] += 1  # the state after step 7
+    (r,) = run_trainer(spec, traj, lanes=4, simulators=("icarus",), out=tmp_path)
+    assert r["steps"] == 12 and r["full_checks"] == 3
+    assert r["mismatches"] == 2, r["message"]
+    assert r["first_mismatch"]["step"] == 5 and r["first_mismatch"]["what"] == "digest"
+    assert np.array_equal(np.asarray(r["logits"]), traj["logits"])
+    assert np.array_equal(step_losses(r["logits"], labels), step_losses(traj["logits"], labels),
+                          equal_nan=True)  # fmt: skip
+
+
+def test_trajectory_wrong():
+    sizes = [10, 4, 4, 3]
+    net = small_net(1, sizes)
+    x, labels = samples(1, sizes, 3)
+    traj = golden_trajectory(net, x, labels, 4, every=2)
+    check_trajectory(traj, sizes, 3)
+    with pytest.raises(ValueError, match="lacks digests"):
+        check_trajectory({k: v for k, v in traj.items() if k != "digests"}, sizes, 3)
+    cut = dict(traj, x=traj["x"].ravel()[:-4].reshape(-1, 1))
+    with pytest.raises(ValueError, match="ends mid-sample"):
+        check_trajectory(cut, sizes, 3)
+    with pytest.raises(ValueError, match="interval must be >= 1"):
+        golden_trajectory(net, x, labels, 4, every=0)
+
+
+def test_onchip_command_wrong(tmp_path, capsys):
+    from helu.cli import main
+
+    out = tmp_path / "o"
+    assert main(["onchip", "--steps", "0", "--out", str(out)]) == 1
+    assert "helu onchip: error: steps must be >= 1, not 0" in capsys.readouterr().err
+    assert main(["onchip", "--sim", "modelsim", "--out", str(out)]) == 1
+    assert "unknown simulator 'modelsim'" in capsys.readouterr().err
+    assert not out.exists()
