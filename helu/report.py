@@ -41,6 +41,7 @@ STEP_FILES = {
     "prove": "prove/results.json",
     "mlp": mlp.SUMMARY,
     "collapse": "collapse/collapse.json",  # helu.collapse writes and renders it
+    "intnet": "intnet/int_metrics.json",  # helu.intflow.METRICS
 }
 SKIPS = "skipped.json"  # {step: reason} written by the flow for steps it could not run
 NOTES = "notes.json"  # [sentence] the flow wants a reader to know (choices it made and why)
@@ -200,12 +201,27 @@ def summarize(found: dict) -> dict:
             "mismatches": sim.get("mismatches"),
             "elements_per_s": sim.get("elements_per_s"),
             "runs": len(sim.get("runs", [])),
+            # each simulated Verilog file by its SHA-256, next to what it was checked on
+            "files": [
+                {
+                    k: r.get(k)
+                    for k in (
+                        "top",
+                        "simulator",
+                        "threshold",
+                        "verilog_sha256",
+                        "checked",
+                        "mismatches",
+                    )
+                }  # fmt: skip
+                for r in sim.get("runs", [])
+            ],
         }
     synth = found.get("synth")
     if synth:
         records = synth["results"] if isinstance(synth, dict) else synth
-        keys = ("unit", "target", "width", "lanes", "lut", "gates", "ff", "carry", "fmax_mhz")
-        keys += ("harness", "error")
+        keys = ("unit", "target", "width", "lanes", "threshold", "lut", "gates", "ff", "carry")
+        keys += ("fmax_mhz", "harness", "verilog_sha256", "error")
         summary["synth"] = [{k: r.get(k) for k in keys} for r in records]
     if found.get("prove"):
         summary["formal"] = proofs.summary(found["prove"])
@@ -215,6 +231,10 @@ def summarize(found: dict) -> dict:
         from helu.collapse import summary as collapse_summary
 
         summary["collapse"] = collapse_summary(found["collapse"])
+    if found.get("intnet"):
+        from helu import intflow
+
+        summary["intnet"] = intflow.summary(found["intnet"])
     if found.get("skipped"):
         summary["skipped"] = found["skipped"]
     summary["environment"] = environment()
@@ -339,6 +359,7 @@ def _sim_section(sim) -> list[str]:
             r.get("mismatches"),
             r.get("cycles"),
             _fmt(r.get("elements_per_s"), ",.0f"),
+            f"`{r['verilog_sha256'][:12]}`" if r.get("verilog_sha256") else "–",
         )
         for r in sim.get("runs", [])
     ]
@@ -346,7 +367,9 @@ def _sim_section(sim) -> list[str]:
     return [
         f"**{verdict}**: {sim.get('checked')} elements checked bit-exactly against the golden "
         f"vectors (and corner cases), {sim.get('mismatches')} mismatches. Units with a threshold "
-        "are built once per width with `T` driven on the threshold port per golden set.\n",
+        "are checked with the threshold port (`T` driven per golden set) and with a constant `T` "
+        "(the golden sets of that `T`). `sha256` is the simulated Verilog file's (its first 12 "
+        "hex digits), the same file as under `verilog/` and in the synthesis table.\n",
         _table(
             [
                 "unit",
@@ -357,6 +380,7 @@ def _sim_section(sim) -> list[str]:
                 "mismatches",
                 "cycles",
                 "elem/s",
+                "sha256",
             ],
             rows,
         ),
@@ -392,6 +416,12 @@ def _collapse_section(found, out_dir: Path) -> list[str]:
     return report_section(found, out_dir)
 
 
+def _intnet_section(metrics, out_dir: Path) -> list[str]:
+    from helu import intflow
+
+    return intflow.section(metrics, out_dir)
+
+
 def render(found: dict, summary: dict, out_dir) -> str:
     """The Markdown report."""
     out_dir = Path(out_dir)
@@ -413,6 +443,7 @@ def render(found: dict, summary: dict, out_dir) -> str:
         ("5. Formal", "prove", proofs.section, True),
         ("6. Integer MLP engine on chip", "mlp", lambda m, _: mlp.report_section(m), False),
         ("7. Collapse of deep, narrow nets (ReLU vs HeLU)", "collapse", _collapse_section, True),
+        ("8. Integer network: training and golden trajectories", "intnet", _intnet_section, True),
     ]
     for title, step, section, _ in sections:
         parts += [f"## {title}", ""]

@@ -27,7 +27,7 @@ Yosys optimises across the flattened boundary, though with every input from a fl
 nothing constant to fold).
 """
 
-from amaranth.hdl import Cat, Const, Module, Signal, Value
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, ResetSignal, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -61,6 +61,12 @@ class Harness(wiring.Component):
     ready : "lfsr" or "high"
         Where ``o.ready`` (any port named ``ready`` with input flow) comes from: an LFSR bit
         (default: backpressure present, its logic kept) or constant 1.
+    instance : str or None
+        Wrap the Verilog module of that name instead of elaborating ``unit`` again: the harness
+        then instantiates the module a generated file holds (ports named as Amaranth names them,
+        ``i__payload``, ``o__valid``, ``threshold``, ``clk``, ``rst``), and synthesis reads that
+        file next to the harness's, so the unit measured is that file. ``unit`` still gives the
+        ports.
 
     Members
     -------
@@ -73,7 +79,7 @@ class Harness(wiring.Component):
     sink_bits (unit output bits reduced).
     """
 
-    def __init__(self, unit, *, ready: str = "lfsr"):
+    def __init__(self, unit, *, ready: str = "lfsr", instance: str | None = None):
         if not isinstance(unit, wiring.Component):
             raise TypeError(f"Harness needs an amaranth wiring.Component, not {unit!r}")
         if ready not in ("lfsr", "high"):
@@ -83,6 +89,7 @@ class Harness(wiring.Component):
             raise ValueError(f"{type(unit).__name__} has no output ports to observe")
         self._unit = unit
         self._ready = ready
+        self._instance = instance
         self._sink_bits = n_out
         self._source_bits = sum(
             len(Value.cast(value))
@@ -114,7 +121,16 @@ class Harness(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.unit = unit = self._unit
+        unit = self._unit
+        if self._instance is None:
+            m.submodules.unit = unit
+        else:
+            unit._MustUse__silence = True  # only its ports are used: the module comes from a file
+            ports = {"i_clk": ClockSignal(), "i_rst": ResetSignal()}
+            for path, member, value in unit.signature.flatten(unit):
+                kind = "i_" if member.flow == In else "o_"
+                ports[kind + "__".join(map(str, path))] = Value.cast(value)
+            m.submodules.unit = Instance(self._instance, **ports)
 
         lfsr = Signal(32, init=1)
         feedback = 0

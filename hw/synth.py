@@ -32,7 +32,9 @@ nextpnr's placement error (:class:`DoesNotFit`).
 
 import json
 import re
+import shutil
 import statistics
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -47,6 +49,9 @@ __all__ = [
     "synthesize",
     "sweep",
     "sweep_params",
+    "source_key",
+    "threshold_kind",
+    "THRESHOLD_KINDS",
     "parse_yosys_stat",
     "parse_nextpnr_log",
     "parse_nextpnr_report",
@@ -264,8 +269,13 @@ def count_cells(cells: dict[str, int], target: str) -> dict[str, int]:
 # ----------------------------------------------------------------------------- the flow
 
 
-def _top_name(unit: str, params) -> str:
-    return f"{unit}_w{params.width}_l{params.lanes}".replace("-", "_")
+def threshold_kind(unit: str, params) -> str | None:
+    """``"constant"``, ``"port"`` or ``None`` (the unit has no threshold) for ``params``."""
+    from helu.hw.units import UNITS
+
+    if not UNITS[unit].has_threshold:
+        return None
+    return "port" if params.threshold_port else "constant"
 
 
 def _write_verilog(component, top: str, path: Path) -> None:
@@ -283,6 +293,7 @@ def run_yosys(
     design: str,
     json_out: str | None = None,
     yosys: str = "yosys",
+    also: tuple = (),
 ) -> dict[str, int]:
     """Synthesise ``top`` from ``verilog_path`` for ``target``; return its cells by type.
 
@@ -293,7 +304,9 @@ def run_yosys(
     """
     verilog_path = Path(verilog_path)
     work = verilog_path.parent
-    script = [f"read_verilog {verilog_path.name}", TARGETS[target]["yosys_cmd"].format(top=top)]
+    # ``also``: more Verilog files in the same folder (the unit a harness instantiates)
+    names = " ".join([*(Path(a).name for a in also), verilog_path.name])
+    script = [f"read_verilog {names}", TARGETS[target]["yosys_cmd"].format(top=top)]
     if json_out:
         script.append(f"write_json {json_out}")
     stat_file = f"{top}.stat.json"
@@ -411,8 +424,13 @@ def synthesize(
     out_dir,
     fmax: bool = True,
     yosys: str = "yosys",
+    verilog=None,
 ) -> dict:
     """Synthesise registered unit ``unit`` built with ``params`` (``UnitParams``) for ``target``.
+
+    ``verilog``: a ``hw.verilog.Generated`` of ``unit`` with ``params`` written earlier (the
+    flow's ``verilog/`` files); its ``.v`` is copied byte for byte and synthesized instead of a
+    new generation. Without it the unit is generated here.
 
     ``out_dir`` receives ``<target>/<top>/`` with the Verilog, Yosys scripts, logs, netlists and
     ``record.json`` (the returned record).
@@ -435,20 +453,30 @@ def synthesize(
     tools_for(target)
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
         raise ValueError(f"Seed count must be a positive integer, not {seeds!r}")
+    from helu.hw.verilog import generate
+
     start = time.monotonic()
     spec = TARGETS[target]
-    top = _top_name(unit, params)
-    design = f"{unit} (width {params.width}, lanes {params.lanes}, {target})"
-    with warnings.catch_warnings(record=True) as caught:
+    kind = threshold_kind(unit, params)
+    design = f"{unit} (width {params.width}, lanes {params.lanes}{_kind_note(kind)}, {target})"
+    # The unit's Verilog is the file ``hw.verilog.generate`` writes (the one the flow hands out);
+    # generated in a scratch folder first, so bad parameters are refused before any folder of
+    # ours exists.
+    with (
+        warnings.catch_warnings(record=True) as caught,
+        tempfile.TemporaryDirectory(prefix="helu-synth-") as scratch,
+    ):
         warnings.simplefilter("always")
-        component = UNITS[unit].build(params)  # refuses bad parameters before any folder exists
+        made = verilog if verilog is not None else generate(unit, params, scratch)
+        top = made.top
+        work = Path(out_dir) / target / top
+        work.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(made.verilog, work / f"{top}.v")
+        shutil.copyfile(made.sidecar, work / f"{top}.json")
     notes = sorted({str(w.message) for w in caught})
     find_tool(yosys)
     versions = {yosys: tool_version(yosys)}
-    work = Path(out_dir) / target / top
-    work.mkdir(parents=True, exist_ok=True)
     lanes = params.lanes
-    _write_verilog(component, top, work / f"{top}.v")
     verilog_sha256 = sha256_file(work / f"{top}.v")
     cells = run_yosys(work / f"{top}.v", top, target, design=design, yosys=yosys)
     counts = count_cells(cells, target)
@@ -459,6 +487,8 @@ def synthesize(
         "device": spec["device"],
         "width": params.width,
         "lanes": lanes,
+        "threshold": kind,
+        "top": top,
         "params": params.to_dict(),
         "lut": counts.get("lut"),
         "ff": counts["ff"],
@@ -496,7 +526,8 @@ def synthesize(
         htop = f"{top}_harness"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the first build above recorded them
-            harness = Harness(UNITS[unit].build(params))
+            # The harness instantiates the module of <top>.v, the file measured above.
+            harness = Harness(UNITS[unit].build(params), instance=top)
         _write_verilog(harness, htop, work / f"{htop}.v")
         hcells = run_yosys(
             work / f"{htop}.v",
@@ -505,6 +536,7 @@ def synthesize(
             design=f"{design} in the timing harness",
             json_out=f"{htop}.json",
             yosys=yosys,
+            also=(work / f"{top}.v",),
         )
         hcounts = count_cells(hcells, target)
         record.update(harness=True, harness_lut=hcounts.get("lut"), harness_ff=hcounts["ff"])
@@ -526,15 +558,44 @@ def synthesize(
     return record
 
 
-def sweep_params(widths, lanes_list, *, frac=None, alpha: float = 0.05):
-    """``UnitParams`` for every (width, lanes); ``frac`` default: :data:`DEFAULT_FRAC`."""
+def _kind_note(kind: str | None) -> str:
+    return "" if kind is None else f", {kind} T"
+
+
+THRESHOLD_KINDS = ("constant", "port")
+"""The two ways a unit with a threshold can be built: constant ``T`` or a runtime port."""
+
+
+def sweep_params(widths, lanes_list, *, frac=None, alpha: float = 0.05, thresholds=("constant",)):
+    """``UnitParams`` for every (width, lanes, threshold kind).
+
+    ``frac``: one value, a ``{width: frac}`` dict, or ``None`` (:data:`DEFAULT_FRAC`, which also
+    fills widths a dict leaves out).
+
+    ``thresholds`` holds ``"constant"`` and/or ``"port"`` (:data:`THRESHOLD_KINDS`); a unit
+    without a threshold is synthesized once whatever the kinds (see :func:`sweep`).
+    """
     from helu.hw.units import UnitParams
 
+    bad = [k for k in thresholds if k not in THRESHOLD_KINDS]
+    if bad or not thresholds:
+        raise ValueError(
+            f"Threshold kinds must be from {', '.join(THRESHOLD_KINDS)}, not {list(thresholds)}"
+        )
     out = []
     for width in widths:
-        f = frac if frac is not None else DEFAULT_FRAC.get(width, width // 2)
+        if isinstance(frac, dict) and width in frac:
+            f = frac[width]
+        elif frac is not None and not isinstance(frac, dict):
+            f = frac
+        else:
+            f = DEFAULT_FRAC.get(width, width // 2)
         for lanes in lanes_list:
-            out.append(UnitParams(width=width, lanes=lanes, frac=f, alpha=alpha))
+            for kind in dict.fromkeys(thresholds):
+                port = kind == "port"
+                out.append(
+                    UnitParams(width=width, lanes=lanes, frac=f, alpha=alpha, threshold_port=port)
+                )
     return out
 
 
@@ -550,17 +611,42 @@ def _worker_init():
 
 
 def _job(job):
-    unit, params, target, seeds, out_dir, yosys = job
+    unit, params, target, seeds, out_dir, yosys, source = job
     try:
-        return synthesize(unit, params, target, seeds=seeds, out_dir=out_dir, yosys=yosys)
+        return synthesize(
+            unit, params, target, seeds=seeds, out_dir=out_dir, yosys=yosys, verilog=source
+        )
     except ToolError as exc:
         return {
             "unit": unit,
             "target": target,
             "width": params.width,
             "lanes": params.lanes,
+            "threshold": threshold_kind(unit, params),
             "error": str(exc),
         }
+
+
+def source_key(unit: str, params) -> tuple:
+    """What identifies one hardware configuration: the unit and the parameters that shape it."""
+    from helu.hw.units import UNITS
+
+    return (unit, tuple(UNITS[unit].shaping(params).items()))
+
+
+def _jobs(units, params_list, targets, seeds, out_dir, yosys, sources) -> list[tuple]:
+    """One job per (target, params, unit), a unit without a threshold once per other params."""
+    from helu.hw.units import UNITS
+
+    work, seen = [], set()
+    for t in targets:
+        for p in params_list:
+            for u in units:
+                key = source_key(u, p)
+                if UNITS[u].has_threshold or (t, key) not in seen:
+                    seen.add((t, key))
+                    work.append((u, p, t, seeds, out_dir, yosys, sources.get(key)))
+    return work
 
 
 def sweep(
@@ -573,9 +659,13 @@ def sweep(
     jobs: int = 1,
     yosys: str = "yosys",
     progress=None,
+    sources=None,
     executor=None,
 ):
     """Run :func:`synthesize` over every (target, params, unit); return ``(results, skipped)``.
+
+    ``sources`` maps :func:`source_key` to a ``hw.verilog.Generated`` written earlier: that
+    configuration is synthesized from that file (byte for byte) instead of a new generation.
 
     A target whose tools are missing is skipped (``skipped`` maps it to the reason, naming the
     package to install) instead of failing the sweep. A run whose tool fails yields a record with
@@ -610,7 +700,7 @@ def sweep(
             skipped[target] = str(exc)
             continue
         runnable.append(target)
-    work = [(u, p, t, seeds, out_dir, yosys) for t in runnable for p in params_list for u in units]
+    work = _jobs(units, params_list, runnable, seeds, out_dir, yosys, sources or {})
     results = []
     if executor is not None:
         for _index, record in executor.map(_job, work):
@@ -640,8 +730,13 @@ def sweep(
             pool.shutdown(wait=True, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
-    order = {(u, p.width, p.lanes, t): k for k, (u, p, t, *_rest) in enumerate(work)}
-    results.sort(key=lambda r: order[(r["unit"], r["width"], r["lanes"], r["target"])])
+    order = {
+        (u, p.width, p.lanes, t, threshold_kind(u, p)): k
+        for k, (u, p, t, *_rest) in enumerate(work)
+    }
+    results.sort(
+        key=lambda r: order[(r["unit"], r["width"], r["lanes"], r["target"], r.get("threshold"))]
+    )
     return results, skipped
 
 
@@ -658,16 +753,22 @@ def _fmt(value, digits: int = 0) -> str:
     return str(value)
 
 
+def _sha(digest) -> str:
+    return f"`{digest[:12]}`" if digest else "–"
+
+
 def markdown_table(results) -> str:
     """One Markdown table row per record, grouped by target then width and lanes.
 
-    Columns: unit, target, width, lanes, LUT4 (or gates on ``generic``), LUT/lane, FF, FF/lane,
-    carry, DSP, RAM, Fmax (median, MHz), Fmax per seed, and "harness" (yes when the Fmax was
-    measured inside ``hw.harness.Harness``). A failed run shows its error instead.
+    Columns: unit, target, width, lanes, threshold kind (``constant`` or ``port`` T, so the two
+    builds of a unit with a threshold sit side by side), LUT4 (or gates on ``generic``), LUT/lane,
+    FF, FF/lane, carry, DSP, RAM, Fmax (median, MHz), Fmax per seed, and "harness" (yes when the
+    Fmax was measured inside ``hw.harness.Harness``), and the synthesized Verilog file's SHA-256
+    (first 12 hex digits). A failed run shows its error instead.
     """
     head = (
-        "| unit | target | width | lanes | LUT4 / gates | per lane | FF | FF/lane | carry "
-        "| DSP | RAM | Fmax MHz | Fmax seeds | harness |"
+        "| unit | target | width | lanes | T | LUT4 / gates | per lane | FF | FF/lane | carry "
+        "| DSP | RAM | Fmax MHz | Fmax seeds | harness | sha256 |"
     )
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     targets = list(TARGETS)
@@ -680,9 +781,10 @@ def markdown_table(results) -> str:
         ),
     )
     for r in rows:
-        key = f"| {r['unit']} | {r['target']} | {r['width']} | {r['lanes']} |"
+        kind = r.get("threshold") or "–"
+        key = f"| {r['unit']} | {r['target']} | {r['width']} | {r['lanes']} | {kind} |"
         if "error" in r:
-            lines.append(f"{key} failed: {r['error']} |" + " |" * 9)
+            lines.append(f"{key} failed: {r['error']} |" + " |" * 10)
             continue
         is_gates = r.get("lut") is None
         logic = r["gates"] if is_gates else r["lut"]
@@ -698,7 +800,7 @@ def markdown_table(results) -> str:
         lines.append(
             f"{key} {logic_s} | {per_lane:.2f} | {r['ff']} | {r['ff_per_lane']:.2f} | "
             f"{_fmt(r.get('carry'))} | {_fmt(r.get('dsp'))} | {_fmt(r.get('ram'))} | {fmax} | "
-            f"{seeds} | {'yes' if r.get('harness') else 'no'} |"
+            f"{seeds} | {'yes' if r.get('harness') else 'no'} | {_sha(r.get('verilog_sha256'))} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -737,15 +839,15 @@ def ratio_table(results, unit: str = "igelu", reference: str = "forward") -> str
 
 
 def _key(record) -> tuple:
-    return tuple(record.get(k) for k in ("unit", "target", "width", "lanes"))
+    return tuple(record.get(k) for k in ("unit", "target", "width", "lanes", "threshold"))
 
 
 def write_results(results, out_dir, *, skipped=None, merge=True) -> tuple[Path, Path]:
     """Write ``results.json`` (the records, plus ``skipped`` targets) and ``results.md``.
 
     With ``merge`` (default) the records of an earlier ``results.json`` in ``out_dir`` stay, except
-    those with the key (unit, target, width, lanes) of a new record, which it replaces; so two
-    runs of ``helu synth --out D`` with different units leave both in ``D``.
+    those with the key (unit, target, width, lanes, threshold kind) of a new record, which it
+    replaces; so two runs of ``helu synth --out D`` with different units leave both in ``D``.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

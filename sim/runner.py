@@ -19,7 +19,7 @@ simulating, and its ``summary.json`` records the golden folder's hash and each V
 the report shows the results only next to the inputs they came from.
 
 Public API: ``SIMULATORS``, ``tool_missing``, ``Build``, ``build_files``, ``build_unit``,
-``run_stimulus``, ``run_golden``, ``lock``.
+``run_stimulus``, ``run_golden``, ``run_generated``, ``lock``.
 """
 
 import contextlib
@@ -414,48 +414,94 @@ def run_golden(
                            threshold_port, corners, seed)  # fmt: skip
 
 
-def _run_groups(golden, digest, meta, sets, units, simulators, lanes, out, stall, threshold_port,
-                corners, seed) -> dict:  # fmt: skip
-    runs = []
-    for unit in units:
-        tport = threshold_port and unit_threshold_port(unit)
-        groups: dict[tuple, list] = {}
-        for s in sets:
-            groups.setdefault(_group_key(unit, s, lanes, tport), []).append(s)
-        for group in groups.values():
-            params = st.params_for_set(group[0], lanes, threshold_port=tport)
-            # One Verilog file and one stimulus per group serve every simulator.
-            first = build_unit(unit, params, simulators[0], out)
+def run_generated(
+    golden,
+    generated,
+    *,
+    simulators=("icarus",),
+    out="build/sim",
+    corners: bool = True,
+    seed: int = 0,
+    force: bool = False,
+) -> dict:
+    """Check files that ``hw.verilog.generate`` already wrote against the golden sets of folder
+    ``golden``: each file is built as it is (never regenerated), so what was simulated is that
+    file, byte for byte (its SHA-256 is in each run's ``verilog_sha256``).
+
+    ``generated`` lists ``(unit, params, hw.verilog.Generated)``. A file is checked against every
+    golden set of its width; one built with a constant ``T`` only against the sets with that
+    ``T`` (``ValueError`` when none has it). Corner cases are added per format. Returns the
+    summary of :func:`run_golden` (also written to ``<out>/summary.json``).
+    """
+    from helu.golden.vectors import golden_digest, load_golden
+
+    simulators = [_check_simulator(s) for s in simulators]
+    for sim in simulators:
+        missing = tool_missing(sim)
+        if missing:
+            raise RuntimeError(f"cannot simulate with {sim}: {missing}")
+    meta, sets = load_golden(golden)
+    jobs = []
+    for unit, params, gen in generated:
+        group = [s for s in sets if s.z_fmt.width == params.width]
+        const = gen.meta["params"].get("threshold")
+        if const is not None:
+            group = [s for s in group if s.threshold == const]
+        if not group:
+            raise ValueError(
+                f"{golden}: no golden set fits {gen.verilog.name} (width {params.width}"
+                f"{'' if const is None else f', T={const}'}); generate it for a golden format"
+            )
+        jobs.append((unit, params, group, gen))
+    digest = golden_digest(golden)
+    out = outdir.prepare(out, "sim", inputs=(golden,), force=force)
+    with lock(out):
+        (out / "summary.json").unlink(missing_ok=True)
+        runs = []
+        for unit, params, group, gen in jobs:
+            first = build_files(gen.verilog, gen.sidecar, simulators[0], out)
             stim = _group_stimulus(unit, group, first.sidecar, corners)
-            for sim in simulators:
-                build = (
-                    first
-                    if sim == simulators[0]
-                    else build_files(first.verilog, first.sidecar_path, sim, out)
-                )
-                # runs of earlier commands are stale here (this one holds the folder's lock)
-                shutil.rmtree(build.directory / "runs", ignore_errors=True)
-                log.info("%s on %s: %d elements", build.top, sim, stim.elements)
-                r = run_stimulus(build, stim, idle=stall, backpressure=stall, seed=seed)
-                runs.append(
-                    {
-                        "unit": unit,
-                        "simulator": sim,
-                        "top": build.top,
-                        "width": params.width,
-                        "lanes": lanes,
-                        "threshold": _threshold_kind(build.sidecar),
-                        "golden_sets": [s.name for s in group],
-                        "checked": r["checked"],
-                        "mismatches": r["mismatches"],
-                        "cycles": r["cycles"],
-                        "seconds": r["seconds"],
-                        "elements_per_s": r["checked"] / r["seconds"] if r["seconds"] else 0.0,
-                        "first_mismatch": r["first_mismatch"],
-                        "log": r["log"],
-                        "verilog_sha256": outdir.sha256_file(build.verilog),
-                    }
-                )
+            runs += _run_builds(unit, params, group, first, stim, simulators, out, 0.0, seed)
+        return _summary(golden, digest, meta, simulators, 0.0, runs, out)
+
+
+def _run_builds(unit, params, group, first, stim, simulators, out, stall, seed) -> list[dict]:
+    """Run ``stim`` through ``first`` and the same Verilog on the other simulators."""
+    runs = []
+    for sim in simulators:
+        build = (
+            first
+            if sim == simulators[0]
+            else build_files(first.verilog, first.sidecar_path, sim, out)
+        )
+        # runs of earlier commands are stale here (this one holds the folder's lock)
+        shutil.rmtree(build.directory / "runs", ignore_errors=True)
+        log.info("%s on %s: %d elements", build.top, sim, stim.elements)
+        r = run_stimulus(build, stim, idle=stall, backpressure=stall, seed=seed)
+        runs.append(
+            {
+                "unit": unit,
+                "simulator": sim,
+                "top": build.top,
+                "width": params.width,
+                "lanes": params.lanes,
+                "threshold": _threshold_kind(build.sidecar),
+                "golden_sets": [s.name for s in group],
+                "checked": r["checked"],
+                "mismatches": r["mismatches"],
+                "cycles": r["cycles"],
+                "seconds": r["seconds"],
+                "elements_per_s": r["checked"] / r["seconds"] if r["seconds"] else 0.0,
+                "first_mismatch": r["first_mismatch"],
+                "log": r["log"],
+                "verilog": str(build.verilog),
+                "verilog_sha256": outdir.sha256_file(build.verilog),
+            }
+        )
+    return runs
+
+
+def _summary(golden, digest, meta, simulators, stall, runs, out) -> dict:
     checked = sum(r["checked"] for r in runs)
     seconds = sum(r["seconds"] for r in runs)
     summary = {
@@ -472,3 +518,20 @@ def _run_groups(golden, digest, meta, sets, units, simulators, lanes, out, stall
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     summary["path"] = str(out / "summary.json")
     return summary
+
+
+def _run_groups(golden, digest, meta, sets, units, simulators, lanes, out, stall, threshold_port,
+                corners, seed) -> dict:  # fmt: skip
+    runs = []
+    for unit in units:
+        tport = threshold_port and unit_threshold_port(unit)
+        groups: dict[tuple, list] = {}
+        for s in sets:
+            groups.setdefault(_group_key(unit, s, lanes, tport), []).append(s)
+        for group in groups.values():
+            params = st.params_for_set(group[0], lanes, threshold_port=tport)
+            # One Verilog file and one stimulus per group serve every simulator.
+            first = build_unit(unit, params, simulators[0], out)
+            stim = _group_stimulus(unit, group, first.sidecar, corners)
+            runs += _run_builds(unit, params, group, first, stim, simulators, out, stall, seed)
+    return _summary(golden, digest, meta, simulators, stall, runs, out)

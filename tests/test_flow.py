@@ -1,4 +1,8 @@
-"""`helu flow` end to end on a small setting: every step runs for real and the report is filled."""
+"""`helu flow` end to end on a small setting: every step runs for real and the report is filled.
+
+The flow runs once (a module fixture); each step's checks are their own test, and a step whose
+tool is missing is skipped by name rather than passing without checking anything.
+"""
 
 import json
 import shutil
@@ -10,55 +14,187 @@ from helu.cli import main
 UNITS = "forward,forward-train,backward-mask"
 
 
-@pytest.mark.slow
-def test_flow_small(tmp_path):
-    out = tmp_path / "report"
+@pytest.fixture(scope="module")
+def flow(tmp_path_factory):
+    out = tmp_path_factory.mktemp("flow") / "report"
     argv = ["-q", "flow", "--out", str(out), "--seeds", "1", "--units", UNITS]
     argv += ["--targets", "generic", "--synth-widths", "8", "--synth-lanes", "1,4"]
     argv += ["--prove-widths", "8", "--prove-lanes", "1"]
     argv += ["--mlp", "sim"]
     assert main(argv) == 0
     summary = json.loads((out / "summary.json").read_text())
-    report = (out / "report.md").read_text()
+    return out, summary, (out / "report.md").read_text()
 
+
+def _need(tool):
+    if not shutil.which(tool):
+        pytest.skip(f"{tool} is not installed: the flow skipped the step that needs it")
+
+
+@pytest.mark.slow
+def test_flow_study_and_golden(flow):
+    out, summary, _report = flow
     study = summary["study"]
     assert study["dataset"] == "digits"
     assert {r["act"] for r in study["results"]} >= {"relu", "helu", "gelu"}
     for r in study["results"]:
         assert 0.5 < r["acc_mean"] <= 1 and r["seeds"] == 1 and r["dead_frac"] is not None
-
     golden = summary["golden"]
     assert golden["vectors"] > 0 and golden["format"]["width"] == 8
     assert {w for w, _, _ in golden["formats"]} == {8, 16}
-
     assert set(summary) >= {"study", "golden", "environment"}
-    if shutil.which("iverilog"):
-        sim = summary["sim"]
-        assert sim["simulator"] == "icarus" and sim["mismatches"] == 0
-        assert sim["checked"] >= 3 * golden["vectors"]  # three units, every golden element each
-        assert "**PASS**" in report
-    if shutil.which("yosys"):
-        units = {(r["unit"], r["lanes"]) for r in summary["synth"]}
-        assert units == {(u, n) for u in UNITS.split(",") for n in (1, 4)}
-        assert all(r["gates"] is not None and r["ff"] > 0 for r in summary["synth"])
-    if "prove" not in summary.get("skipped", {}):
-        formal = summary["formal"]
-        assert formal["proofs"] == 4 and formal["proved"] == 4  # forward-train: T and port
-        assert "## 5. Formal" in report and "| forward-train | w8-l1-tport |" in report
-    if shutil.which("iverilog") and shutil.which("yosys"):
-        assert "_Not run" not in report
-    else:  # a missing tool is named in the report, never filled in
-        assert "_Not run: " in report
-    if shutil.which("iverilog"):  # the integer MLP engine: every test sample bit-exact
-        mlp = summary["mlp"]
-        assert mlp["sizes"] == [64, 32, 32, 10] and mlp["sim"][0]["checked"] == 360
-        assert mlp["sim"][0]["mismatches"] == 0
-        assert mlp["sim"][0]["accuracy"] == pytest.approx(mlp["accuracy"]["integer"])
-        assert "## 6. Integer MLP engine on chip" in report and "bit-exact" in report
-    assert (out / "verilog" / "helu_forward_w8_l16.v").is_file()
-    # the training unit is generated in the 8-bit format that keeps alpha's band (Q8.5, T=-2)
-    assert (out / "verilog" / "helu_forward_train_w8_l16_f5_tm2.v").is_file()
     assert (out / "study" / "accuracy.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_flow_verilog(flow):
+    out, _summary, _report = flow
+    names = sorted(p.name for p in (out / "verilog").glob("*.v"))
+    # at the most synthesis lanes; the training unit with the port and in the 8-bit format that
+    # keeps alpha's band (Q8.5, T=-2)
+    assert names == [
+        "helu_backward_mask_l4_g8.v",
+        "helu_forward_train_w8_l4_f5_tm2.v",
+        "helu_forward_train_w8_l4_tport.v",
+        "helu_forward_w8_l4.v",
+    ]
+
+
+@pytest.mark.slow
+def test_flow_ships_what_it_verified(flow):
+    """Every file under verilog/ is, byte for byte, what cocotb simulated and Yosys synthesized."""
+    _need("iverilog")
+    _need("yosys")
+    from helu.outdir import sha256_file
+
+    out, summary, report = flow
+    simulated = {f["verilog_sha256"] for f in summary["sim"]["files"]}
+    synthesized = {r["verilog_sha256"] for r in summary["synth"]}
+    for path in (out / "verilog").glob("*.v"):
+        digest = sha256_file(path)
+        assert digest in simulated, f"{path.name} was not the file simulated"
+        assert digest in synthesized, f"{path.name} was not the file synthesized"
+        assert f"`{digest[:12]}`" in report
+    kinds = {
+        f["threshold"] for f in summary["sim"]["files"] if f["top"].startswith("helu_forward_t")
+    }
+    assert kinds == {"constant", "port"}
+
+
+@pytest.mark.slow
+def test_flow_simulation(flow):
+    _need("iverilog")
+    out, summary, report = flow
+    from helu.golden.vectors import load_golden
+
+    sim = summary["sim"]
+    assert sim["simulator"] == "icarus" and sim["mismatches"] == 0
+    # --synth-widths 8: the 8-bit sets, every element through each of the three units (and the
+    # training unit twice: constant T on the sets of its T, the port on all)
+    _meta, sets = load_golden(out / "golden")
+    w8 = sum(s.z.size for s in sets if s.z_fmt.width == 8)
+    assert sim["checked"] >= 3 * w8
+    assert "**PASS**" in report
+
+
+@pytest.mark.slow
+def test_flow_synthesis(flow):
+    _need("yosys")
+    _out, summary, _report = flow
+    units = {(r["unit"], r["lanes"]) for r in summary["synth"]}
+    assert units == {(u, n) for u in UNITS.split(",") for n in (1, 4)}
+    assert all(r["gates"] is not None and r["ff"] > 0 for r in summary["synth"])
+    # the unit with a threshold is synthesized with a constant T and with the port, side by side
+    kinds = {r["threshold"] for r in summary["synth"] if r["unit"] == "forward-train"}
+    assert kinds == {"constant", "port"}
+
+
+@pytest.mark.slow
+def test_flow_formal(flow):
+    _out, summary, report = flow
+    if "prove" in summary.get("skipped", {}):
+        pytest.skip(f"the flow skipped the proofs: {summary['skipped']['prove']}")
+    formal = summary["formal"]
+    assert formal["proofs"] == 4 and formal["proved"] == 4  # forward-train: T and port
+    assert "## 5. Formal" in report and "| forward-train | w8-l1-tport |" in report
+
+
+@pytest.mark.slow
+def test_flow_mlp(flow):
+    _need("iverilog")
+    _out, summary, report = flow
+    mlp = summary["mlp"]  # the integer MLP engine: every test sample bit-exact
+    assert mlp["sizes"] == [64, 32, 32, 10] and mlp["sim"][0]["checked"] == 360
+    assert mlp["sim"][0]["mismatches"] == 0
+    assert mlp["sim"][0]["accuracy"] == pytest.approx(mlp["accuracy"]["integer"])
+    assert "## 6. Integer MLP engine on chip" in report and "bit-exact" in report
+
+
+@pytest.mark.slow
+def test_flow_report_names_missing_tools(flow):
+    _out, summary, report = flow
+    skipped = summary.get("skipped", {})
+    for tool, step in (("iverilog", "sim"), ("yosys", "synth")):
+        assert (step in skipped) == (not shutil.which(tool)), (tool, skipped)
+    # a step that could not run is named in the report, never filled in
+    assert ("_Not run: " in report) == bool(skipped), skipped
+    for why in skipped.values():
+        assert why.split(";")[0][:40] in report
+
+
+def test_check_shipped_wrong(tmp_path):
+    """A verilog/ file that is not what a target synthesized stops the flow."""
+    from helu.commands.flow import Flow
+    from helu.hw.units import UnitParams
+    from helu.hw.verilog import generate
+    from helu.outdir import sha256_file
+
+    params = UnitParams(width=8, lanes=2)
+    made = generate("forward", params, tmp_path)
+    flow = Flow.__new__(Flow)
+    flow.generated, flow.notes = [("forward", params, made)], []
+    good = {"target": "generic", "verilog_sha256": sha256_file(made.verilog)}
+    flow._check_shipped([good])  # the same bytes: accepted
+    with pytest.raises(RuntimeError, match=r"helu_forward_w8_l2.v \(sha256 [0-9a-f]{12}\) is not"):
+        flow._check_shipped([{**good, "verilog_sha256": "0" * 64}])
+
+
+@pytest.mark.filterwarnings("ignore::helu.golden.fixed.AlphaVanishesWarning")
+def test_run_generated_wrong(tmp_path):
+    """A constant-T file is checked only against golden sets of its T; none: a clear error."""
+    from golden_sets import random_set
+
+    from helu.golden import fixed
+    from helu.golden.vectors import write_golden
+    from helu.hw.units import UnitParams
+    from helu.hw.verilog import generate
+    from helu.sim import runner
+
+    if runner.tool_missing("icarus"):
+        pytest.skip("icarus is not installed")
+    z8 = fixed.Format(8, 5)
+    golden = tmp_path / "golden"
+    write_golden(golden, [random_set("fc1", z8, z8, 0.05, 40, 1)], {"model": "t", "alpha": 0.05})
+    params = UnitParams(width=8, lanes=2, frac=3)  # T = -1, the set has T = -2
+    made = generate("forward-train", params, tmp_path / "v")
+    with pytest.raises(ValueError, match="no golden set fits helu_forward_train_w8_l2_f3_tm1.v"):
+        runner.run_generated(golden, [("forward-train", params, made)], out=tmp_path / "sim")
+
+
+@pytest.mark.slow
+def test_flow_collapse(flow):
+    _out, summary, report = flow
     collapse = summary["collapse"]["cells"][0]  # the quick collapse study, paired with ReLU
     assert collapse["key"] == "w2-d5-symmetric-adam-abs" and "relu" in collapse["arms"]
     assert "## 7. Collapse of deep, narrow nets" in report
+
+
+@pytest.mark.slow
+def test_flow_integer_network(flow):
+    out, summary, report = flow
+    intnet = summary["intnet"]  # the quick batch-1 integer study, ReLU against two thresholds
+    assert [r["threshold"] for r in intnet["results"]] == [0, -2, -8]
+    assert all(r["seeds"] == 1 and 0.5 < r["acc_mean"] <= 1 for r in intnet["results"])
+    assert intnet["golden_net"]["trajectory_steps"] > 0
+    assert "## 8. Integer network" in report and "T=-8 vs ReLU" in report
+    assert (out / "golden-net" / "trajectory" / "trajectory.npz").is_file()

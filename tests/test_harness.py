@@ -215,3 +215,20 @@ def test_harness_wrong():
     with pytest.raises(ValueError, match="NoOutputs has no output ports to observe"):
         Harness(NoOutputs())
     gc.collect()  # the half-built objects warn "never used" when collected: do it under the filter
+
+
+def test_harness_wraps_a_generated_module_without_regenerating_it(tmp_path):
+    """With ``instance``, the harness Verilog instantiates the named module and holds no copy."""
+    from amaranth.back import verilog as amaranth_verilog
+
+    from helu.hw.units import UNITS, UnitParams
+
+    unit = UNITS["forward-train"].build(UnitParams(width=8, lanes=2, threshold_port=True))
+    text = amaranth_verilog.convert(
+        Harness(unit, instance="helu_forward_train_w8_l2_tport"), name="h", emit_src=False
+    )
+    assert "helu_forward_train_w8_l2_tport unit (" in text
+    modules = [line for line in text.splitlines() if line.startswith("module ")]
+    assert len(modules) == 1 and modules[0].startswith("module h("), modules  # harness only
+    for port in (".i__payload(", ".o__valid(", ".threshold(", ".clk(", ".rst("):
+        assert port in text, port

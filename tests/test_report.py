@@ -68,14 +68,19 @@ def test_summary_has_the_documented_keys(tmp_path):
     }
     assert summary["golden"]["vectors"] == 200
     assert summary["golden"]["format"] == {"width": 8, "frac": 4, "threshold": -1}
+    files = summary["sim"].pop("files")
     assert summary["sim"] == {"simulator": "icarus", "checked": 200, "mismatches": 0,
                               "elements_per_s": 1000.0, "runs": 1}  # fmt: skip
+    assert [f["top"] for f in files] == ["helu_forward_w8_l4"] and set(files[0]) >= {
+        "verilog_sha256",
+        "checked",
+    }
     assert summary["synth"][0]["lut"] == 2 and summary["synth"][0]["fmax_mhz"] == 400.0
     text = md.read_text()
     assert "94.00 ± 1.00" in text and "HeLU(0.05) beat ReLU" in text
     assert "**PASS**: 200 elements" in text
     assert "| forward | icarus | `helu_forward_w8_l4` | act1_w8 | 200 | 0 |" in text
-    assert "| forward | ice40 | 8 | 16 | 2 | 0.12 | 129 |" in text
+    assert "| forward | ice40 | 8 | 16 | – | 2 | 0.12 | 129 |" in text
 
 
 def test_report_says_fail_on_mismatches(tmp_path):

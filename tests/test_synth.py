@@ -311,6 +311,28 @@ def test_backward_mask_lut_budget_total(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("width,budget", [(8, 3), (16, 6)])
+def test_constant_threshold_needs_no_carry_chain(tmp_path, width, budget):
+    """``z > T`` against a constant is an AND/OR chain: at most ``budget`` LUT4 per lane beyond
+    the handshake the inference forward unit also has, no carry cell; the runtime-threshold build
+    keeps a real comparator (carry cells)."""
+    handshake = lut4("forward", 16, tmp_path, width=width)["lut"]
+    assert handshake <= 2
+    for unit in ("forward-train", "backward-z"):
+        const = lut4(unit, 16, tmp_path, width=width)
+        assert const["threshold"] == "constant" and const["carry"] == 0, const["cells"]
+        assert const["lut"] <= budget * 16 + handshake, f"{unit} W={width}: {const['lut']} LUT4"
+    port = synthesize(
+        "forward-train",
+        UnitParams(width=width, lanes=16, threshold_port=True),
+        "ice40",
+        out_dir=tmp_path,
+        fmax=False,
+    )
+    assert port["threshold"] == "port" and port["carry"] > 0, port["cells"]
+
+
+@pytest.mark.slow
 def test_generic_forward_has_no_datapath_gates(tmp_path):
     need("yosys")
     lanes = 16

@@ -4,9 +4,16 @@ Steps, each leaving its results in its own folder under ``--out`` (the report re
 
 1. ``study/``:  train the quick study on the bundled digits data (``golden.train.QUICK``);
 2. ``golden/``: export golden vectors of the trained HeLU model at W=8 and W=16;
-3. ``verilog/``: write every unit's Verilog and sidecar (width 8, 16 lanes, the golden format);
-4. ``sim/``:    run the cocotb benches against the golden vectors (Icarus by default);
-5. ``synth/``:  synthesize every unit with Yosys/nextpnr (iCE40 and generic gates by default);
+   ``intnet/``, ``golden-net/``: the integer network's quick batch-1 training study and its
+   golden folder with a training trajectory (``helu.intflow``);
+3. ``verilog/``: write every configuration the flow checks, once: each unit at each synthesis
+   width with the most synthesis lanes, in the golden format of that width, units with a
+   threshold both with a constant ``T`` and with the threshold port;
+4. ``sim/``:    run the cocotb benches on those very files against the golden vectors (Icarus by
+   default);
+5. ``synth/``:  synthesize every unit with Yosys/nextpnr (iCE40 and generic gates by default),
+   the configurations of ``verilog/`` from those very files (checked by SHA-256; a unit's lane
+   limit may keep one out, which the notes say);
 6. ``prove/``:  prove every unit formally (``helu.proofs``: widths 8, 16; lanes 1, 4);
 7. ``mlp/``:    the integer MLP engine (``helu.mlp.flow_step``): export the integer network,
    every test sample through the engine's RTL, synthesis on the iCE40 UP5K (and the ECP5);
@@ -28,7 +35,7 @@ HELP = "run everything: study, golden vectors, Verilog, cocotb simulation, synth
 
 log = logging.getLogger(__name__)
 
-STEPS = 9
+STEPS = 10
 # Per-tensor scales (no saturation) at 8 and 16 bits; at 8 bits the digits MLP's range leaves
 # 2-3 fractional bits, where alpha=0.05 has no negative code in its band, so a third set fixes
 # 5 fractional bits (T=-2): the band is exercised at 8 bits, at the price of some saturation.
@@ -97,6 +104,8 @@ class Flow:
         self.args = args
         self.out = Path(args.out)
         self.skipped: dict[str, str] = {}
+        self.generated: list = []  # (unit, params, Generated) written by the verilog step
+        self.frac_by_width: dict[int, int] = {}  # the golden format each width's files use
         self.seconds: dict[str, float] = {}
         self.step = 0
         self.notes: list[str] = []
@@ -148,23 +157,54 @@ class Flow:
         )
         self.seconds["golden"] = time.monotonic() - start
 
+    def intnet(self):
+        from helu.intflow import run_step
+
+        start = self._begin("integer network: batch-1 training (ReLU vs HeLU T), golden trajectory")
+        run_step(self.out, self.args.seeds)
+        self.seconds["intnet"] = time.monotonic() - start
+
     def verilog(self):
+        from helu import outdir
         from helu.golden.vectors import load_golden
-        from helu.hw.units import UnitParams
+        from helu.hw.synth import source_key
+        from helu.hw.units import UNITS, UnitParams
         from helu.hw.verilog import generate
 
-        start = self._begin("writing Verilog for every unit (width 8, 16 lanes, the golden format)")
+        start = self._begin("writing Verilog: each configuration to simulate and synthesize")
         meta, sets = load_golden(self.out / "golden")
-        # The 8-bit format of the first layer whose band survives quantization (8:5 for the
-        # default export), so the generated training units carry a live threshold.
-        narrow = [s for s in sets if s.z_fmt.width == 8]
-        fmt = next((s.z_fmt for s in narrow if not s.stats.get("alpha_note")), narrow[0].z_fmt)
-        params = UnitParams(width=8, lanes=16, frac=fmt.frac, alpha=meta["alpha"])
-        from helu import outdir
-
-        for unit in self.units:
-            made = generate(unit, params, self.out / "verilog")
-            log.info("      %s", made.verilog)
+        lanes = max(self.synth_lanes)
+        self.generated = []  # (unit, params, Generated): one generation per configuration
+        seen = set()
+        left_out = sorted({s.z_fmt.width for s in sets} - set(self.synth_widths))
+        if left_out:
+            self.notes.append(
+                f"the golden sets of width {', '.join(map(str, left_out))} were not simulated: "
+                f"--synth-widths leaves that width out, and the flow checks what it synthesizes"
+            )
+        for width in self.synth_widths:
+            at_width = [s for s in sets if s.z_fmt.width == width]
+            if not at_width:
+                self.notes.append(f"no golden set has width {width}: its Verilog was not made")
+                continue
+            # The format of the first layer whose band survives quantization (8:5 at 8 bits for
+            # the default export), so the constant-T training units carry a live threshold.
+            fmt = next((s.z_fmt for s in at_width if not s.stats.get("alpha_note")), None)
+            fmt = fmt or at_width[0].z_fmt
+            self.frac_by_width[width] = fmt.frac
+            for unit in self.units:
+                ports = (False, True) if UNITS[unit].has_threshold else (False,)
+                for port in ports:
+                    params = UnitParams(
+                        width=width, lanes=lanes, frac=fmt.frac, alpha=meta["alpha"],
+                        threshold_port=port,
+                    )  # fmt: skip
+                    if source_key(unit, params) in seen:
+                        continue
+                    seen.add(source_key(unit, params))
+                    made = generate(unit, params, self.out / "verilog")
+                    self.generated.append((unit, params, made))
+                    log.info("      %s", made.verilog)
         outdir.mark(self.out / "verilog", "verilog")
         self.seconds["verilog"] = time.monotonic() - start
 
@@ -180,8 +220,9 @@ class Flow:
             log.warning("      skipped: %s", self.skipped["sim"])
             return
         usable = tuple(s for s in simulators if s not in missing)
-        summary = runner.run_golden(
-            self.out / "golden", units=self.units, simulators=usable, out=self.out / "sim"
+        # The files of verilog/ as they are: what is simulated is what the flow hands out.
+        summary = runner.run_generated(
+            self.out / "golden", self.generated, simulators=usable, out=self.out / "sim"
         )
         self.seconds["sim"] = time.monotonic() - start
         log.info(
@@ -195,7 +236,13 @@ class Flow:
 
     def synth(self, metrics: dict):
         from helu import outdir
-        from helu.hw.synth import plot_cost_vs_accuracy, sweep, sweep_params, write_results
+        from helu.hw.synth import (
+            plot_cost_vs_accuracy,
+            source_key,
+            sweep,
+            sweep_params,
+            write_results,
+        )
         from helu.hw.units import UNITS
 
         start = self._begin(f"synthesizing every unit ({', '.join(self.targets)})")
@@ -214,6 +261,7 @@ class Flow:
 
         def progress(done, total, record):
             what = f"{record['unit']} {record['target']} W{record['width']} x{record['lanes']}"
+            what += f" ({record['threshold']} T)" if record.get("threshold") else ""
             log.info(
                 "      [%d/%d] %s%s",
                 done,
@@ -226,12 +274,19 @@ class Flow:
         for lanes, units in groups.items():
             done, skipped = sweep(
                 units,
-                sweep_params(self.synth_widths, lanes),
+                sweep_params(
+                    self.synth_widths,
+                    lanes,
+                    frac=self.frac_by_width,
+                    thresholds=("constant", "port"),
+                ),
                 self.targets,
                 seeds=self.args.fmax_seeds,
                 out_dir=self.out / "synth",
                 jobs=self.args.jobs,
                 progress=progress,
+                # verilog/'s files are synthesized as they are, not generated again
+                sources={source_key(u, p): made for u, p, made in self.generated},
             )
             results += done
         write_results(results, self.out / "synth", skipped=skipped)
@@ -247,6 +302,7 @@ class Flow:
                 f"{len(failed)} synthesis runs failed; first: {failed[0]['error']} "
                 f"(see {self.out / 'synth' / 'results.md'})"
             )
+        self._check_shipped(results)
         try:
             caption = plot_cost_vs_accuracy(
                 results, metrics["results"], self.out / "synth" / "cost_vs_accuracy.png"
@@ -254,6 +310,30 @@ class Flow:
             (self.out / "synth" / "cost_vs_accuracy.txt").write_text(caption + "\n")
         except ValueError as exc:
             log.warning("      no cost/accuracy plot: %s", exc)
+
+    def _check_shipped(self, results):
+        """Every file of verilog/ must be what each target synthesized (same SHA-256), unless
+        its unit's lane limit kept it out (said in the notes)."""
+        from helu.hw.units import UNITS
+        from helu.outdir import sha256_file
+
+        synthesized = {(r["target"], r.get("verilog_sha256")) for r in results}
+        targets = {r["target"] for r in results}
+        for unit, params, made in self.generated:
+            cap = UNITS[unit].max_lanes
+            if cap is not None and params.lanes > cap:
+                self.notes.append(
+                    f"{made.verilog.name} was simulated but not synthesized: "
+                    f"{UNITS[unit].max_lanes_why}."
+                )
+                continue
+            digest = sha256_file(made.verilog)
+            missing = sorted(t for t in targets if (t, digest) not in synthesized)
+            if missing:
+                raise RuntimeError(
+                    f"verilog/{made.verilog.name} (sha256 {digest[:12]}) is not the file "
+                    f"{', '.join(missing)} synthesized"
+                )
 
     def collapse(self):
         from helu.collapse import flow_step
@@ -272,6 +352,7 @@ class Flow:
         wall = time.monotonic()
         metrics = self.study()
         self.golden(metrics)
+        self.intnet()
         self.verilog()
         self.sim()
         self.synth(metrics)

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser):
+    from helu.hw.units import unit_names
+
     parser.add_argument(
         "--target",
         default="all",
@@ -30,13 +32,19 @@ def add_arguments(parser):
     parser.add_argument(
         "--unit",
         default="all",
-        help="unit name(s), comma-separated, or all registered units (default: all); mlp: the "
-        "integer MLP engine (with --model; targets up5k, ecp5)",
+        help=f"unit name(s) from {unit_names()}, comma-separated, or all (default: all); mlp: "
+        "the integer MLP engine (with --model; targets up5k, ecp5)",
     )
     parser.add_argument("--width", default="8,16", help="widths, comma-separated (8,16)")
     parser.add_argument("--lanes", default="1,16", help="lane counts, comma-separated (1,16)")
     parser.add_argument(
         "--seeds", type=int, default=3, help="nextpnr seeds per design; Fmax is the median (3)"
+    )
+    parser.add_argument(
+        "--thresholds",
+        default="constant,port",
+        help="threshold kinds of the units that have one: constant T, a runtime port, or both "
+        "side by side (default: constant,port)",
     )
     parser.add_argument("--alpha", type=float, default=0.05, help="HeLU band (-alpha, 0] (0.05)")
     parser.add_argument(
@@ -80,7 +88,7 @@ def run(args) -> int:
 
     from helu import outdir
     from helu.executor import make_executor
-    from helu.hw.synth import markdown_table, sweep, sweep_params, write_results
+    from helu.hw.synth import THRESHOLD_KINDS, markdown_table, sweep, sweep_params, write_results
     from helu.hw.units import UNITS
 
     if args.unit == "mlp":
@@ -93,13 +101,15 @@ def run(args) -> int:
         raise ValueError(f"--seeds must be a positive integer, not {args.seeds}")
     if args.jobs < 1:
         raise ValueError(f"--jobs must be a positive integer, not {args.jobs}")
-    params = sweep_params(widths, lanes, frac=args.frac, alpha=args.alpha)
+    kinds = name_list(args.thresholds, THRESHOLD_KINDS, "threshold kind")
+    params = sweep_params(widths, lanes, frac=args.frac, alpha=args.alpha, thresholds=kinds)
     outdir.claim(args.out, "synth", force=args.force)
     pool = make_executor(args.jobs, args.scheduler)
 
     def progress(done, total, record):
         what = (
             f"{record['unit']} {record['target']} width {record['width']} lanes {record['lanes']}"
+            + (f" {record['threshold']} T" if record.get("threshold") else "")
         )
         if "error" in record:
             log.info("[%d/%d] %s: FAILED: %s", done, total, what, record["error"])

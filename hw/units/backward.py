@@ -2,12 +2,19 @@
 
 The backward pass of HeLU needs one bit per activation: ``mask = z > T`` (``golden.fixed.mask``).
 The stash is either that bit, emitted by the training forward unit, or the stored ``z``, from
-which the unit computes ``z > T`` itself (a comparator against a constant or against the runtime
-``threshold`` port). The gradient passes or is zeroed, exactly (``golden.fixed.backward``): no
-rounding, so RTL and golden model agree bit for bit.
+which the unit computes ``z > T`` itself (an AND/OR chain over the bits against a constant,
+``hw.units.compare``, or a comparator against the runtime ``threshold`` port). The gradient
+passes or is zeroed, exactly (``golden.fixed.backward``): no rounding, so RTL and golden model
+agree bit for bit.
 
 With the mask stash each output bit is ``g[b] & mask``: the ``dz`` registers are ``reset_less``
 so that the (inverted) mask can drive the flip-flops' synchronous reset.
+
+On iCE40 that inversion costs one LUT4 per lane: a flip-flop's synchronous reset clears on
+``R = 1`` and ``dz`` clears on ``mask = 0``. Carrying the stash inverted (a "drop" bit,
+``z <= T``, which the forward unit's AND/OR chain would produce for free) would save it, but the
+stash port's meaning is shared by the golden vectors (``mask = z > T``), the testbench stimulus,
+the formal properties and the MLP engine; one LUT4 per lane does not justify two conventions.
 """
 
 from amaranth.hdl import Module, Mux, Signal, signed
@@ -26,6 +33,7 @@ from helu.hw.units.base import (
     register_stage,
     threshold_of,
 )
+from helu.hw.units.compare import greater_than
 from helu.hw.units.forward import THRESHOLD_USES, unit_threshold
 
 __all__ = ["Backward", "STASH_KINDS", "UNITS"]
@@ -160,13 +168,15 @@ class Backward(wiring.Component):
         m = Module()
         payload = Signal(self.o.payload.shape(), reset_less=True)
         register_stage(m, self.i, self.o, payload)
-        t = self.threshold if self._threshold_port else self._threshold
         with m.If(self.i.ready):
             for n in range(self._lanes):
                 if self._stash == "mask":
                     keep = self.i.payload.mask[n]
+                elif self._threshold_port:
+                    keep = self.i.payload.z[n] > self.threshold
                 else:
-                    keep = self.i.payload.z[n] > t
+                    # Against a constant: an AND/OR chain, no carry chain (hw.units.compare).
+                    keep = greater_than(self.i.payload.z[n], self._threshold)
                 m.d.sync += payload.dz[n].eq(Mux(keep, self.i.payload.g[n], 0))
         return m
 

@@ -3,8 +3,8 @@
 The whole unit is this file: its component, its registry entry (reference ``golden.fixed.clipped``,
 the parameter ``clip``, the corner codes ``C - 1, C, C + 1`` and the study activation ``relu6``).
 As in the HeLU forward unit the sign bit alone zeroes a negative ``z`` (the flip-flops'
-synchronous reset, payload registers ``reset_less``); the upper clip is a comparison against the
-constant ``C``.
+synchronous reset, payload registers ``reset_less``); the upper clip compares against the
+constant ``C`` with an AND/OR chain (``hw.units.compare``), no carry chain.
 """
 
 from amaranth.hdl import Module, Mux, Signal, signed
@@ -20,6 +20,7 @@ from helu.hw.units.base import (
     refusal,
     register_stage,
 )
+from helu.hw.units.compare import greater_than
 
 __all__ = ["ClippedRelu", "check_clip", "UNITS"]
 
@@ -99,7 +100,8 @@ class ClippedRelu(wiring.Component):
         with m.If(self.i.ready):
             for n in range(self._lanes):
                 z = self.i.payload.z[n]
-                m.d.sync += payload.y[n].eq(Mux(z[-1], 0, Mux(z > self._clip, self._clip, z)))
+                over = greater_than(z, self._clip)  # an AND/OR chain, no carry (hw.units.compare)
+                m.d.sync += payload.y[n].eq(Mux(z[-1], 0, Mux(over, self._clip, z)))
         return m
 
 

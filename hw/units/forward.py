@@ -7,7 +7,8 @@ flip-flop. For that to work the payload registers are ``reset_less`` (a flip-flo
 synchronous reset, and ``rst`` only needs to clear ``valid``).
 
 The training build adds the stash bit ``mask = z > T`` per lane (``golden.fixed.mask``), with
-``T`` a compile-time constant or a runtime ``threshold`` input port.
+``T`` a compile-time constant (an AND/OR chain over the bits of ``z``, ``hw.units.compare``: no
+carry chain) or a runtime ``threshold`` input port (a real comparator).
 """
 
 from amaranth.hdl import Module, Mux, Signal, signed
@@ -26,6 +27,7 @@ from helu.hw.units.base import (
     register_stage,
     threshold_of,
 )
+from helu.hw.units.compare import greater_than
 
 __all__ = ["Forward", "register_stage", "UNITS", "unit_threshold"]
 
@@ -143,14 +145,16 @@ class Forward(wiring.Component):
         m = Module()
         payload = Signal(self.o.payload.shape(), reset_less=True)
         register_stage(m, self.i, self.o, payload)
-        t = self.threshold if self._threshold_port else self._threshold
         with m.If(self.i.ready):
             for n in range(self._lanes):
                 z = self.i.payload.z[n]
                 # The sign bit alone selects: y[b] = z[b] & ~z[-1], a flip-flop's sync reset.
                 m.d.sync += payload.y[n].eq(Mux(z[-1], 0, z))
-                if self._train:
-                    m.d.sync += payload.mask[n].eq(z > t)
+                if self._train and self._threshold_port:
+                    m.d.sync += payload.mask[n].eq(z > self.threshold)
+                elif self._train:
+                    # Against a constant: an AND/OR chain, no carry chain (hw.units.compare).
+                    m.d.sync += payload.mask[n].eq(greater_than(z, self._threshold))
         return m
 
 
