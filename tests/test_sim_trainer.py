@@ -2,13 +2,6 @@
 
 import numpy as np
 import pytest
-
-from helu.golden import intnet
-
-if not hasattr(intnet, "IntNet"):  # the golden training step lands with the integer network
-    pytest.skip(
-        "golden.intnet.IntNet (the golden training step) is missing", allow_module_level=True
-    )
 from test_trainer import samples, small_net
 
 from helu.hw.net.trainer import TrainSpec

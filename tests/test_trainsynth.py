@@ -1,13 +1,6 @@
 """Synthesis of the training engine (hw/net/trainsynth.py): Yosys cell counts against capacity."""
 
 import pytest
-
-from helu.golden import intnet
-
-if not hasattr(intnet, "IntNet"):  # the golden training step lands with the integer network
-    pytest.skip(
-        "golden.intnet.IntNet (the golden training step) is missing", allow_module_level=True
-    )
 from test_trainer import small_net
 
 from helu.hw.net.trainer import TrainSpec
