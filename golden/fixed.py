@@ -50,6 +50,11 @@ __all__ = [
     "shadow_weights",
     "accumulator_bound",
     "check_accumulator",
+    "TARGET",
+    "scale_shift",
+    "loss_gradient",
+    "update",
+    "master_from_shadow",
 ]
 
 # Formats wider than this do not fit numpy's int64 arithmetic with headroom for products.
@@ -266,9 +271,11 @@ def backward(grad_codes, mask_bits) -> np.ndarray:
     mask_bits = mask_bits if array_generic(mask_bits) else np.asarray(mask_bits)
     if grad_codes.shape != mask_bits.shape:
         raise ValueError(
-            f"gradient shape {grad_codes.shape} does not match mask shape {mask_bits.shape}"
+            f"gradient shape {tuple(grad_codes.shape)} does not match mask shape "
+            f"{tuple(mask_bits.shape)}"
         )
-    return np.where(mask_bits.astype(bool), grad_codes, 0)
+    # g * 1 or g * 0: exact, and the same operator on numpy arrays and torch tensors.
+    return grad_codes * (mask_bits != 0)
 
 
 def to_unsigned(codes, width: int) -> np.ndarray:
@@ -351,3 +358,46 @@ def check_accumulator(
             f"reaches {bound}, beyond a {width}-bit accumulator"
         )
     return bound
+
+
+# ---------------------------------------------------------------------------------------------
+# Integer training (the on-chip training step; golden model: golden.intnet.IntNet.step).
+#
+# Loss: squared error of the int8 logits against a scaled one-hot, whose gradient at the logits is
+# e = L - TARGET * onehot. Deltas are int8 (requantized like activations), masked by the 1-bit
+# stash (``backward``); weight gradients are exact int8 x int8 products (int16). Master weights are
+# int16 and biases int32 at the accumulator's scale; an update subtracts the gradient scaled by a
+# power of two (``scale_shift``: the learning rate and the scale change in one shift) and
+# saturates. No stochastic rounding: every update rounds half up, deterministically.
+# ---------------------------------------------------------------------------------------------
+
+TARGET = 32  # the scaled one-hot: the correct class's logit is pulled towards 32
+
+
+def scale_shift(x, shift: int):
+    """``x * 2**-shift`` for a signed ``shift``: ``shift_round`` right, or an exact left shift."""
+    if isinstance(shift, bool) or not isinstance(shift, (int, np.integer)):
+        raise ValueError(f"Shift must be an integer, not {shift!r}")
+    return shift_round(x, int(shift)) if shift >= 0 else x << int(-shift)
+
+
+def loss_gradient(logits, onehot):
+    """Integer loss gradient at the logits: ``saturate(L - TARGET * onehot, ACT_WIDTH)``.
+
+    The gradient of ``(L - TARGET * onehot)**2 / 2``; saturated to int8 like every delta.
+    """
+    return saturate(logits - TARGET * onehot, ACT_WIDTH)
+
+
+def update(param, grad, shift: int, width: int):
+    """SGD by shifts: ``saturate(param - scale_shift(grad, shift), width)``.
+
+    Masters: ``width = MASTER_WIDTH``; biases: ``width = ACC_WIDTH``. The shift is the learning
+    rate's exponent plus the scale difference between gradient and parameter.
+    """
+    return saturate(param - scale_shift(grad, shift), width)
+
+
+def master_from_shadow(weights):
+    """int16 masters whose shadow (``shadow_weights``) is exactly ``weights`` (int8)."""
+    return weights << SHADOW_SHIFT

@@ -15,6 +15,7 @@ The folder is written into a temporary sibling and moved into place at the end; 
 ``<out>`` is replaced only when it is an earlier export of this kind (never a user's folder).
 """
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -25,7 +26,18 @@ from helu import outdir
 from helu.golden import fixed, intmodel
 from helu.golden.vectors import hex_lines
 
-__all__ = ["KIND", "VERSION", "MANIFEST", "export_net", "load_net", "check_inference"]
+__all__ = [
+    "KIND",
+    "VERSION",
+    "MANIFEST",
+    "export_net",
+    "load_net",
+    "check_inference",
+    "export_trajectory",
+    "record_trajectory",
+    "check_trajectory",
+    "state_digest",
+]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +47,12 @@ MANIFEST = "manifest.json"
 INFERENCE = "inference.npz"
 # Hex width of each inference array (x: pixel codes 0..16 in an 8-bit word; cls/labels 0..9).
 DEFAULT_ALPHA = 0.05
+# Trajectory: this many fine-tuning steps recorded in full (about 60 KB a step as hex), with
+# master/bias snapshots every SNAPSHOT_EVERY steps.
+TRAJECTORY = "trajectory"
+STEP_FIELDS = ("q", "mask", "g", "delta", "grad")
+TRAJECTORY_STEPS = 64
+SNAPSHOT_EVERY = 16
 INFERENCE_WIDTHS = {"x": 8, "logits": fixed.ACT_WIDTH, "cls": 8, "labels": 8}
 
 RULES = {
@@ -69,6 +87,8 @@ def export_net(
     alpha: float | None = None,
     seed: int = 0,
     epochs: int | None = None,
+    steps: int = TRAJECTORY_STEPS,
+    every: int = SNAPSHOT_EVERY,
     force: bool = False,
 ) -> Path:
     """PTQ a float HeLU MLP and write the golden folder ``out``; returns the manifest path.
@@ -78,15 +98,18 @@ def export_net(
 
     ``checkpoint``: a ``helu train`` MLP checkpoint on digits (its standardisation is folded into
     the first layer); without it a float 64-32-32-10 HeLU MLP is trained here (``seed``,
-    ``epochs``) on the project's digits split. ``alpha`` (default: the checkpoint's, else
-    0.05) gives the threshold ``T`` in the first hidden layer's format.
+    ``epochs``) on the project's digits split with the squared error to the one-hot (the integer
+    loss's float twin) and quantized with its logits in Q8.5. ``alpha`` (default: the
+    checkpoint's, else 0.05) gives the threshold ``T`` in the first hidden layer's format.
+    ``steps`` > 0 adds a training trajectory (seed ``seed``) fine-tuning the integer model,
+    with snapshots every ``every`` steps.
     """
     from helu.golden import data, intnet
 
     out = outdir.claim(out, "golden-net", force=force, inputs=(checkpoint,))
     source: dict
     if checkpoint is not None:
-        from helu.golden.export import load_checkpoint
+        from helu.golden.checkpoint import load_checkpoint
 
         model, ckpt = load_checkpoint(checkpoint)
         if ckpt.get("dataset") != "digits" or ckpt["model_config"].get("kind") != "mlp":
@@ -101,17 +124,22 @@ def export_net(
         if alpha is None:
             alpha = ckpt["alpha"] if ckpt.get("act") == "helu" else DEFAULT_ALPHA
         source = {"checkpoint": str(checkpoint), "act": ckpt.get("act"), "seed": ckpt.get("seed")}
+        logits_frac = None  # a cross-entropy model's logits would saturate in Q8.5
     else:
         alpha = DEFAULT_ALPHA if alpha is None else alpha
         split = data.load("digits")
         x_train, _ = intnet.pixels(split)
-        cfg = intnet.FloatConfig(alpha=alpha, seed=seed)
+        # The integer loss's float twin (squared error to the one-hot), logits in Q8.5 where the
+        # integer target 32 is 1.0: the trajectory then fine-tunes with the loss it was trained on.
+        cfg = intnet.FloatConfig(alpha=alpha, seed=seed, loss="mse")
         if epochs is not None:
             cfg.epochs = epochs
         layers = intnet.float_layers(intnet.train_float(x_train, split.y_train, cfg))
-        source = {"trained": "golden.intnet.train_float", "seed": seed, "epochs": cfg.epochs}
+        logits_frac = intnet.LOGITS_FRAC
+        source = {"trained": "golden.intnet.train_float", "seed": seed, "epochs": cfg.epochs,
+                  "loss": cfg.loss, "logits_frac": intnet.LOGITS_FRAC}  # fmt: skip
     x_train, x_test = intnet.pixels(split)
-    q = intnet.ptq(layers, x_train, alpha)
+    q = intnet.ptq(layers, x_train, alpha, logits_frac=logits_frac)
     model = q.model
     logits, cls = intmodel.infer(model, x_test)
     float_acc = intnet.float_accuracy(layers, x_test, split.y_test)
@@ -174,6 +202,12 @@ def export_net(
             "hex_format": "$readmemh: one two's complement code per line, lowest index first, "
             "arrays flattened row-major",
         }
+        if steps:
+            from helu.golden.intnet import ptq_scales
+
+            manifest["trajectory"] = export_trajectory(
+                tmp / TRAJECTORY, model, ptq_scales(q), x_train, split.y_train, seed, steps, every
+            )
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return out / MANIFEST
 
@@ -218,4 +252,185 @@ def check_inference(folder) -> list[str]:
         text = (Path(folder) / entry["path"]).read_text()
         if text != hex_lines(np.asarray(array).ravel(), entry["width"]):
             errors.append(f"{entry['path']} does not hold {name}")
+    return errors
+
+
+# ---------------------------------------------------------------------------------------------
+# Training trajectories: what the RTL training engine must reproduce, step by step.
+# ---------------------------------------------------------------------------------------------
+
+
+def state_digest(masters, biases) -> int:
+    """32-bit digest of a network state: the first 4 bytes of SHA-256 over the int64 masters
+    then biases (layer order, row-major, little endian), as a signed int32."""
+    h = hashlib.sha256()
+    for a in (*masters, *biases):
+        h.update(np.ascontiguousarray(np.asarray(a), dtype="<i8").tobytes())
+    return int.from_bytes(h.digest()[:4], "little", signed=True)
+
+
+def _net_state(net, run=0):
+    return [m[run].numpy() for m in net.masters], [b[run].numpy() for b in net.biases]
+
+
+def record_trajectory(net, x_train, y_train, order) -> dict:
+    """Train ``net`` (one run) on ``x_train[order]``, recording every step; returns the arrays."""
+    import torch
+
+    x_train = torch.as_tensor(x_train)
+    y_train = torch.as_tensor(y_train)
+    layers = len(net.masters)
+    per_step = {f"{f}{i}": [] for f in STEP_FIELDS for i in range(layers)}
+    snaps = {f"masters{i}": [] for i in range(layers)} | {f"biases{i}": [] for i in range(layers)}
+    digests = []
+    for idx in order:
+        rec = net.step(x_train[idx][None], y_train[idx][None])
+        for f in STEP_FIELDS:
+            for i, v in enumerate(rec[f]):
+                per_step[f"{f}{i}"].append(v[0].numpy())
+        masters, biases = _net_state(net)
+        digests.append(state_digest(masters, biases))
+        for i in range(layers):
+            snaps[f"masters{i}"].append(masters[i])
+            snaps[f"biases{i}"].append(biases[i])
+    arrays = {k: np.stack(v).astype(np.int64) for k, v in per_step.items() if v}
+    arrays |= {k: np.stack(v).astype(np.int64) for k, v in snaps.items()}
+    arrays["digest"] = np.asarray(digests, dtype=np.int64)
+    return arrays
+
+
+def export_trajectory(folder, model, scales, x_train, y_train, seed: int, steps: int, every: int):
+    """Fine-tune ``model`` for ``steps`` samples and write ``folder`` (npz, hex); returns the
+    manifest entry. Full master/bias snapshots every ``every`` steps; a digest every step."""
+    from helu.golden import intnet
+
+    if steps < 1 or every < 1:
+        raise ValueError(
+            f"trajectory steps and snapshot interval must be >= 1, not {steps}, {every}"
+        )
+    folder = Path(folder)
+    folder.mkdir(parents=True)
+    net = intnet.IntNet.from_model(model, scales)
+    epochs = -(-steps // len(x_train))
+    order = intnet.epoch_orders([seed], len(x_train), epochs)[0, :steps].numpy()
+    masters0, biases0 = _net_state(net)
+    full = record_trajectory(net, x_train, y_train, order)
+    snap_steps = np.arange(every, steps + 1, every)  # after these steps (1-based counts)
+    arrays = {"order": order.astype(np.int64), "labels": np.asarray(y_train)[order]}
+    arrays |= {k: v for k, v in full.items() if not k.startswith(("masters", "biases"))}
+    arrays["snapshot_steps"] = snap_steps.astype(np.int64)
+    for i in range(len(masters0)):
+        arrays[f"masters{i}_init"] = masters0[i]
+        arrays[f"biases{i}_init"] = biases0[i]
+        arrays[f"masters{i}"] = full[f"masters{i}"][snap_steps - 1]
+        arrays[f"biases{i}"] = full[f"biases{i}"][snap_steps - 1]
+    arrays["train_x"] = np.asarray(x_train, dtype=np.int64)
+    arrays["train_labels"] = np.asarray(y_train, dtype=np.int64)
+    np.savez_compressed(folder / "trajectory.npz", **arrays)
+    (folder / "hex").mkdir()
+    files = {}
+    for name, a in arrays.items():
+        width = _trajectory_width(name)
+        files[name] = {
+            "path": f"{TRAJECTORY}/" + _write_hex(folder / "hex", name, a, width),
+            "width": width,
+            "shape": list(a.shape),
+        }
+    step_bits = sum(a[0].size * _trajectory_width(k) for k, a in full.items()
+                    if not k.startswith(("masters", "biases", "digest")))  # fmt: skip
+    state_bits = sum(m.size * fixed.MASTER_WIDTH + b.size * fixed.ACC_WIDTH
+                     for m, b in zip(masters0, biases0, strict=True))  # fmt: skip
+    return {
+        "folder": TRAJECTORY,
+        "arrays": "trajectory.npz",
+        "seed": seed,
+        "steps": steps,
+        "snapshot_every": every,
+        "start": "the integer model in model/, masters = weights << SHADOW_SHIFT",
+        "order": "order[s] indexes train_x/train_labels (the training split, stratified 80/20)",
+        "scales": scales.describe(),
+        "threshold": int(net.thresholds[0]),
+        "record_bits_per_step": step_bits,
+        "state_bits": state_bits,
+        "full_record_bytes": (step_bits + state_bits) * steps // 8,
+        "stored_bytes_npz": (folder / "trajectory.npz").stat().st_size,
+        "digest": "state_digest: first 4 bytes of SHA-256 over the int64 masters then biases "
+        "(layer order, row-major, little endian) after each step, as a signed int32",
+        "fields": {
+            "q<l>": "(steps, out) int8 pre-activation codes of layer l",
+            "mask<l>": "(steps, out) mask = q > threshold of hidden layer l (the 1-bit stash)",
+            "g<l>": "(steps, out) int8 delta of hidden layer l before the mask: "
+            "requantize(shadow[l+1].T @ delta[l+1], delta_shift[l])",
+            "delta<l>": "(steps, out) int8 delta after HeLU backward (last: e = L - 32*onehot)",
+            "grad<l>": "(steps, out, in) int16 weight gradient delta[l] x input[l]",
+            "masters<l>/biases<l>": "state after the steps in snapshot_steps",
+            "digest": "(steps,) state digest after each step",
+        },
+        "rules": {
+            "loss_gradient": f"e = saturate(L - {fixed.TARGET} * onehot, {fixed.ACT_WIDTH})",
+            "delta": "d[l] = backward(requantize(d[l+1] @ shadow[l+1], delta_shift[l]), mask[l]); "
+            "deltas use the shadows before this step's update",
+            "update": "master = saturate(master - scale_shift(grad, grad_shift), 16); bias = "
+            "saturate(bias - scale_shift(delta, bias_shift), 32); scale_shift(x, s) = "
+            "shift_round(x, s) for s >= 0, x << -s otherwise; no stochastic rounding",
+            "shadow": "shadow = saturate(shift_round(master, 8), 8), recomputed after every update",
+        },
+        "files": files,
+    }
+
+
+def _trajectory_width(name: str) -> int:
+    if name.startswith("mask"):
+        return 1
+    if name.startswith(("grad", "masters")):
+        return fixed.MASTER_WIDTH
+    if name.startswith("biases"):
+        return fixed.ACC_WIDTH
+    if name == "digest":
+        return 32
+    if name in ("order", "snapshot_steps"):
+        return 16
+    return fixed.ACT_WIDTH
+
+
+def check_trajectory(folder) -> list[str]:
+    """Replay a golden folder's trajectory from its model; the differences (empty: consistent).
+
+    Every per-step record, every snapshot and every digest is recomputed with
+    ``golden.intnet.IntNet`` and compared; a corrupted or hand-edited trajectory is caught.
+    """
+    from helu.golden import intnet
+
+    manifest, model, _ = load_net(folder)
+    entry = manifest.get("trajectory")
+    if not entry:
+        return ["no trajectory in this golden folder"]
+    sc = entry["scales"]
+    scales = intnet.Scales(
+        sc["in_fracs"], sc["w_fracs"], sc["out_fracs"], sc["delta_fracs"], sc["lr_shift"]
+    )
+    try:
+        with np.load(Path(folder) / entry["folder"] / entry["arrays"]) as npz:
+            stored = dict(npz)
+    except (OSError, ValueError) as exc:
+        return [f"trajectory arrays unreadable ({exc})"]
+    net = intnet.IntNet.from_model(model, scales, thresholds=entry["threshold"])
+    errors = []
+    for i, (m, b) in enumerate(zip(*_net_state(net), strict=True)):
+        if not np.array_equal(stored.get(f"masters{i}_init"), m) or not np.array_equal(
+            stored.get(f"biases{i}_init"), b
+        ):
+            errors.append(f"initial state of layer {i} is not the model's")
+    full = record_trajectory(net, stored["train_x"], stored["train_labels"], stored["order"])
+    for name, want in full.items():
+        key = name
+        if name.startswith(("masters", "biases")):
+            want = want[stored["snapshot_steps"] - 1]
+        got = stored.get(key)
+        if got is None or got.shape != want.shape:
+            errors.append(f"{key}: missing or of shape {None if got is None else got.shape}")
+            continue
+        bad = np.argwhere(got != want)
+        if len(bad):
+            errors.append(f"{key} differs at {len(bad)} places (first at step {bad[0][0]})")
     return errors

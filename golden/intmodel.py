@@ -25,7 +25,17 @@ import numpy as np
 
 from helu.golden import fixed
 
-__all__ = ["KIND", "FORMAT_VERSION", "IntModel", "load", "save", "layer", "infer", "argmax"]
+__all__ = [
+    "KIND",
+    "FORMAT_VERSION",
+    "IntModel",
+    "load",
+    "save",
+    "linear",
+    "layer",
+    "infer",
+    "argmax",
+]
 
 KIND = "helu-intmodel"
 FORMAT_VERSION = 1
@@ -87,6 +97,17 @@ class IntModel:
             raise ValueError(f"threshold {self.threshold} outside int{fixed.ACT_WIDTH} codes")
 
 
+def linear(x, w, b, shift: int):
+    """One layer's arithmetic: ``requantize(b + x @ w.T, shift)``, the int8 codes ``q``.
+
+    ``x`` (..., N, in), ``w`` (..., out, in), ``b`` (..., out), all of one kind (numpy int64 or
+    torch int64); leading dimensions batch independent networks (the training study runs many
+    side by side). Returns (..., N, out).
+    """
+    acc = x @ w.mT + b[..., None, :]  # (..., N, out), int32 range (IntModel.check)
+    return fixed.requantize(acc, shift)
+
+
 def layer(model: IntModel, index: int, x):
     """Layer ``index`` on a batch ``x`` of shape (N, in): returns the int8 codes ``q`` (N, out).
 
@@ -95,8 +116,7 @@ def layer(model: IntModel, index: int, x):
     w, b = model.weights[index], model.biases[index]
     if not isinstance(x, np.ndarray):  # a torch tensor: bring the parameters over as tensors
         w, b = x.new_tensor(w), x.new_tensor(b)
-    acc = x @ w.T + b  # (N, out)
-    return fixed.requantize(acc, model.shifts[index])
+    return linear(x, w, b, model.shifts[index])
 
 
 def argmax(logits):

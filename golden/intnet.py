@@ -34,6 +34,7 @@ from helu.golden.intmodel import IntModel
 __all__ = [
     "INPUT_FRAC",
     "INPUT_MAX",
+    "LOGITS_FRAC",
     "HIDDEN",
     "FloatConfig",
     "Quantized",
@@ -81,13 +82,17 @@ class FloatConfig:
     batch_size: int = 32
     lr: float = 0.05
     momentum: float = 0.9
+    loss: str = "ce"  # "ce", or "mse": the integer loss's, 0.5 * |z - onehot|**2 (target 1.0)
 
 
 def train_float(x_train, y_train, cfg: FloatConfig | None = None):
     """Train ``golden.models``' MLP with HeLU on pixel codes ``x_train`` (scaled by 2**-4).
 
-    Cross-entropy, SGD with momentum, deterministic (seeded init and order, one thread).
+    Cross-entropy (or ``cfg.loss = "mse"``), SGD with momentum, deterministic (seeded init and
+    order, one thread).
     """
+    if cfg is not None and cfg.loss not in ("ce", "mse"):
+        raise ValueError(f"float loss must be 'ce' or 'mse', not {cfg.loss!r}")
     from helu.golden.models import ModelConfig, build
 
     cfg = FloatConfig() if cfg is None else cfg
@@ -104,7 +109,11 @@ def train_float(x_train, y_train, cfg: FloatConfig | None = None):
             order = torch.randperm(len(x), generator=gen)
             for i in range(0, len(x), cfg.batch_size):
                 idx = order[i : i + cfg.batch_size]
-                loss = F.cross_entropy(model(x[idx]), y[idx])
+                z = model(x[idx])
+                if cfg.loss == "ce":
+                    loss = F.cross_entropy(z, y[idx])
+                else:
+                    loss = 0.5 * ((z - F.one_hot(y[idx], z.shape[1])) ** 2).sum(1).mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -192,10 +201,12 @@ def _choose_out_frac(acc: np.ndarray, acc_frac: int, hidden: bool) -> tuple[int,
     return out_frac, math.sqrt(err) * 2.0**out_frac
 
 
-def ptq(layers, x_train, alpha: float = 0.05) -> Quantized:
+def ptq(layers, x_train, alpha: float = 0.05, logits_frac: int | None = None) -> Quantized:
     """Post-training quantization of float ``layers`` (for inputs ``pixel / 16``) to an IntModel.
 
-    ``x_train`` (pixel codes, int64) is the data the output scales are chosen on.
+    ``x_train`` (pixel codes, int64) is the data the output scales are chosen on; ``logits_frac``
+    fixes the last layer's instead (fine-tuning with the integer loss wants the one-hot target
+    ``fixed.TARGET`` to stand for 1.0: ``logits_frac = 5``).
     """
     x = np.asarray(x_train, dtype=np.int64)
     in_frac = INPUT_FRAC
@@ -212,6 +223,8 @@ def ptq(layers, x_train, alpha: float = 0.05) -> Quantized:
         acc = x @ wq.T + bq
         hidden = i < len(layers) - 1
         out_frac, err = _choose_out_frac(acc, acc_frac, hidden)
+        if not hidden and logits_frac is not None:
+            out_frac = min(logits_frac, acc_frac)
         shift = acc_frac - out_frac
         q = fixed.requantize(acc, shift)
         x = fixed.forward(q) if hidden else q
@@ -232,3 +245,256 @@ def accuracy(model: IntModel, x_codes, labels) -> float:
     """Test accuracy of the integer model (torch int64 inference, ``intmodel.infer``)."""
     _, cls = intmodel.infer(model, torch.as_tensor(np.asarray(x_codes, dtype=np.int64)))
     return float((cls.numpy() == np.asarray(labels)).mean())
+
+
+# ---------------------------------------------------------------------------------------------
+# Integer training: the golden model of the on-chip training step.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Scales:
+    """Fractional bits of every integer tensor of the network; every shift derives from them.
+
+    ``in_fracs[i]``, ``w_fracs[i]`` (the int8 shadow weights; masters have ``SHADOW_SHIFT`` more)
+    and ``out_fracs[i]`` (the int8 pre-activations ``q``) per layer; ``delta_fracs[i]`` of the
+    int8 delta at layer ``l``'s output (the last is the logits' own scale: ``e`` is in logit
+    codes); ``lr_shift``: the learning rate is ``2**-lr_shift``.
+    """
+
+    in_fracs: list[int]
+    w_fracs: list[int]
+    out_fracs: list[int]
+    delta_fracs: list[int]
+    lr_shift: int = 5
+
+    def __post_init__(self):
+        n = len(self.w_fracs)
+        if not n or any(len(f) != n for f in (self.in_fracs, self.out_fracs, self.delta_fracs)):
+            raise ValueError("scales need one in, weight, out and delta frac per layer")
+        if self.delta_fracs[-1] != self.out_fracs[-1]:
+            raise ValueError("the last delta (e = L - TARGET * onehot) has the logits' scale")
+        for name, shifts in (("forward", self.forward_shifts), ("delta", self.delta_shifts)):
+            if any(s < 0 for s in shifts):
+                raise ValueError(f"a {name} shift is negative ({shifts}): scales do not chain")
+
+    @classmethod
+    def chain(cls, in_frac, w_fracs, out_fracs, delta_gain: int = 2, lr_shift: int = 5):
+        """Chained scales: each hidden delta ``delta_gain`` bits finer than the next."""
+        in_fracs = [in_frac, *out_fracs[:-1]]
+        deltas = [out_fracs[-1]]
+        for _ in out_fracs[:-1]:
+            deltas.insert(0, deltas[0] + delta_gain)
+        return cls(in_fracs, list(w_fracs), list(out_fracs), deltas, lr_shift)
+
+    @property
+    def forward_shifts(self) -> list[int]:
+        """Requantization shift of each layer: accumulator scale minus output scale."""
+        return [
+            w + i - o for w, i, o in zip(self.w_fracs, self.in_fracs, self.out_fracs, strict=True)
+        ]
+
+    @property
+    def delta_shifts(self) -> list[int]:
+        """Shift of the backward sum ``W[i+1].T @ d[i+1]`` into delta ``l`` (hidden layers)."""
+        return [
+            self.w_fracs[i + 1] + self.delta_fracs[i + 1] - self.delta_fracs[i]
+            for i in range(len(self.w_fracs) - 1)
+        ]
+
+    @property
+    def grad_shifts(self) -> list[int]:
+        """Update shift of each layer's int16 masters: gradient scale + lr minus master scale."""
+        return [
+            d + i + self.lr_shift - (w + fixed.SHADOW_SHIFT)
+            for d, i, w in zip(self.delta_fracs, self.in_fracs, self.w_fracs, strict=True)
+        ]
+
+    @property
+    def bias_shifts(self) -> list[int]:
+        """Update shift of each layer's biases (accumulator scale)."""
+        return [
+            d + self.lr_shift - (w + i)
+            for d, i, w in zip(self.delta_fracs, self.in_fracs, self.w_fracs, strict=True)
+        ]
+
+    def describe(self) -> dict:
+        return {
+            "in_fracs": self.in_fracs,
+            "w_fracs": self.w_fracs,
+            "master_fracs": [w + fixed.SHADOW_SHIFT for w in self.w_fracs],
+            "out_fracs": self.out_fracs,
+            "delta_fracs": self.delta_fracs,
+            "lr_shift": self.lr_shift,
+            "forward_shifts": self.forward_shifts,
+            "delta_shifts": self.delta_shifts,
+            "grad_shifts": self.grad_shifts,
+            "bias_shifts": self.bias_shifts,
+        }
+
+
+# Logits in Q8.5: the integer loss's one-hot target fixed.TARGET = 32 stands for 1.0, the float
+# twin's target (scratch training, and PTQ of a float net trained with the squared error).
+LOGITS_FRAC = 5
+# From scratch: pixels / 16, shadow weights Q8.6 (masters Q16.14), hidden Q8.4, logits Q8.5.
+SCRATCH_W_FRACS = (6, 6, 6)
+SCRATCH_OUT_FRACS = (4, 4, LOGITS_FRAC)
+
+
+def scratch_scales(delta_gain: int = 2, lr_shift: int = 5) -> Scales:
+    return Scales.chain(INPUT_FRAC, SCRATCH_W_FRACS, SCRATCH_OUT_FRACS, delta_gain, lr_shift)
+
+
+def ptq_scales(q: Quantized, delta_gain: int = 2, lr_shift: int = 5) -> Scales:
+    return Scales.chain(q.in_fracs[0], q.w_fracs, q.out_fracs, delta_gain, lr_shift)
+
+
+class IntNet:
+    """``R`` integer MLPs trained side by side, each on one sample per step (batch 1).
+
+    State per run: int16 master weights ``masters[i]`` (R, out, in), int32 biases ``biases[i]``
+    (R, out) at the accumulator's scale, a threshold ``thresholds`` (R,). Every multiply uses the
+    int8 shadow ``fixed.shadow_weights(master)``. All tensors are torch int64; the arithmetic is
+    ``golden.fixed``'s rules and ``golden.intmodel.linear``, nothing restated here.
+    """
+
+    def __init__(self, masters, biases, scales: Scales, thresholds):
+        self.masters = [torch.as_tensor(m, dtype=torch.int64).clone() for m in masters]
+        self.biases = [torch.as_tensor(b, dtype=torch.int64).clone() for b in biases]
+        self.scales = scales
+        self.thresholds = torch.as_tensor(thresholds, dtype=torch.int64).reshape(-1)
+        runs = self.masters[0].shape[0]
+        if len(self.thresholds) == 1:
+            self.thresholds = self.thresholds.expand(runs).clone()
+        if len(self.masters) != len(scales.w_fracs) or len(self.thresholds) != runs:
+            raise ValueError("one master, bias and scale per layer and one threshold per run")
+        master = fixed.Format(fixed.MASTER_WIDTH, 0)
+        lo, hi = master.min_code, master.max_code
+        if any(int(m.min()) < lo or int(m.max()) > hi for m in self.masters):
+            raise ValueError(f"master weights outside int{fixed.MASTER_WIDTH}")
+
+    @property
+    def runs(self) -> int:
+        return self.masters[0].shape[0]
+
+    @classmethod
+    def from_model(cls, model: IntModel, scales: Scales, runs: int = 1, thresholds=None):
+        """Masters whose shadows are ``model``'s weights (fine-tuning a PTQ model)."""
+        masters = [
+            fixed.master_from_shadow(torch.from_numpy(w)).expand(runs, -1, -1)
+            for w in model.weights
+        ]
+        biases = [torch.from_numpy(b).expand(runs, -1) for b in model.biases]
+        t = model.threshold if thresholds is None else thresholds
+        return cls(masters, biases, scales, t)
+
+    @classmethod
+    def scratch(cls, seeds, scales: Scales, thresholds, sizes=(64, *HIDDEN, 10)):
+        """Fresh masters, ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` rounded, zero biases, per seed."""
+        masters, biases = [], []
+        for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:], strict=False)):
+            frac = scales.w_fracs[i] + fixed.SHADOW_SHIFT
+            runs = []
+            for seed in seeds:
+                gen = torch.Generator().manual_seed(int(seed) * 1000 + i)
+                u = torch.rand(n_out, n_in, generator=gen, dtype=torch.float64) * 2 - 1
+                runs.append(torch.round(u * 2.0**frac / math.sqrt(n_in)).long())
+            masters.append(torch.stack(runs))
+            biases.append(torch.zeros(len(seeds), n_out, dtype=torch.int64))
+        return cls(masters, biases, scales, thresholds)
+
+    def shadows(self) -> list[torch.Tensor]:
+        return [fixed.shadow_weights(m) for m in self.masters]
+
+    def model(self, run: int = 0) -> IntModel:
+        """Run ``run`` as an IntModel (its shadow weights; inference needs nothing else)."""
+        return IntModel(
+            [w[run].numpy() for w in self.shadows()],
+            [b[run].numpy() for b in self.biases],
+            self.scales.forward_shifts,
+            int(self.thresholds[run]),
+            input_max=INPUT_MAX,
+        )
+
+    def forward(self, x):
+        """``x`` (R, N, in) -> ``(inputs, pre-activations q)`` per layer, all (R, N, .)."""
+        inputs, qs = [], []
+        shifts = self.scales.forward_shifts
+        for i, (w, b) in enumerate(zip(self.shadows(), self.biases, strict=True)):
+            inputs.append(x)
+            q = intmodel.linear(x, w, b, shifts[i])
+            qs.append(q)
+            x = fixed.forward(q)
+        return inputs, qs
+
+    def step(self, x, labels) -> dict:
+        """One training step of every run on its own sample: ``x`` (R, in), ``labels`` (R,).
+
+        Forward (stashing ``mask = q > T`` per hidden element), ``e = L - 32 * onehot``, deltas
+        through the transposed shadow weights (before the update), HeLU backward with the mask,
+        weight gradients ``d x^T`` (exact int16), then master and bias updates by shifts.
+        Returns the step's record (tensors with a leading run dimension).
+        """
+        x = torch.as_tensor(x, dtype=torch.int64)[:, None, :]  # (R, 1, in)
+        shadows = self.shadows()
+        inputs, qs = self.forward(x)
+        t = self.thresholds[:, None, None]
+        masks = [fixed.mask(q, t) for q in qs[:-1]]
+        onehot = torch.nn.functional.one_hot(torch.as_tensor(labels), qs[-1].shape[-1])
+        d = fixed.loss_gradient(qs[-1], onehot[:, None, :])  # (R, 1, classes)
+        deltas, pre_mask = [d], []
+        for i in range(len(shadows) - 1, 0, -1):
+            g = fixed.requantize(d @ shadows[i], self.scales.delta_shifts[i - 1])  # (R, 1, in)
+            d = fixed.backward(g, masks[i - 1])
+            pre_mask.insert(0, g)
+            deltas.insert(0, d)
+        grads = [d.mT @ a for d, a in zip(deltas, inputs, strict=True)]  # (R, out, in)
+        for i, (gw, d) in enumerate(zip(grads, deltas, strict=True)):
+            self.masters[i] = fixed.update(
+                self.masters[i], gw, self.scales.grad_shifts[i], fixed.MASTER_WIDTH
+            )
+            self.biases[i] = fixed.update(
+                self.biases[i], d[:, 0], self.scales.bias_shifts[i], fixed.ACC_WIDTH
+            )
+        return {
+            "x": x[:, 0],
+            "labels": torch.as_tensor(labels),
+            "q": [q[:, 0] for q in qs],
+            "mask": [m[:, 0] for m in masks],
+            "g": [g[:, 0] for g in pre_mask],
+            "delta": [d[:, 0] for d in deltas],
+            "grad": grads,
+        }
+
+    def evaluate(self, x, labels) -> dict:
+        """Accuracy (R,), dead-unit fractions (R, hidden layers) and band share (R,) on ``x``.
+
+        A unit is dead when its pre-activation is never positive on ``x``; the band is
+        ``T < q <= 0`` (output 0, gradient flowing).
+        """
+        x = torch.as_tensor(x, dtype=torch.int64).expand(self.runs, -1, -1)
+        _, qs = self.forward(x)
+        labels = torch.as_tensor(labels)
+        cls = intmodel.argmax(qs[-1].reshape(-1, qs[-1].shape[-1])).reshape(self.runs, -1)
+        acc = (cls == labels).double().mean(1)
+        dead = torch.stack([(q <= 0).all(1).double().mean(1) for q in qs[:-1]], 1)
+        t = self.thresholds[:, None, None]
+        band = sum(((q > t) & (q <= 0)).sum((1, 2)) for q in qs[:-1])
+        band = band.double() / sum(q.shape[1] * q.shape[2] for q in qs[:-1])
+        return {"acc": acc, "dead": dead, "band": band, "loss": self._loss(qs[-1], labels)}
+
+    @staticmethod
+    def _loss(logits, labels):
+        """Mean squared error ``sum((L - TARGET * onehot)**2) / 2`` per sample, per run (float)."""
+        onehot = torch.nn.functional.one_hot(labels, logits.shape[-1])
+        e = (logits - fixed.TARGET * onehot).double()
+        return (e * e).sum(-1).mean(-1) / 2
+
+
+def epoch_orders(seeds, n: int, epochs: int) -> torch.Tensor:
+    """Sample order of each run: (R, epochs * n), a fresh permutation per epoch from its seed."""
+    orders = []
+    for seed in seeds:
+        gen = torch.Generator().manual_seed(int(seed))
+        orders.append(torch.cat([torch.randperm(n, generator=gen) for _ in range(epochs)]))
+    return torch.stack(orders)

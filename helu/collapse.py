@@ -37,7 +37,7 @@ REPORT_FILE = "collapse/collapse.json"  # where `helu flow` leaves the quick stu
 SIGNIFICANCE = 0.05
 
 # Each preset: the grid's axes and the per-cell settings. `quick` is the flow's step (~10-30 s
-# on one core); `results` is the 16-cell grid behind docs/results/collapse.md (~50 CPU minutes);
+# on one core); `results` is the 16-cell grid behind docs/results/collapse.md (~15 CPU minutes);
 # `full` is the whole grid of the study (hours; see the README for the measured cost).
 PRESETS = {
     "quick": {

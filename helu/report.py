@@ -41,6 +41,7 @@ STEP_FILES = {
     "prove": "prove/results.json",
     "mlp": mlp.SUMMARY,
     "collapse": "collapse/collapse.json",  # helu.collapse writes and renders it
+    "intnet": "intnet/int_metrics.json",  # helu.intflow.METRICS
 }
 SKIPS = "skipped.json"  # {step: reason} written by the flow for steps it could not run
 NOTES = "notes.json"  # [sentence] the flow wants a reader to know (choices it made and why)
@@ -230,6 +231,10 @@ def summarize(found: dict) -> dict:
         from helu.collapse import summary as collapse_summary
 
         summary["collapse"] = collapse_summary(found["collapse"])
+    if found.get("intnet"):
+        from helu import intflow
+
+        summary["intnet"] = intflow.summary(found["intnet"])
     if found.get("skipped"):
         summary["skipped"] = found["skipped"]
     summary["environment"] = environment()
@@ -411,6 +416,12 @@ def _collapse_section(found, out_dir: Path) -> list[str]:
     return report_section(found, out_dir)
 
 
+def _intnet_section(metrics, out_dir: Path) -> list[str]:
+    from helu import intflow
+
+    return intflow.section(metrics, out_dir)
+
+
 def render(found: dict, summary: dict, out_dir) -> str:
     """The Markdown report."""
     out_dir = Path(out_dir)
@@ -432,6 +443,7 @@ def render(found: dict, summary: dict, out_dir) -> str:
         ("5. Formal", "prove", proofs.section, True),
         ("6. Integer MLP engine on chip", "mlp", lambda m, _: mlp.report_section(m), False),
         ("7. Collapse of deep, narrow nets (ReLU vs HeLU)", "collapse", _collapse_section, True),
+        ("8. Integer network: training and golden trajectories", "intnet", _intnet_section, True),
     ]
     for title, step, section, _ in sections:
         parts += [f"## {title}", ""]

@@ -163,3 +163,42 @@ def test_check_accumulator_refuses_overflow():
 def test_shift_round_wrong():
     with pytest.raises(ValueError, match="Shift must be an integer >= 0"):
         fixed.shift_round(np.array([1]), -1)
+
+
+def test_scale_shift_both_directions():
+    x = np.array([5, -5, 6, -6, 7])
+    np.testing.assert_array_equal(fixed.scale_shift(x, 1), [3, -2, 3, -3, 4])  # half up
+    np.testing.assert_array_equal(fixed.scale_shift(x, -2), [20, -20, 24, -24, 28])  # exact
+    np.testing.assert_array_equal(fixed.scale_shift(x, 0), x)
+    with pytest.raises(ValueError, match="Shift must be an integer, not 1.5"):
+        fixed.scale_shift(x, 1.5)
+
+
+def test_loss_gradient_is_the_scaled_one_hot_error_saturated():
+    logits = np.array([[10, -120, 127], [0, 0, 0]])
+    onehot = np.array([[0, 1, 0], [1, 0, 0]])
+    np.testing.assert_array_equal(
+        fixed.loss_gradient(logits, onehot), [[10, -128, 127], [-fixed.TARGET, 0, 0]]
+    )
+
+
+def test_update_subtracts_the_shifted_gradient_and_saturates():
+    master = np.array([100, 100, 32760, -32760])
+    grad = np.array([64, -64, -64 * 16, 64 * 16])
+    np.testing.assert_array_equal(
+        fixed.update(master, grad, 4, fixed.MASTER_WIDTH), [96, 104, 32767, -32768]
+    )
+    np.testing.assert_array_equal(fixed.update(np.array([0]), np.array([3]), -1, 32), [-6])
+
+
+def test_master_from_shadow_round_trips():
+    w = np.arange(-128, 128)
+    np.testing.assert_array_equal(fixed.shadow_weights(fixed.master_from_shadow(w)), w)
+
+
+def test_backward_on_torch_tensors():
+    torch = pytest.importorskip("torch")
+    g = torch.tensor([[3, -4, 5]])
+    assert fixed.backward(g, torch.tensor([[True, False, True]])).tolist() == [[3, 0, 5]]
+    with pytest.raises(ValueError, match=r"gradient shape \(1, 3\) does not match mask shape"):
+        fixed.backward(g, torch.tensor([True]))

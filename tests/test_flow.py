@@ -190,6 +190,17 @@ def test_flow_collapse(flow):
 
 
 @pytest.mark.slow
+def test_flow_integer_network(flow):
+    out, summary, report = flow
+    intnet = summary["intnet"]  # the quick batch-1 integer study, ReLU against two thresholds
+    assert [r["threshold"] for r in intnet["results"]] == [0, -2, -8]
+    assert all(r["seeds"] == 1 and 0.5 < r["acc_mean"] <= 1 for r in intnet["results"])
+    assert intnet["golden_net"]["trajectory_steps"] > 0
+    assert "## 8. Integer network" in report and "T=-8 vs ReLU" in report
+    assert (out / "golden-net" / "trajectory" / "trajectory.npz").is_file()
+
+
+@pytest.mark.slow
 def test_run_generated_checks_the_sets_of_its_format(tmp_path):
     """i-GELU's hardware depends on frac: a file is checked only against sets of its format."""
     from golden_sets import random_set

@@ -8,8 +8,8 @@ import torch
 
 from helu.cli import main
 from helu.golden import data, fixed, intgolden, intmodel
+from helu.golden.checkpoint import save_checkpoint
 from helu.golden.models import ModelConfig, build
-from helu.golden.train import save_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_export_replaces_its_own_folder_only(folder, tmp_path):
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")
     with pytest.raises(ValueError, match="holds files that helu did not write"):
-        intgolden.export_net(mine, epochs=1)
+        intgolden.export_net(mine, epochs=1, steps=0)
     assert (mine / "notes.txt").read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]  # no temporary left
 
@@ -73,15 +73,66 @@ def test_export_from_checkpoint(tmp_path):
     cfg = ModelConfig(hidden=(32, 32), act="helu", alpha=0.1)
     model = build(cfg).eval()
     path = save_checkpoint(tmp_path / "c.pt", model, cfg, split, "helu", 0.1, 0, 0.1)
-    manifest = json.loads(intgolden.export_net(tmp_path / "g", checkpoint=path).read_text())
+    manifest = json.loads(
+        intgolden.export_net(tmp_path / "g", checkpoint=path, steps=3).read_text()
+    )
     assert manifest["source"]["checkpoint"] == str(path) and manifest["scales"]["alpha"] == 0.1
     assert intgolden.check_inference(tmp_path / "g") == []
 
 
 def test_cli_golden_net(tmp_path, capsys):
-    assert main(["golden", "--net", "--epochs", "2", "--out", str(tmp_path / "g")]) == 0
+    argv = ["golden", "--net", "--epochs", "2", "--steps", "5", "--snapshot-every", "2"]
+    assert main([*argv, "--out", str(tmp_path / "g")]) == 0
     assert "integer network:" in capsys.readouterr().out
+    manifest = json.loads((tmp_path / "g" / "manifest.json").read_text())
+    assert manifest["trajectory"]["steps"] == 5
+    assert manifest["trajectory"]["files"]["masters0"]["shape"] == [2, 32, 64]
+    assert intgolden.check_trajectory(tmp_path / "g") == []
+    assert main(["golden", "--net", "--steps", "-1", "--out", str(tmp_path / "h")]) == 1
+    assert "--steps must be >= 0" in capsys.readouterr().err
     assert main(["golden", "--net", "--epochs", "0", "--out", str(tmp_path / "h")]) == 1
     assert "--epochs must be a positive integer" in capsys.readouterr().err
     assert main(["golden"]) == 1
     assert "--checkpoint is required" in capsys.readouterr().err
+
+
+def test_trajectory_replays(folder):
+    manifest = json.loads((folder / "manifest.json").read_text())
+    entry = manifest["trajectory"]
+    assert (
+        entry["steps"] == intgolden.TRAJECTORY_STEPS and entry["state_bits"] == 3392 * 16 + 74 * 32
+    )
+    with np.load(folder / "trajectory" / "trajectory.npz") as npz:
+        t = dict(npz)
+    steps = entry["steps"]
+    assert t["order"].shape == (steps,) and t["grad0"].shape == (steps, 32, 64)
+    assert t["masters2"].shape == (steps // entry["snapshot_every"], 10, 32)
+    np.testing.assert_array_equal(
+        t["grad0"], t["delta0"][:, :, None] * t["train_x"][t["order"]][:, None, :]
+    )
+    assert not t["delta1"][t["mask1"] == 0].any()
+    assert (folder / entry["files"]["mask0"]["path"]).read_text().count("\n") == steps * 32
+    assert intgolden.check_trajectory(folder) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "where", "message"),
+    [
+        ("mask1", (5, 3), "mask1 differs at 1 places (first at step 5)"),
+        ("grad2", (9, 1, 2), "grad2 differs"),
+        ("digest", (40,), "digest differs at 1 places (first at step 40)"),
+        ("masters0", (1, 0, 0), "masters0 differs"),
+    ],
+)
+def test_corrupted_trajectory_is_detected(folder, tmp_path, name, where, message):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(folder, bad)
+    path = bad / "trajectory" / "trajectory.npz"
+    with np.load(path) as npz:
+        t = dict(npz)
+    t[name][where] ^= 1
+    np.savez_compressed(path, **t)
+    errors = intgolden.check_trajectory(bad)
+    assert len(errors) == 1 and errors[0].startswith(message), errors

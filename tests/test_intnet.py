@@ -114,3 +114,167 @@ def test_float_layers_wrong():
     cnn = build(ModelConfig(kind="cnn", act="helu"))
     with pytest.raises(ValueError, match="needs an MLP; this model has no 'fc1' layer"):
         intnet.float_layers(cnn)
+
+
+# --- the integer training step -----------------------------------------------------------------
+
+
+def tiny_net(runs=1, threshold=-2, seed=0):
+    """A 5-4-3-3 network with random masters and biases (small enough for a by-hand reference)."""
+    rng = np.random.default_rng(seed)
+    sizes = (5, 4, 3, 3)
+    masters = [
+        rng.integers(-6000, 6000, (runs, o, i)) for i, o in zip(sizes, sizes[1:], strict=False)
+    ]
+    biases = [rng.integers(-300, 300, (runs, o)) for o in sizes[1:]]
+    scales = intnet.Scales.chain(4, (6, 6, 6), (4, 4, 5), delta_gain=2, lr_shift=5)
+    return intnet.IntNet(masters, biases, scales, threshold)
+
+
+def rnd(v, s):
+    """Reference rounding: value * 2**-s to the nearest integer, half up (plain Python ints)."""
+    return (v + (1 << (s - 1))) >> s if s > 0 else v << -s
+
+
+def sat(v, bits):
+    return max(-(1 << (bits - 1)), min((1 << (bits - 1)) - 1, v))
+
+
+def reference_step(masters, biases, sc, t, x, label):
+    """The training step in plain Python integers, written from the issue's description."""
+    shadow = [[[sat(rnd(v, 8), 8) for v in row] for row in m] for m in masters]
+    acts, qs = [list(x)], []
+    for i, (w, b) in enumerate(zip(shadow, biases, strict=True)):
+        accs = [
+            b[o] + sum(wv * a for wv, a in zip(w[o], acts[-1], strict=True)) for o in range(len(w))
+        ]
+        q = [sat(rnd(acc, sc.forward_shifts[i]), 8) for acc in accs]
+        qs.append(q)
+        acts.append([max(v, 0) for v in q])
+    e = [sat(v - 32 * (k == label), 8) for k, v in enumerate(qs[-1])]
+    deltas = [e]
+    for i in range(len(shadow) - 1, 0, -1):
+        w, d = shadow[i], deltas[0]
+        g = [sat(rnd(sum(w[o][j] * d[o] for o in range(len(d))), sc.delta_shifts[i - 1]), 8)
+             for j in range(len(w[0]))]  # fmt: skip
+        deltas.insert(0, [gv if q > t else 0 for gv, q in zip(g, qs[i - 1], strict=True)])
+    new_m = [[[sat(m[o][j] - rnd(deltas[i][o] * acts[i][j], sc.grad_shifts[i]), 16)
+               for j in range(len(m[0]))] for o in range(len(m))]
+             for i, m in enumerate(masters)]  # fmt: skip
+    new_b = [[sat(b[o] - rnd(deltas[i][o], sc.bias_shifts[i]), 32) for o in range(len(b))]
+             for i, b in enumerate(biases)]  # fmt: skip
+    return qs, deltas, new_m, new_b
+
+
+def test_step_matches_a_plain_integer_reference():
+    rng = np.random.default_rng(1)
+    net = tiny_net(threshold=-2)
+    for _ in range(20):
+        x, label = rng.integers(0, 17, 5), int(rng.integers(0, 3))
+        m0 = [m[0].tolist() for m in net.masters]
+        b0 = [b[0].tolist() for b in net.biases]
+        rec = net.step(torch.from_numpy(x)[None], torch.tensor([label]))
+        qs, deltas, new_m, new_b = reference_step(m0, b0, net.scales, -2, x.tolist(), label)
+        assert [q[0].tolist() for q in rec["q"]] == qs
+        assert [d[0].tolist() for d in rec["delta"]] == deltas
+        assert [m[0].tolist() for m in net.masters] == new_m
+        assert [b[0].tolist() for b in net.biases] == new_b
+
+
+def test_step_invariants():
+    net = tiny_net(runs=3, threshold=-3)
+    before = [m.clone() for m in net.masters]
+    x = torch.tensor([[16, 0, 7, 3, 9], [1, 2, 3, 4, 5], [0, 0, 0, 0, 16]])
+    rec = net.step(x, torch.tensor([0, 1, 2]))
+    for g, d, m, q in zip(rec["g"], rec["delta"][:-1], rec["mask"], rec["q"][:-1], strict=True):
+        assert torch.equal(m, q > -3)
+        assert not d[~m].any(), "a masked delta is not zero"
+        assert torch.equal(d[m], g[m])
+    for i, (old, new, grad) in enumerate(zip(before, net.masters, rec["grad"], strict=True)):
+        assert torch.equal(
+            grad,
+            rec["delta"][i][:, :, None]
+            * ([x] + [fixed.forward(q) for q in rec["q"]])[i][:, None, :],
+        )
+        assert torch.equal(old - new, fixed.scale_shift(grad, net.scales.grad_shifts[i]))
+
+
+def test_reference_sees_a_wrong_step():
+    net = tiny_net()
+    m0 = [m[0].tolist() for m in net.masters]
+    b0 = [b[0].tolist() for b in net.biases]
+    net.scales.lr_shift += 1  # a different learning rate: the masters must differ
+    net.step(torch.tensor([[16, 3, 0, 9, 9]]), torch.tensor([1]))
+    net.scales.lr_shift -= 1
+    _, _, new_m, _ = reference_step(m0, b0, net.scales, -2, [16, 3, 0, 9, 9], 1)
+    assert [m[0].tolist() for m in net.masters] != new_m
+
+
+def test_runs_side_by_side_equal_runs_alone():
+    together = tiny_net(runs=2, threshold=torch.tensor([-1, -4]))
+    x = torch.from_numpy(np.random.default_rng(2).integers(0, 17, (6, 2, 5)))
+    y = torch.from_numpy(np.random.default_rng(3).integers(0, 3, (6, 2)))
+    alone = []
+    for r, t in enumerate((-1, -4)):
+        net = tiny_net(runs=2, threshold=t)
+        net.masters = [m[r : r + 1].clone() for m in net.masters]
+        net.biases = [b[r : r + 1].clone() for b in net.biases]
+        net.thresholds = net.thresholds[r : r + 1]
+        alone.append(net)
+    for k in range(6):
+        together.step(x[k], y[k])
+        for r, net in enumerate(alone):
+            net.step(x[k, r : r + 1], y[k, r : r + 1])
+    for r, net in enumerate(alone):
+        for a, b in zip(together.masters, net.masters, strict=True):
+            assert torch.equal(a[r], b[0])
+
+
+def test_from_model_keeps_the_ptq_weights(trained, pixels, split):
+    _, q = trained
+    net = intnet.IntNet.from_model(q.model, intnet.ptq_scales(q), runs=2)
+    for w, s in zip(q.model.weights, net.shadows(), strict=True):
+        assert torch.equal(s[1], torch.from_numpy(w))
+    ev = net.evaluate(pixels[1], split.y_test)
+    assert float(ev["acc"][0]) == intnet.accuracy(q.model, pixels[1], split.y_test)
+    assert net.model(1).shifts == q.model.shifts
+
+
+def test_scales_wrong():
+    with pytest.raises(ValueError, match="the last delta .* has the logits' scale"):
+        intnet.Scales([4, 4], [6, 6], [4, 5], [6, 6])
+    with pytest.raises(ValueError, match="a forward shift is negative"):
+        intnet.Scales.chain(4, (6, 6), (12, 5))
+    with pytest.raises(ValueError, match="master weights outside int16"):
+        intnet.IntNet(
+            [np.full((1, 2, 2), 40000)], [np.zeros((1, 2))], intnet.Scales.chain(4, (6,), (5,)), 0
+        )
+
+
+def restated_rules(source: str) -> list[str]:
+    """Lines of ``source`` that do integer arithmetic ``golden.fixed`` owns: shifts, clamps."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.RShift, ast.LShift)):
+            found.append(f"line {node.lineno}: shift")
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) in ("clip", "clamp"):
+            found.append(f"line {node.lineno}: {node.func.attr}")
+    return found
+
+
+def test_integer_rules_stated_once():
+    """The integer network's modules compose golden.fixed's rules; none restates one."""
+    import inspect
+
+    from helu import intflow
+    from helu.golden import intgolden, intstudy
+
+    for module in (intnet, intmodel, intgolden, intstudy, intflow):
+        assert restated_rules(inspect.getsource(module)) == [], module.__name__
+
+
+def test_restated_rules_sees_a_shift_and_a_clamp():
+    source = "y = (x + 4) >> 3\nz = torch.clamp(y, -128, 127)\nw = m << 8\n"
+    assert restated_rules(source) == ["line 1: shift", "line 2: clamp", "line 3: shift"]

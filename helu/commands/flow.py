@@ -4,6 +4,8 @@ Steps, each leaving its results in its own folder under ``--out`` (the report re
 
 1. ``study/``:  train the quick study on the bundled digits data (``golden.train.QUICK``);
 2. ``golden/``: export golden vectors of the trained HeLU model at W=8 and W=16;
+   ``intnet/``, ``golden-net/``: the integer network's quick batch-1 training study and its
+   golden folder with a training trajectory (``helu.intflow``);
 3. ``verilog/``: write every configuration the flow checks, once: each unit at each synthesis
    width with the most synthesis lanes, in the golden format of that width, units with a
    threshold both with a constant ``T`` and with the threshold port;
@@ -33,7 +35,7 @@ HELP = "run everything: study, golden vectors, Verilog, cocotb simulation, synth
 
 log = logging.getLogger(__name__)
 
-STEPS = 9
+STEPS = 10
 # Per-tensor scales (no saturation) at 8 and 16 bits; at 8 bits the digits MLP's range leaves
 # 2-3 fractional bits, where alpha=0.05 has no negative code in its band, so a third set fixes
 # 5 fractional bits (T=-2): the band is exercised at 8 bits, at the price of some saturation.
@@ -154,6 +156,13 @@ class Flow:
             widths=GOLDEN_WIDTHS,
         )
         self.seconds["golden"] = time.monotonic() - start
+
+    def intnet(self):
+        from helu.intflow import run_step
+
+        start = self._begin("integer network: batch-1 training (ReLU vs HeLU T), golden trajectory")
+        run_step(self.out, self.args.seeds)
+        self.seconds["intnet"] = time.monotonic() - start
 
     def verilog(self):
         from helu import outdir
@@ -343,6 +352,7 @@ class Flow:
         wall = time.monotonic()
         metrics = self.study()
         self.golden(metrics)
+        self.intnet()
         self.verilog()
         self.sim()
         self.synth(metrics)

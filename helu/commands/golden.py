@@ -35,6 +35,18 @@ def add_arguments(parser):
     )
     net.add_argument("--seed", type=int, default=0, help="float training seed (default: 0)")
     net.add_argument("--epochs", type=int, help="float training epochs (default: 40)")
+    net.add_argument(
+        "--steps",
+        type=int,
+        default=64,
+        help="training-trajectory steps recorded in full, 0 for none (default: %(default)s)",
+    )
+    net.add_argument(
+        "--snapshot-every",
+        type=int,
+        default=16,
+        help="full master/bias snapshot every K steps (default: %(default)s)",
+    )
     parser.add_argument(
         "--widths",
         default="8,16",
@@ -74,12 +86,19 @@ def run_net(args) -> int:
         raise ValueError(f"--epochs must be a positive integer, not {args.epochs}")
     if args.seed < 0:
         raise ValueError(f"--seed must be a non-negative integer, not {args.seed}")
+    if args.steps < 0 or args.snapshot_every < 1:
+        raise ValueError(
+            f"--steps must be >= 0 and --snapshot-every >= 1, not {args.steps} and "
+            f"{args.snapshot_every}"
+        )
     path = export_net(
         args.out or "build/golden-net",
         checkpoint=args.checkpoint,
         alpha=args.alpha,
         seed=args.seed,
         epochs=args.epochs,
+        steps=args.steps,
+        every=args.snapshot_every,
         force=args.force,
     )
     manifest = json.loads(path.read_text())

@@ -42,6 +42,31 @@ def add_arguments(parser):
         action="store_true",
         help="write into an --out study folder that helu did not mark as its own (an older one)",
     )
+    parser.add_argument(
+        "--integer",
+        action="store_true",
+        help="the integer-training study instead (digits, batch 1, ReLU T=0 vs HeLU thresholds, "
+        "scratch / PTQ fine-tuning / float baselines; quick: the flow's row, full: the "
+        "documented study); --seeds and --epochs apply",
+    )
+
+
+def run_integer(args) -> int:
+    from dataclasses import replace
+
+    from helu.golden.intstudy import FULL, QUICK, format_table, run_int_study
+
+    cfg = FULL if args.preset == "full" else QUICK
+    if args.seeds is not None:
+        if args.seeds < 1:
+            raise ValueError(f"--seeds must be a positive integer, not {args.seeds}")
+        cfg = replace(cfg, seeds=tuple(range(args.seeds)))
+    if args.epochs is not None:
+        cfg = replace(cfg, epochs=args.epochs)
+    metrics = run_int_study(cfg, args.out)
+    print(f"integer study: {args.out}/int_metrics.json ({metrics['seconds']:.0f} s)")
+    print(format_table(metrics))
+    return 0
 
 
 def run(args) -> int:
@@ -50,6 +75,9 @@ def run(args) -> int:
 
     from helu import outdir
     from helu.golden.train import PRESETS, format_table, run_study
+
+    if args.integer:
+        return run_integer(args)
 
     overrides = {"threads": args.threads}
     if args.no_checkpoints:
