@@ -368,7 +368,8 @@ class IntNet:
             self.thresholds = self.thresholds.expand(runs).clone()
         if len(self.masters) != len(scales.w_fracs) or len(self.thresholds) != runs:
             raise ValueError("one master, bias and scale per layer and one threshold per run")
-        lo, hi = -(1 << (fixed.MASTER_WIDTH - 1)), (1 << (fixed.MASTER_WIDTH - 1)) - 1
+        master = fixed.Format(fixed.MASTER_WIDTH, 0)
+        lo, hi = master.min_code, master.max_code
         if any(int(m.min()) < lo or int(m.max()) > hi for m in self.masters):
             raise ValueError(f"master weights outside int{fixed.MASTER_WIDTH}")
 

@@ -63,7 +63,7 @@ class IntStudyConfig:
         self.modes, self.lr_sweep = tuple(self.modes), tuple(self.lr_sweep)
         if not self.seeds or any(not isinstance(s, int) or s < 0 for s in self.seeds):
             raise ValueError(f"seeds must be non-negative integers, not {self.seeds}")
-        lo = -(1 << (fixed.ACT_WIDTH - 1)) - 1
+        lo = fixed.Format(fixed.ACT_WIDTH, 0).min_code - 1
         if not self.thresholds or any(not lo <= t <= 0 for t in self.thresholds):
             raise ValueError(f"thresholds must be integers in {lo}..0, not {self.thresholds}")
         for mode in self.modes:

@@ -429,8 +429,9 @@ def run_generated(
     file, byte for byte (its SHA-256 is in each run's ``verilog_sha256``).
 
     ``generated`` lists ``(unit, params, hw.verilog.Generated)``. A file is checked against every
-    golden set of its width; one built with a constant ``T`` only against the sets with that
-    ``T`` (``ValueError`` when none has it). Corner cases are added per format. Returns the
+    golden set whose format gives the same hardware (its width; its ``frac`` too where the unit
+    uses it, as i-GELU does); one built with a constant ``T`` only against the sets with that
+    ``T`` (``ValueError`` when no set fits). Corner cases are added per format. Returns the
     summary of :func:`run_golden` (also written to ``<out>/summary.json``).
     """
     from helu.golden.vectors import golden_digest, load_golden
@@ -443,7 +444,15 @@ def run_generated(
     meta, sets = load_golden(golden)
     jobs = []
     for unit, params, gen in generated:
-        group = [s for s in sets if s.z_fmt.width == params.width]
+        # the sets whose format gives the same hardware (width; frac where the unit uses it,
+        # as i-GELU and a constant T do); a constant-T file only the sets of its T
+        shaping = UNITS[unit].shaping
+        kind = params.threshold_port
+        group = [
+            s
+            for s in sets
+            if shaping(st.params_for_set(s, params.lanes, threshold_port=kind)) == shaping(params)
+        ]
         const = gen.meta["params"].get("threshold")
         if const is not None:
             group = [s for s in group if s.threshold == const]

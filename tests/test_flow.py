@@ -198,3 +198,28 @@ def test_flow_integer_network(flow):
     assert intnet["golden_net"]["trajectory_steps"] > 0
     assert "## 8. Integer network" in report and "T=-8 vs ReLU" in report
     assert (out / "golden-net" / "trajectory" / "trajectory.npz").is_file()
+
+
+@pytest.mark.slow
+def test_run_generated_checks_the_sets_of_its_format(tmp_path):
+    """i-GELU's hardware depends on frac: a file is checked only against sets of its format."""
+    from golden_sets import random_set
+
+    from helu.golden import fixed
+    from helu.golden.vectors import write_golden
+    from helu.hw.units import UnitParams
+    from helu.hw.verilog import generate
+    from helu.sim import runner
+
+    if runner.tool_missing("icarus"):
+        pytest.skip("icarus is not installed")
+    z5, z3 = fixed.Format(8, 5), fixed.Format(8, 3)
+    sets = [random_set("f5", z5, z5, 0.05, 40, 1), random_set("f3", z3, z3, 0.05, 40, 2)]
+    write_golden(tmp_path / "golden", sets, {"model": "t", "alpha": 0.05})
+    params = UnitParams(width=8, lanes=2, frac=5)
+    made = generate("igelu", params, tmp_path / "v")
+    summary = runner.run_generated(
+        tmp_path / "golden", [("igelu", params, made)], out=tmp_path / "sim"
+    )
+    assert [r["golden_sets"] for r in summary["runs"]] == [["f5"]]
+    assert summary["mismatches"] == 0 and summary["checked"] > 40

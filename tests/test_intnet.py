@@ -249,3 +249,32 @@ def test_scales_wrong():
         intnet.IntNet(
             [np.full((1, 2, 2), 40000)], [np.zeros((1, 2))], intnet.Scales.chain(4, (6,), (5,)), 0
         )
+
+
+def restated_rules(source: str) -> list[str]:
+    """Lines of ``source`` that do integer arithmetic ``golden.fixed`` owns: shifts, clamps."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.RShift, ast.LShift)):
+            found.append(f"line {node.lineno}: shift")
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) in ("clip", "clamp"):
+            found.append(f"line {node.lineno}: {node.func.attr}")
+    return found
+
+
+def test_integer_rules_stated_once():
+    """The integer network's modules compose golden.fixed's rules; none restates one."""
+    import inspect
+
+    from helu import intflow
+    from helu.golden import intgolden, intstudy
+
+    for module in (intnet, intmodel, intgolden, intstudy, intflow):
+        assert restated_rules(inspect.getsource(module)) == [], module.__name__
+
+
+def test_restated_rules_sees_a_shift_and_a_clamp():
+    source = "y = (x + 4) >> 3\nz = torch.clamp(y, -128, 127)\nw = m << 8\n"
+    assert restated_rules(source) == ["line 1: shift", "line 2: clamp", "line 3: shift"]
