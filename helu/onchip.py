@@ -151,7 +151,9 @@ def run_onchip(
     results = run_trainer(spec, traj, lanes=lanes, simulators=simulators, out=out / "sim")
     golden_loss = step_losses(traj["logits"][:steps], labels[:steps])
     y_test = np.asarray(split.y_test)
-    golden_engine_acc = float(np.mean(np.argmax(traj["logits"][steps:], 1) == y_test))
+    golden_engine_acc = None
+    if evaluate:
+        golden_engine_acc = float(np.mean(np.argmax(traj["logits"][steps:], 1) == y_test))
     runs = []
     for r in results:
         rtl_logits = np.asarray(r["logits"]).reshape(-1, 10)
@@ -197,7 +199,7 @@ def run_onchip(
         "golden_seconds": round(golden_s, 2),
         "golden_steps_per_s": round(steps / golden_s, 1),
         "golden_test_accuracy": golden_acc,
-        "golden_test_accuracy_from_trajectory": golden_engine_acc if evaluate else None,
+        "golden_test_accuracy_from_trajectory": golden_engine_acc,
         "final_loss_mean_last_100": float(np.nanmean(golden_loss[-100:])),
         "runs": runs,
     }
