@@ -171,6 +171,8 @@ def run_onchip(
                 "wall_s": round(r["wall_s"], 2),
                 "steps_per_s": round(r["steps"] / r["wall_s"], 1),
                 "loss_equal": bool(np.array_equal(rtl_loss, golden_loss)),
+                "loss": rtl_loss.tolist(),
+                "logits_equal": np.all(rtl_logits[:steps] == traj["logits"][:steps], 1).tolist(),
                 "test_accuracy": rtl_acc,
             }
         )
@@ -201,6 +203,7 @@ def run_onchip(
         "golden_test_accuracy": golden_acc,
         "golden_test_accuracy_from_trajectory": golden_engine_acc,
         "final_loss_mean_last_100": float(np.nanmean(golden_loss[-100:])),
+        "golden_loss": golden_loss.tolist(),
         "runs": runs,
     }
     tmp = out / "onchip.json.tmp"

@@ -20,7 +20,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from helu import mlp, proofs
+from helu import mlp, onchipflow, proofs
 
 __all__ = [
     "STEP_FILES",
@@ -40,6 +40,7 @@ STEP_FILES = {
     "synth": "synth/results.json",
     "prove": "prove/results.json",
     "mlp": mlp.SUMMARY,
+    "onchip": onchipflow.SUMMARY,
     "collapse": "collapse/collapse.json",  # helu.collapse writes and renders it
     "intnet": "intnet/int_metrics.json",  # helu.intflow.METRICS
 }
@@ -101,6 +102,8 @@ def _check_record(step: str, data, path: Path) -> None:
                 _need(path, key in r, f"a record has no {key!r}")
     elif step == "prove":
         proofs.check_record(data, path, _need)
+    elif step == "onchip":
+        onchipflow.check_record(data, path, _need)
 
 
 def _stale(found: dict, out_dir: Path) -> dict[str, str]:
@@ -138,6 +141,8 @@ def _stale(found: dict, out_dir: Path) -> dict[str, str]:
                 f"{STEP_FILES['sim']} holds results from another golden set than golden/ (its "
                 "hash differs); re-run 'helu sim'"
             )
+    if found.get("onchip") and onchipflow.stale(found["onchip"], out_dir):
+        reasons["onchip"] = onchipflow.stale(found["onchip"], out_dir)
     return reasons
 
 
@@ -227,6 +232,8 @@ def summarize(found: dict) -> dict:
         summary["formal"] = proofs.summary(found["prove"])
     if found.get("mlp"):
         summary["mlp"] = mlp.report_summary(found["mlp"])
+    if found.get("onchip"):
+        summary["onchip"] = onchipflow.report_summary(found["onchip"])
     if found.get("collapse"):
         from helu.collapse import summary as collapse_summary
 
@@ -442,6 +449,7 @@ def render(found: dict, summary: dict, out_dir) -> str:
         ("4. Synthesis", "synth", _synth_section, True),
         ("5. Formal", "prove", proofs.section, True),
         ("6. Integer MLP engine on chip", "mlp", lambda m, _: mlp.report_section(m), False),
+        ("6b. Training on chip", "onchip", onchipflow.report_section, True),
         ("7. Collapse of deep, narrow nets (ReLU vs HeLU)", "collapse", _collapse_section, True),
         ("8. Integer network: training and golden trajectories", "intnet", _intnet_section, True),
     ]

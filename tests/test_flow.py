@@ -20,7 +20,7 @@ def flow(tmp_path_factory):
     argv = ["-q", "flow", "--out", str(out), "--seeds", "1", "--units", UNITS]
     argv += ["--targets", "generic", "--synth-widths", "8", "--synth-lanes", "1,4"]
     argv += ["--prove-widths", "8", "--prove-lanes", "1"]
-    argv += ["--mlp", "sim"]
+    argv += ["--mlp", "sim", "--onchip", "off"]  # the RTL training: minutes of Verilator build
     assert main(argv) == 0
     summary = json.loads((out / "summary.json").read_text())
     return out, summary, (out / "report.md").read_text()
@@ -128,6 +128,14 @@ def test_flow_mlp(flow):
     assert mlp["sim"][0]["mismatches"] == 0
     assert mlp["sim"][0]["accuracy"] == pytest.approx(mlp["accuracy"]["integer"])
     assert "## 6. Integer MLP engine on chip" in report and "bit-exact" in report
+
+
+@pytest.mark.slow
+def test_flow_onchip_off(flow):
+    out, summary, report = flow
+    assert summary["skipped"]["onchip"] == "helu flow --onchip off"
+    assert "onchip" not in summary and not (out / "onchip").exists()
+    assert "## 6b. Training on chip" in report and "helu flow --onchip off" in report
 
 
 @pytest.mark.slow

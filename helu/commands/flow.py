@@ -17,8 +17,10 @@ Steps, each leaving its results in its own folder under ``--out`` (the report re
 6. ``prove/``:  prove every unit formally (``helu.proofs``: widths 8, 16; lanes 1, 4);
 7. ``mlp/``:    the integer MLP engine (``helu.mlp.flow_step``): export the integer network,
    every test sample through the engine's RTL, synthesis on the iCE40 UP5K (and the ECP5);
-8. ``collapse/``: the quick collapse study (deep narrow MLPs, ReLU vs HeLU; ``helu.collapse``);
-9. ``report.md``, ``summary.json`` and the plots.
+8. ``onchip/``: a short RTL training of the training engine on Verilator, every step checked
+   against the golden training step (``helu.onchipflow``; ``--onchip off`` skips it);
+9. ``collapse/``: the quick collapse study (deep narrow MLPs, ReLU vs HeLU; ``helu.collapse``);
+10. ``report.md``, ``summary.json`` and the plots.
 
 A step whose tool is missing is skipped and named in the report; a step that fails (a mismatch,
 a tool crash) stops the flow with a one-line error and a non-zero exit.
@@ -28,14 +30,14 @@ import json
 import logging
 import time
 
-from helu import mlp, proofs
+from helu import mlp, onchipflow, proofs
 from helu.commands.options import int_list, name_list
 
 HELP = "run everything: study, golden vectors, Verilog, cocotb simulation, synthesis, report"
 
 log = logging.getLogger(__name__)
 
-STEPS = 10
+STEPS = 11
 # Per-tensor scales (no saturation) at 8 and 16 bits; at 8 bits the digits MLP's range leaves
 # 2-3 fractional bits, where alpha=0.05 has no negative code in its band, so a third set fixes
 # 5 fractional bits (T=-2): the band is exercised at 8 bits, at the price of some saturation.
@@ -93,6 +95,7 @@ def add_arguments(parser):
         help="replace an --out flow folder that helu did not mark as its own (an older one)",
     )
     mlp.add_flow_arguments(parser)
+    onchipflow.add_flow_arguments(parser)
 
 
 class Flow:
@@ -359,6 +362,8 @@ class Flow:
         proofs.flow_step(self)
         self._begin("integer MLP engine: export, every test sample through the RTL, synthesis")
         mlp.flow_step(self)
+        self._begin(f"training on chip: {onchipflow.SHORT_STEPS} RTL training steps, each checked")
+        onchipflow.flow_step(self)
         self.collapse()
         self._begin("writing the report")
         (self.out / SKIPS).write_text(json.dumps(self.skipped, indent=2) + "\n")
