@@ -31,6 +31,10 @@ def main(argv=None) -> int:
 
     print("\n== Formal proofs (helu/proofs.py) ==")
     results["prove"] = proofs.bench()
+    from helu import onchip
+
+    print("\n== Training on chip (helu/onchip.py) ==")
+    results["onchip"] = onchip.bench()
     (out / "bench.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"\nwritten: {out / 'bench.json'}")
     return 0

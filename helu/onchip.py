@@ -126,8 +126,6 @@ def run_onchip(
 
     if steps < 1:
         raise ValueError(f"steps must be >= 1, not {steps}")
-    if not hasattr(intnet, "IntNet"):
-        raise RuntimeError("this helu lacks the golden training step (golden.intnet.IntNet)")
     from helu import outdir
 
     torch.set_num_threads(1)
@@ -153,7 +151,9 @@ def run_onchip(
     results = run_trainer(spec, traj, lanes=lanes, simulators=simulators, out=out / "sim")
     golden_loss = step_losses(traj["logits"][:steps], labels[:steps])
     y_test = np.asarray(split.y_test)
-    golden_engine_acc = float(np.mean(np.argmax(traj["logits"][steps:], 1) == y_test))
+    golden_engine_acc = None
+    if evaluate:
+        golden_engine_acc = float(np.mean(np.argmax(traj["logits"][steps:], 1) == y_test))
     runs = []
     for r in results:
         rtl_logits = np.asarray(r["logits"]).reshape(-1, 10)
@@ -199,7 +199,7 @@ def run_onchip(
         "golden_seconds": round(golden_s, 2),
         "golden_steps_per_s": round(steps / golden_s, 1),
         "golden_test_accuracy": golden_acc,
-        "golden_test_accuracy_from_trajectory": golden_engine_acc if evaluate else None,
+        "golden_test_accuracy_from_trajectory": golden_engine_acc,
         "final_loss_mean_last_100": float(np.nanmean(golden_loss[-100:])),
         "runs": runs,
     }
@@ -207,3 +207,37 @@ def run_onchip(
     tmp.write_text(json.dumps(summary, indent=2) + "\n")
     tmp.replace(out / "onchip.json")
     return summary
+
+
+def bench(steps: int = 500) -> dict:
+    """``make bench``: the golden training step's rate in PyTorch (batch 1, one thread) on the
+    digits training split, beside the engine's cycles per step at ``P = 8``."""
+    import torch
+
+    from helu.golden import data, intnet
+    from helu.hw.net.trainer import Trainer, TrainSpec
+
+    torch.set_num_threads(1)
+    split = data.load("digits")
+    x = torch.as_tensor(intnet.pixels(split)[0])
+    y = torch.as_tensor(np.asarray(split.y_train))
+    net = scratch_net(0)
+    for i in range(20):  # warm-up
+        net.step(x[i][None], y[i][None])
+    start = time.perf_counter()
+    for i in range(steps):
+        net.step(x[i % len(x)][None], y[i % len(x)][None])
+    rate = steps / (time.perf_counter() - start)
+    dut = Trainer(TrainSpec.from_net(net), 8)
+    dut._MustUse__silence = True  # for its figures only
+    result = {
+        "golden_steps_per_s": round(rate, 1),
+        "engine_cycles_per_step": dut.cycles_per_sample,
+        "engine_steps_per_s_per_mhz": round(1e6 / dut.cycles_per_sample, 1),
+    }
+    print(
+        f"golden IntNet.step (PyTorch, batch 1, 1 thread): {rate:,.0f} steps/s; engine "
+        f"(P = 8): {dut.cycles_per_sample} cycles a step, "
+        f"{result['engine_steps_per_s_per_mhz']:,.0f} steps/s per MHz of clock"
+    )
+    return result

@@ -2,13 +2,6 @@
 
 import numpy as np
 import pytest
-
-from helu.golden import intnet
-
-if not hasattr(intnet, "IntNet"):  # the golden training step lands with the integer network
-    pytest.skip(
-        "golden.intnet.IntNet (the golden training step) is missing", allow_module_level=True
-    )
 from test_trainer import samples, small_net
 
 from helu.hw.net.trainer import TrainSpec
@@ -26,23 +19,23 @@ def _need(sim):
 
 
 def test_bench_trains_bit_exact_and_catches_a_wrong_golden(tmp_path):
-    """Icarus: 12 steps of a small net (a label out of range among them) equal golden at every
+    """Icarus: 8 steps of a small net (a label out of range among them) equal golden at every
     step; a golden trajectory with one wrong digest and one wrong full-state value is caught at
     exactly those steps, and nowhere else."""
     _need("icarus")
     sizes = [10, 4, 4, 3]
     net = small_net(3, sizes)
     spec = TrainSpec.from_net(net)
-    x, labels = samples(3, sizes, 12)
-    labels[4] = 3  # out of range: no update, skipped flag
-    traj = golden_trajectory(net, x, labels, 4, every=4)
-    assert list(traj["full_steps"]) == [3, 7, 11]
-    traj["digests"][5] ^= 1
-    traj["full_state"][1][7] += 1  # the state after step 7
+    x, labels = samples(3, sizes, 8)
+    labels[2] = 3  # out of range: no update, skipped flag
+    traj = golden_trajectory(net, x, labels, 4, every=3)
+    assert list(traj["full_steps"]) == [2, 5, 7]
+    traj["digests"][4] ^= 1
+    traj["full_state"][1][7] += 1  # the state after step 5
     (r,) = run_trainer(spec, traj, lanes=4, simulators=("icarus",), out=tmp_path)
-    assert r["steps"] == 12 and r["full_checks"] == 3
+    assert r["steps"] == 8 and r["full_checks"] == 3
     assert r["mismatches"] == 2, r["message"]
-    assert r["first_mismatch"]["step"] == 5 and r["first_mismatch"]["what"] == "digest"
+    assert r["first_mismatch"]["step"] == 4 and r["first_mismatch"]["what"] == "digest"
     assert np.array_equal(np.asarray(r["logits"]), traj["logits"])
     assert np.array_equal(step_losses(r["logits"], labels), step_losses(traj["logits"], labels),
                           equal_nan=True)  # fmt: skip

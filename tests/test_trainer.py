@@ -9,14 +9,8 @@ import torch
 from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
-from helu.golden import fixed, intnet
-
-if not hasattr(intnet, "IntNet"):  # the golden training step lands with the integer network
-    pytest.skip(
-        "golden.intnet.IntNet (the golden training step) is missing", allow_module_level=True
-    )
-
-from helu.golden.intnet import IntNet, Scales  # noqa: E402
+from helu.golden import fixed
+from helu.golden.intnet import IntNet, Scales
 from helu.hw.net.trainer import Image, Trainer, TrainSpec, decode, digest, image
 
 

@@ -27,6 +27,11 @@ def add_arguments(parser):
     )
     parser.add_argument("--lanes", type=int, default=8, help="P, MACs per cycle (default: 8)")
     parser.add_argument("--seed", type=int, default=0, help="initial weights and sample order")
+    parser.add_argument(
+        "--no-test",
+        action="store_true",
+        help="skip the test split's inference-only steps after training (the engine's accuracy)",
+    )
     parser.add_argument("--out", default="build/onchip", help="output folder")
     parser.add_argument(
         "--force",
@@ -48,6 +53,7 @@ def run(args) -> int:
         simulators=tuple(sims),
         seed=args.seed,
         force=args.force,
+        evaluate=not args.no_test,
     )
     print(
         f"engine {'-'.join(map(str, s['sizes']))}, P = {s['lanes']}: {s['cycles_per_sample']} "

@@ -1,16 +1,18 @@
-"""Synthesis of the training engine: cell counts on the iCE40 UP5K and the ECP5-25k.
+"""Synthesis of the training engine: cell counts on the iCE40 UP5K and the ECP5-25k, Fmax.
 
-Yosys only (``hw.synth.run_yosys``, the targets of ``hw.synth.TARGETS``): LUT4, FF, carry, DSP
-and block RAM of ``Trainer(spec, lanes)``, and whether they fit the device's capacity. No place
-and route here: the Fmax method of the inference engine (``hw.net.synth``: a timing harness,
-nextpnr seeds) applies unchanged and was not run for the trainer.
+``hw.synth.run_yosys`` (the targets of ``hw.synth.TARGETS``) gives LUT4, FF, carry, DSP and
+block RAM of ``Trainer(spec, lanes)`` and whether they fit the device. With ``seeds`` > 0 and a
+design that fits, the inference engine's Fmax method (``hw.net.synth``): the engine inside
+``hw.harness.Harness`` (every port from or to flip-flops), placed and routed with ``seeds``
+nextpnr seeds, the median Fmax; ``steps_per_s`` is that Fmax over ``cycles_per_sample``.
 """
 
 import json
+import statistics
 import time
 from pathlib import Path
 
-from helu.hw.synth import TARGETS, count_cells, run_yosys, tools_for
+from helu.hw.synth import TARGETS, count_cells, run_nextpnr, run_yosys, tools_for
 from helu.hw.tools import find_tool, tool_version
 
 __all__ = ["synthesize_trainer", "TRAINER_TARGETS"]
@@ -19,15 +21,22 @@ TRAINER_TARGETS = ("up5k", "ecp5")
 
 
 def synthesize_trainer(
-    spec, lanes: int, target: str, *, out_dir, stash: str = "mask", yosys: str = "yosys"
+    spec,
+    lanes: int,
+    target: str,
+    *,
+    out_dir,
+    stash: str = "mask",
+    seeds: int = 0,
+    yosys: str = "yosys",
 ) -> dict:
     """Synthesise ``Trainer(spec, lanes, stash=stash)`` for ``target``; the record (also
     ``record.json``).
 
     Record: ``target``, ``device``, ``lanes``, ``stash``, ``stash_bits``, ``sizes``, ``lut``,
     ``ff``, ``carry``, ``dsp``, ``ram``, ``cells``, ``capacity``, ``fits``, ``over`` (what
-    exceeds the device), ``cycles_per_sample``, ``tools``, ``seconds``. ``ToolError`` when
-    Yosys fails.
+    exceeds the device), ``cycles_per_sample``, ``fmax_mhz``, ``fmax_seeds``, ``steps_per_s``,
+    ``tools``, ``seconds``. ``ToolError`` when a tool fails.
     """
     from amaranth.back import verilog
 
@@ -59,8 +68,26 @@ def synthesize_trainer(
         "fits": not over,
         "over": over,
         "cycles_per_sample": engine.cycles_per_sample,
+        "fmax_mhz": None,
+        "fmax_seeds": [],
+        "steps_per_s": None,
         "tools": {yosys: tool_version(yosys)},
-        "seconds": round(time.monotonic() - start, 2),
     }
+    pnr = TARGETS[target]["pnr"]
+    if seeds > 0 and not over and pnr is not None:
+        from helu.hw.harness import Harness
+
+        record["tools"][pnr] = tool_version(pnr)
+        htop = f"{top}_harness"
+        harness = Harness(Trainer(spec, lanes, stash=stash))
+        (work / f"{htop}.v").write_text(verilog.convert(harness, name=htop, emit_src=False))
+        run_yosys(work / f"{htop}.v", htop, target, design=design, json_out=f"{htop}.json")
+        values = [
+            run_nextpnr(work / f"{htop}.json", target, design=design, seed=seed)
+            for seed in range(1, seeds + 1)
+        ]
+        record.update(fmax_mhz=statistics.median(values), fmax_seeds=values)
+        record["steps_per_s"] = record["fmax_mhz"] * 1e6 / engine.cycles_per_sample
+    record["seconds"] = round(time.monotonic() - start, 2)
     (work / "record.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     return record
