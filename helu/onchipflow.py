@@ -229,7 +229,10 @@ def report_section(data: dict, out_dir) -> list[str]:
         ]  # fmt: skip
     if data.get("golden_steps_per_s"):
         rows.append(
-            ("golden PyTorch step (batch 1, this CPU), steps/s", f"{data['golden_steps_per_s']}")
+            (
+                "golden trajectory (PyTorch step + state digest, batch 1, this CPU), steps/s",
+                f"{data['golden_steps_per_s']}",
+            )
         )
     rows.append(("LUT, FF, DSP, RAM, Fmax of the trainer", "not run by the flow (see below)"))
     parts += ["| measured by this run | value |", "| --- | --- |"]
