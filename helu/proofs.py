@@ -18,6 +18,7 @@ __all__ = [
     "RESULTS",
     "flow_step",
     "split_units",
+    "proof_plan",
     "check_record",
     "summary",
     "section",
@@ -77,18 +78,12 @@ def flow_step(flow) -> None:
         log.warning("      skipped: %s", exc)
         return
     out = Path(flow.out) / "prove"
-    wide, narrow = split_units(flow.units)
-    results = prove_all(wide, widths, lanes, out, jobs=flow.args.jobs)
-    if narrow:
-        width = min(widths)
-        results += prove_all(narrow, (width,), lanes, out, jobs=flow.args.jobs)
-        if width != max(widths):
-            flow.notes.append(
-                f"{', '.join(narrow)} (pipelined: bounded proof) was proved at width {width} "
-                f"only: at width {max(widths)} its multipliers' equivalence takes the solver far "
-                f"longer than the flow allows (docs/formal.md); run 'helu prove --unit "
-                f"{narrow[0]} --width {max(widths)} --timeout 3600' for it."
-            )
+    plan, note = proof_plan(flow.units, widths, every_unit=True)
+    results = []
+    for units, plan_widths in plan:
+        results += prove_all(units, plan_widths, lanes, out, jobs=flow.args.jobs)
+    if note:
+        flow.notes.append(f"Formal: {note} (docs/formal.md).")
     wall = time.monotonic() - start
     flow.seconds["prove"] = wall
     write_results(results, out, wall_seconds=wall, jobs=flow.args.jobs)
@@ -103,6 +98,26 @@ def flow_step(flow) -> None:
             f"{first.config}: {', '.join(first.failed) or first.detail}{trace} "
             f"(see {out / 'results.md'})"
         )
+
+
+def proof_plan(units, widths, *, every_unit: bool):
+    """``([(units, widths), ...], note or None)``: what ``helu prove`` runs.
+
+    As in the flow, when the user asked for every unit, a bounded-proof unit (i-GELU) is proved
+    at the narrowest width only: at 16 bits its multipliers would spend the whole timeout and fail
+    the default command. Naming the unit still proves it at every width asked for.
+    """
+    if not every_unit:
+        return [(list(units), tuple(widths))], None
+    wide, narrow = split_units(units)
+    if not narrow or min(widths) == max(widths):
+        return [(list(units), tuple(widths))], None
+    note = (
+        f"{', '.join(narrow)} (bounded proof) at width {min(widths)} only; wider, its "
+        f"multipliers take the solver far longer: run 'helu prove --unit {narrow[0]} --width "
+        f"{max(widths)} --timeout 3600' for it"
+    )
+    return [(wide, tuple(widths)), (narrow, (min(widths),))], note
 
 
 def split_units(units) -> tuple[list[str], list[str]]:

@@ -305,3 +305,14 @@ def test_tool_timeout_ends_the_solver_too(tmp_path):
     else:
         pytest.fail(f"the tool's child process {child} outlived the timeout")
     assert "killed after 1 s" in (tmp_path / "x.log").read_text()
+
+
+def test_proof_plan_all_units_proves_bounded_units_at_the_narrowest_width():
+    from helu.proofs import proof_plan
+
+    plan, note = proof_plan(["forward", "igelu", "leaky"], (8, 16), every_unit=True)
+    assert plan == [(["forward", "leaky"], (8, 16)), (["igelu"], (8,))]
+    assert "igelu" in note and "--width 16" in note
+    # Named explicitly, i-GELU is proved at every width asked for.
+    assert proof_plan(["igelu"], (8, 16), every_unit=False) == ([(["igelu"], (8, 16))], None)
+    assert proof_plan(["forward", "igelu"], (8,), every_unit=True)[1] is None

@@ -62,6 +62,7 @@ def run(args) -> int:
     from helu import outdir
     from helu.hw.formal import SOLVERS, find_toolchain, prove_all, write_results
     from helu.hw.units import UNITS
+    from helu.proofs import proof_plan
 
     units = name_list(args.unit, UNITS, "unit")
     widths = int_list(args.width, "--width")
@@ -92,13 +93,18 @@ def run(args) -> int:
             what = "NOT PROVED" if r.status == "timeout" else "ERROR"
             log.warning("[%d/%d] %s %s: %s: %s", done, total, r.unit, r.config, what, r.detail)
 
+    plan, note = proof_plan(units, widths, every_unit=args.unit == "all")
+    if note:
+        log.warning("%s", note)
     find_toolchain(args.solver)  # before the folder is touched: a missing tool changes nothing
     out = outdir.prepare(args.out, "prove", clear=True, force=args.force)
     start = time.monotonic()
-    results = prove_all(
-        units, widths, lanes, out, depth=args.depth, solver=args.solver, jobs=args.jobs,
-        timeout=args.timeout, progress=progress,
-    )  # fmt: skip
+    results = []
+    for plan_units, plan_widths in plan:
+        results += prove_all(
+            plan_units, plan_widths, lanes, out, depth=args.depth, solver=args.solver,
+            jobs=args.jobs, timeout=args.timeout, progress=progress,
+        )  # fmt: skip
     wall = time.monotonic() - start
     json_path, md_path = write_results(results, out, wall_seconds=wall, jobs=args.jobs)
     outdir.mark(out, "prove")
