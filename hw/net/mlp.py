@@ -56,6 +56,7 @@ from amaranth.utils import ceil_log2
 from helu.golden import fixed, intmodel
 from helu.golden.intmodel import IntModel
 from helu.hw.net.requant import round_select, saturate, select
+from helu.hw.net.stages import delayed, logit_argmax
 from helu.hw.units import check_lanes
 
 __all__ = ["MLP", "Image", "image", "reference", "ACTIVATIONS", "IGELU_FRAC"]
@@ -466,13 +467,7 @@ class MLP(wiring.Component):
             act.o.ready.eq(1),  # never stalls: the memory takes a write every cycle
         ]
         # The write's place travels beside the unit's pipeline (it always advances).
-        where = [(word6, lane6, layer6)]
-        for n in range(act.latency):
-            prev = where[-1]
-            regs = tuple(Signal.like(s, name=f"{s.name}_d{n}", reset_less=True) for s in prev)
-            m.d.sync += [r.eq(s) for r, s in zip(regs, prev, strict=True)]
-            where.append(regs)
-        w_word, w_lane, w_layer = where[-1]
+        w_word, w_lane, w_layer = delayed(m, (word6, lane6, layer6), act.latency)
         with m.If(act.o.valid):
             region = Mux(w_layer[0], 0, cmax)
             m.d.comb += [
@@ -482,16 +477,10 @@ class MLP(wiring.Component):
             ]
 
         # Last layer: the logits, the running argmax, the output stream.
-        logits = self.o.payload.logits
-        best = Signal(signed(width), reset_less=True)
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.If(v6 & (layer6 == layers - 1)):
-            for k in range(self._classes):
-                with m.If(idx6 == k):
-                    m.d.sync += logits[k].eq(q6)
-            with m.If((idx6 == 0) | (q6 > best)):
-                m.d.sync += [best.eq(q6), self.o.payload.cls.eq(idx6)]
+            logit_argmax(m, self.o.payload, q6, idx6, width)
             with m.If(idx6 == self._classes - 1):
                 m.d.sync += [self.o.valid.eq(1), pending.eq(0)]
 

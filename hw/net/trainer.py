@@ -56,6 +56,7 @@ from amaranth.utils import bits_for, ceil_log2
 
 from helu.golden import fixed
 from helu.hw.net.requant import requantize, round_select, saturate, select
+from helu.hw.net.stages import delayed, logit_argmax
 from helu.hw.units import check_lanes, check_threshold, refusal
 from helu.hw.units.backward import STASH_KINDS, Backward
 from helu.hw.units.forward import Forward
@@ -796,12 +797,7 @@ class Trainer(wiring.Component):
             fwd.i.payload.z[0].eq(q6),
             fwd.o.ready.eq(1),  # never stalls: the memories take a write every cycle
         ]
-        where = [(word6, lane6, layer6, q6)]
-        for n in range(fwd.latency):
-            regs = tuple(Signal.like(s, name=f"{s.name}_d{n}", reset_less=True) for s in where[-1])
-            m.d.sync += [r.eq(s) for r, s in zip(regs, where[-1], strict=True)]
-            where.append(regs)
-        f_word, f_lane, f_layer, f_q = where[-1]
+        f_word, f_lane, f_layer, f_q = delayed(m, (word6, lane6, layer6, q6), fwd.latency)
         stashed = fwd.o.payload.mask[0] if self._stash == "mask" else f_q
         with m.If(fwd.o.valid):
             m.d.comb += [
@@ -814,16 +810,10 @@ class Trainer(wiring.Component):
             ]
 
         # Last layer: logits, running argmax, output error e into the delta registers.
-        logits = self.o.payload.logits
-        best = Signal(signed(width), reset_less=True)
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.If(v6 & (layer6 == layers - 1)):
-            for k in range(self._classes):
-                with m.If(idx6 == k):
-                    m.d.sync += logits[k].eq(q6)
-            with m.If((idx6 == 0) | (q6 > best)):
-                m.d.sync += [best.eq(q6), self.o.payload.cls.eq(idx6)]
+            logit_argmax(m, self.o.payload, q6, idx6, width)
             onehot = Mux(idx6 == label, fixed.TARGET, 0)
             m.d.sync += d_arr[idx6].eq(requantize(q6 - onehot, 0, width))
             with m.If(idx6 == self._classes - 1):
