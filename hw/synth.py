@@ -47,6 +47,7 @@ __all__ = [
     "TARGETS",
     "DEFAULT_FRAC",
     "synthesize",
+    "write_verilog",
     "sweep",
     "sweep_params",
     "source_key",
@@ -278,7 +279,8 @@ def threshold_kind(unit: str, params) -> str | None:
     return "port" if params.threshold_port else "constant"
 
 
-def _write_verilog(component, top: str, path: Path) -> None:
+def write_verilog(component, top: str, path: Path) -> None:
+    """Verilog of ``component`` as module ``top`` in ``path`` (no source paths embedded)."""
     from amaranth.back import verilog
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -528,7 +530,7 @@ def synthesize(
             warnings.simplefilter("ignore")  # the first build above recorded them
             # The harness instantiates the module of <top>.v, the file measured above.
             harness = Harness(UNITS[unit].build(params), instance=top)
-        _write_verilog(harness, htop, work / f"{htop}.v")
+        write_verilog(harness, htop, work / f"{htop}.v")
         hcells = run_yosys(
             work / f"{htop}.v",
             htop,

@@ -24,19 +24,13 @@ from helu.hw.synth import (
     run_nextpnr,
     run_yosys,
     tools_for,
+    write_verilog,
 )
 from helu.hw.tools import find_tool, tool_version
 
 __all__ = ["synthesize_mlp", "MLP_TARGETS"]
 
 MLP_TARGETS = ("up5k", "ecp5")
-
-
-def _write(component, top: str, path: Path) -> None:
-    from amaranth.back import verilog
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(verilog.convert(component, name=top, emit_src=False))
 
 
 def synthesize_mlp(
@@ -75,7 +69,7 @@ def synthesize_mlp(
     work.mkdir(parents=True, exist_ok=True)
     find_tool(yosys)
     versions = {yosys: tool_version(yosys)}
-    _write(engine, top, work / f"{top}.v")
+    write_verilog(engine, top, work / f"{top}.v")
     cells = run_yosys(work / f"{top}.v", top, target, design=design, yosys=yosys)
     counts = count_cells(cells, target)
     capacity = spec.get("capacity", {})
@@ -112,7 +106,7 @@ def synthesize_mlp(
     else:
         versions[spec["pnr"]] = tool_version(spec["pnr"])
         htop = f"{top}_harness"
-        _write(Harness(MLP(model, lanes, activation=activation)), htop, work / f"{htop}.v")
+        write_verilog(Harness(MLP(model, lanes, activation=activation)), htop, work / f"{htop}.v")
         hcells = run_yosys(
             work / f"{htop}.v",
             htop,
