@@ -7,18 +7,18 @@ element in float32). :class:`HeLUFunction` saves only the boolean mask ``z > -al
 element), which is all backward needs; the hardware forward unit emits the same bit.
 """
 
-import math
 from collections.abc import Callable
 
 import torch
 from torch import nn
+
+from helu.golden.fixed import validate_alpha  # re-exported: the one alpha check
 
 __all__ = [
     "HeLUFunction",
     "HeLU",
     "helu",
     "validate_alpha",
-    "check_alpha",
     "swap_activations",
     "STUDY_ACTIVATIONS",
     "register_activation",
@@ -40,16 +40,6 @@ def register_activation(name: str, make: Callable[[float], nn.Module]) -> None:
     if name in STUDY_ACTIVATIONS:
         raise RuntimeError(f"study activation {name!r} is registered twice")
     STUDY_ACTIVATIONS[name] = make
-
-
-def validate_alpha(alpha) -> float:
-    """``alpha`` as a float, or ``TypeError``/``ValueError`` naming the bad value."""
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
-        raise TypeError(f"Alpha must be a number, not {alpha!r}")
-    alpha = float(alpha)
-    if not math.isfinite(alpha) or alpha < 0:
-        raise ValueError(f"Alpha must be a finite number >= 0, not {alpha}")
-    return alpha
 
 
 class HeLUFunction(torch.autograd.Function):
@@ -140,8 +130,6 @@ def swap_activations(model: nn.Module, make, kinds=(nn.ReLU, nn.GELU)) -> list[s
         swapped.append(name)
     return swapped
 
-
-check_alpha = validate_alpha  # the old name, kept while other branches still import it
 
 register_activation("relu", lambda alpha: nn.ReLU())
 register_activation("helu", lambda alpha: HeLU(alpha))

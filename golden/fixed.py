@@ -33,7 +33,7 @@ __all__ = [
     "threshold_range",
     "alpha_note",
     "checked_threshold",
-    "check_alpha",
+    "validate_alpha",
     "forward",
     "clipped",
     "mask",
@@ -159,7 +159,9 @@ def choose_frac(x, width: int) -> int:
     raise ValueError(f"values up to {max(abs(lo), abs(hi)):g} do not fit any {width}-bit format")
 
 
-def _check_alpha(alpha) -> float:
+def validate_alpha(alpha) -> float:
+    """``alpha`` as a float, or ``TypeError``/``ValueError`` naming the bad value: the one check
+    of the HeLU margin, for the PyTorch activation and the integer threshold alike."""
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating, np.integer)):
         raise TypeError(f"Alpha must be a number, not {alpha!r}")
     alpha = float(alpha)
@@ -174,7 +176,7 @@ def threshold(alpha, fmt: Format) -> int:
     ``T`` is clamped below to ``min_code - 1`` (every code passes), which leaves ``k > T``
     unchanged for every representable ``k``; so ``T`` fits in ``threshold_width(fmt)`` bits.
     """
-    alpha = _check_alpha(alpha)
+    alpha = validate_alpha(alpha)
     try:
         t = math.floor(-math.ldexp(alpha, fmt.frac))
     except OverflowError:  # alpha * 2**frac beyond any float (alpha=1e308): below every code
@@ -195,7 +197,7 @@ def threshold_range(fmt: Format) -> tuple[int, int]:
 
 def alpha_note(alpha, fmt: Format) -> str | None:
     """A sentence explaining that ``alpha`` has no effect in ``fmt``, or ``None`` when it has."""
-    alpha = _check_alpha(alpha)
+    alpha = validate_alpha(alpha)
     if alpha == 0:
         return None
     t = threshold(alpha, fmt)
@@ -227,9 +229,6 @@ def checked_threshold(alpha, fmt: Format) -> int:
     if note is not None:
         warnings.warn(note, AlphaVanishesWarning, stacklevel=2)
     return threshold(alpha, fmt)
-
-
-check_alpha = checked_threshold  # the old name, kept while other branches still import it
 
 
 def array_generic(codes) -> bool:

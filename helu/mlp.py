@@ -258,6 +258,7 @@ def flow_step(flow) -> None:
     flow's targets include it); writes ``<out>/mlp/summary.json``."""
     from helu.golden import intgolden
     from helu.hw.net.mlp import MLP
+    from helu.hw.units import unelaborated
     from helu.sim import runner
 
     if flow.args.mlp == "off":
@@ -270,8 +271,7 @@ def flow_step(flow) -> None:
     macs = 8
     sims = runner.SIMULATORS if flow.args.sim == "all" else (flow.args.sim,)
     usable = tuple(s for s in sims if not runner.tool_missing(s))
-    engine = MLP(model, macs)
-    engine._MustUse__silence = True  # built for its timing figures only, never elaborated
+    engine = unelaborated(MLP(model, macs))  # built for its timing figures only
     summary = {
         "sizes": model.sizes,
         "shifts": model.shifts,

@@ -122,6 +122,7 @@ def run_onchip(
 
     from helu.golden import data, intnet
     from helu.hw.net.trainer import Trainer, TrainSpec
+    from helu.hw.units import unelaborated
     from helu.sim.trainer import run_trainer, step_losses
 
     if steps < 1:
@@ -146,8 +147,7 @@ def run_onchip(
     traj = golden_trajectory(net, x, labels, lanes, every)
     golden_s = time.perf_counter() - start
     golden_acc = float(intnet.IntNet.evaluate(net, x_test, split.y_test)["acc"][0])
-    dut = Trainer(spec, lanes)  # for its figures only
-    dut._MustUse__silence = True  # (Amaranth would warn that it is never elaborated)
+    dut = unelaborated(Trainer(spec, lanes))  # built for its figures only
     results = run_trainer(spec, traj, lanes=lanes, simulators=simulators, out=out / "sim")
     golden_loss = step_losses(traj["logits"][:steps], labels[:steps])
     y_test = np.asarray(split.y_test)
@@ -219,6 +219,7 @@ def bench(steps: int = 500) -> dict:
 
     from helu.golden import data, intnet
     from helu.hw.net.trainer import Trainer, TrainSpec
+    from helu.hw.units import unelaborated
 
     torch.set_num_threads(1)
     split = data.load("digits")
@@ -231,8 +232,7 @@ def bench(steps: int = 500) -> dict:
     for i in range(steps):
         net.step(x[i % len(x)][None], y[i % len(x)][None])
     rate = steps / (time.perf_counter() - start)
-    dut = Trainer(TrainSpec.from_net(net), 8)
-    dut._MustUse__silence = True  # for its figures only
+    dut = unelaborated(Trainer(TrainSpec.from_net(net), 8))  # built for its figures only
     result = {
         "golden_steps_per_s": round(rate, 1),
         "engine_cycles_per_step": dut.cycles_per_sample,

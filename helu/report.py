@@ -396,7 +396,7 @@ def _sim_section(sim) -> list[str]:
 
 
 def _synth_section(synth, out_dir: Path) -> list[str]:
-    from helu.hw.synth import markdown_table, ratio_table
+    from helu.synthreport import markdown_table, ratio_table
 
     records = synth["results"] if isinstance(synth, dict) else synth
     parts = [

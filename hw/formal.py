@@ -67,7 +67,7 @@ from amaranth.back import rtlil
 from amaranth.hdl import Assert, Cover, Elaboratable, Module, Mux, ResetSignal, Signal, Value
 
 from helu.hw.tools import ToolError, ToolMissing
-from helu.hw.units import UNITS, UnitParams
+from helu.hw.units import UNITS, UnitParams, unelaborated
 
 __all__ = [
     "PROPERTIES",
@@ -741,8 +741,7 @@ def proof_method(info) -> str:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        unit = info.build(UnitParams())
-    unit._MustUse__silence = True  # built only to read its latency
+        unit = unelaborated(info.build(UnitParams()))  # built only to read its latency
     return "k-induction" if unit.latency == 1 else "bmc"
 
 

@@ -31,6 +31,8 @@ from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, ResetSignal,
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from helu.hw.units.base import unelaborated
+
 __all__ = ["Harness", "LFSR_TAPS", "io_bits"]
 
 LFSR_TAPS = (32, 22, 2, 1)
@@ -125,7 +127,7 @@ class Harness(wiring.Component):
         if self._instance is None:
             m.submodules.unit = unit
         else:
-            unit._MustUse__silence = True  # only its ports are used: the module comes from a file
+            unelaborated(unit)  # only its ports are used: the module comes from a file
             ports = {"i_clk": ClockSignal(), "i_rst": ResetSignal()}
             for path, member, value in unit.signature.flatten(unit):
                 kind = "i_" if member.flow == In else "o_"

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""HeLU backward-threshold gradient unit (hw/backward.py) in Amaranth's simulator."""
+"""HeLU backward-threshold gradient unit (hw/units/backward.py) in Amaranth's simulator."""
 
 import numpy as np
 import pytest
@@ -13,8 +13,8 @@ from streams import (
 )
 
 from helu.golden import fixed
-from helu.hw.backward import Backward
 from helu.hw.units import UNITS, UnitParams
+from helu.hw.units.backward import Backward
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::helu.golden.fixed.AlphaVanishesWarning"),

@@ -1,4 +1,4 @@
-"""Baseline units (hw/baselines.py) in Amaranth's simulator against golden/intact.py."""
+"""Baseline units (hw/units/baselines.py) in Amaranth's simulator against golden/intact.py."""
 
 import gc
 import random
@@ -11,8 +11,8 @@ from amaranth.sim import Simulator
 from helu.golden import intact
 from helu.golden.fixed import Format
 from helu.hw import packing
-from helu.hw.baselines import BASELINE_UNITS, IntGelu, LeakyRelu, ReluComparator
 from helu.hw.units import COMMON_PARAMS, UnitInfo, UnitParams
+from helu.hw.units.baselines import BASELINE_UNITS, IntGelu, LeakyRelu, ReluComparator
 
 # (unit name, params): every baseline, LeakyReLU at several slopes, i-GELU at several formats.
 CASES_8 = [

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""HeLU forward unit (hw/forward.py) in Amaranth's simulator, against the golden reference."""
+"""HeLU forward unit (hw/units/forward.py) in Amaranth's simulator, against the golden reference."""
 
 import numpy as np
 import pytest
@@ -13,8 +13,8 @@ from streams import (
 )
 
 from helu.golden import fixed
-from helu.hw.forward import Forward
 from helu.hw.units import UNITS, UnitParams
+from helu.hw.units.forward import Forward
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::helu.golden.fixed.AlphaVanishesWarning"),

@@ -152,7 +152,7 @@ def test_verilog_refuses_user_files_and_merges_its_own(tmp_path, capsys):
 
 
 def test_synth_results_merge_by_key(tmp_path):
-    from helu.hw.synth import write_results
+    from helu.synthreport import write_results
 
     a = {"unit": "forward", "target": "generic", "width": 8, "lanes": 1, "lut": None, "gates": 10,
          "gates_per_lane": 10.0, "ff": 9, "ff_per_lane": 9.0}  # fmt: skip

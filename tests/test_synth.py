@@ -1,5 +1,5 @@
-"""Synthesis flow (hw/synth.py, `helu synth`): parsers on real tool output, checked failures, and
-the issue-6 cost targets measured on the real units.
+"""Synthesis flow (hw/synth/, helu/synthreport.py, `helu synth`): parsers on real tool output,
+checked failures, and the issue-6 cost targets measured on the real units.
 
 Parsers are fed logs and statistics that the real tools wrote for small designs of our own
 (skipped when a tool is missing), then truncated or corrupted copies that must be refused.
@@ -15,21 +15,18 @@ from amaranth.hdl import Fragment
 from helu.hw.synth import (
     DoesNotFit,
     count_cells,
-    markdown_table,
     parse_nextpnr_log,
     parse_nextpnr_report,
     parse_yosys_stat,
-    plot_cost_vs_accuracy,
-    ratio_table,
     run_nextpnr,
     run_yosys,
     sweep,
     sweep_params,
     synthesize,
-    write_results,
 )
 from helu.hw.tools import TOOLS, ToolError, ToolMissing, find_tool
 from helu.hw.units import UNITS, UnitParams, study_units
+from helu.synthreport import markdown_table, plot_cost_vs_accuracy, ratio_table, write_results
 
 W = 8  # width of the toy designs below
 

@@ -239,14 +239,9 @@ class Flow:
 
     def synth(self, metrics: dict):
         from helu import outdir
-        from helu.hw.synth import (
-            plot_cost_vs_accuracy,
-            source_key,
-            sweep,
-            sweep_params,
-            write_results,
-        )
+        from helu.hw.synth import source_key, sweep, sweep_params
         from helu.hw.units import UNITS
+        from helu.synthreport import plot_cost_vs_accuracy, write_results
 
         start = self._begin(f"synthesizing every unit ({', '.join(self.targets)})")
         groups = {}  # lane counts -> units synthesized at them

@@ -88,8 +88,9 @@ def run(args) -> int:
 
     from helu import outdir
     from helu.executor import make_executor
-    from helu.hw.synth import THRESHOLD_KINDS, markdown_table, sweep, sweep_params, write_results
+    from helu.hw.synth import THRESHOLD_KINDS, sweep, sweep_params
     from helu.hw.units import UNITS
+    from helu.synthreport import markdown_table, write_results
 
     if args.unit == "mlp":
         return mlp.synth(args)

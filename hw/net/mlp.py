@@ -57,7 +57,7 @@ from helu.golden import fixed, intmodel
 from helu.golden.intmodel import IntModel
 from helu.hw.net.requant import round_select, saturate, select
 from helu.hw.net.stages import delayed, logit_argmax
-from helu.hw.units import check_lanes
+from helu.hw.units import check_lanes, refusal
 
 __all__ = ["MLP", "Image", "image", "reference", "ACTIVATIONS", "IGELU_FRAC"]
 
@@ -178,11 +178,8 @@ class MLP(wiring.Component):
     """
 
     def __init__(self, model, lanes=8, *, activation="helu", src_loc_at=0):
-        try:
+        with refusal(self):
             _check(model, lanes, activation)
-        except (TypeError, ValueError):
-            self._MustUse__silence = True
-            raise
         self._model = model
         self._lanes = lanes
         self._activation = activation

@@ -13,15 +13,13 @@ A design that does not fit is a result (``fits`` false, ``fmax_reason`` says why
 """
 
 import json
-import statistics
 import time
 from pathlib import Path
 
 from helu.hw.synth import (
     TARGETS,
-    DoesNotFit,
     count_cells,
-    run_nextpnr,
+    harness_timing,
     run_yosys,
     tools_for,
     write_verilog,
@@ -105,27 +103,11 @@ def synthesize_mlp(
         record["fmax_reason"] = "place and route not requested"
     else:
         versions[spec["pnr"]] = tool_version(spec["pnr"])
-        htop = f"{top}_harness"
-        write_verilog(Harness(MLP(model, lanes, activation=activation)), htop, work / f"{htop}.v")
-        hcells = run_yosys(
-            work / f"{htop}.v",
-            htop,
-            target,
-            design=f"{design} in the timing harness",
-            json_out=f"{htop}.json",
-            yosys=yosys,
+        harness = Harness(MLP(model, lanes, activation=activation))
+        timing = harness_timing(
+            harness, top, target, work=work, design=design, seeds=seeds, yosys=yosys
         )
-        hcounts = count_cells(hcells, target)
-        record.update(harness_lut=hcounts.get("lut"), harness_ff=hcounts.get("ff"))
-        try:
-            values = [
-                run_nextpnr(work / f"{htop}.json", target, design=design, seed=seed)
-                for seed in range(1, seeds + 1)
-            ]
-        except DoesNotFit as exc:
-            record.update(fits=False, fmax_reason=str(exc))
-        else:
-            record.update(fmax_mhz=statistics.median(values), fmax_seeds=values)
+        record.update(timing, fits=timing["fmax_reason"] is None)
     f = record["fmax_mhz"]
     record["samples_per_s"] = None if f is None else f * 1e6 / engine.cycles_per_sample
     record["mmacs_per_s"] = None if f is None else f * engine.macs / engine.cycles_per_sample

@@ -29,6 +29,7 @@ from helu.hw.units.base import (
     pipeline,
     refusal,
     register_stage,
+    unelaborated,
 )
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "check_threshold",
     "check_bool",
     "refusal",
+    "unelaborated",
     "pipeline",
     "register_stage",
     "study_units",

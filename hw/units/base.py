@@ -41,6 +41,7 @@ __all__ = [
     "check_threshold",
     "check_bool",
     "refusal",
+    "unelaborated",
     "pipeline",
     "register_stage",
     "threshold_of",
@@ -129,8 +130,19 @@ def refusal(component):
     try:
         yield
     except (TypeError, ValueError):
-        component._MustUse__silence = True
+        unelaborated(component)
         raise
+
+
+def unelaborated(component):
+    """Mark ``component`` as built to be inspected only (its ports, latency or figures, or a
+    parameter check), never elaborated, and return it.
+
+    The one way to tell Amaranth so: it would otherwise warn, when the object is collected, that
+    an elaboratable was created and never used.
+    """
+    component._MustUse__silence = True
+    return component
 
 
 def pipeline(m, i, o, stages: int = 1):

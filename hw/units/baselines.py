@@ -64,10 +64,6 @@ class _Baseline(wiring.Component):
         """Baselines have no threshold (the ``hw.units`` contract asks for ``None``)."""
         return None
 
-    def _handshake(self, m: Module, stages: int) -> Signal:
-        """The shared stage helper (``hw.units.base.pipeline``); returns its enable."""
-        return pipeline(m, self.i, self.o, stages)
-
 
 class ReluComparator(_Baseline):
     """ReLU written as a comparator: ``y = z if z > 0 else 0``, what a naive design does.
@@ -99,7 +95,7 @@ class ReluComparator(_Baseline):
 
     def elaborate(self, platform):
         m = Module()
-        advance = self._handshake(m, self.latency)
+        advance = pipeline(m, self.i, self.o, self.latency)
         with m.If(advance):
             for n in range(self.lanes):
                 z = self.i.payload.z[n]
@@ -147,7 +143,7 @@ class LeakyRelu(_Baseline):
 
     def elaborate(self, platform):
         m = Module()
-        advance = self._handshake(m, self.latency)
+        advance = pipeline(m, self.i, self.o, self.latency)
         y = Signal(self.o.payload.y.shape(), reset_less=True)
         m.d.comb += self.o.payload.y.eq(y)
         with m.If(advance):
@@ -221,7 +217,7 @@ class IntGelu(_Baseline):
     def elaborate(self, platform):
         m = Module()
         c = self._consts
-        advance = self._handshake(m, self.latency)
+        advance = pipeline(m, self.i, self.o, self.latency)
         u_shape = unsigned(c.clip.bit_length())
         sq_shape = unsigned((c.clip**2).bit_length())
         p_shape = unsigned(c.p_max.bit_length())

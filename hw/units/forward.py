@@ -29,7 +29,7 @@ from helu.hw.units.base import (
 )
 from helu.hw.units.compare import greater_than
 
-__all__ = ["Forward", "register_stage", "UNITS", "unit_threshold"]
+__all__ = ["Forward", "UNITS", "unit_threshold"]
 
 ORDER = 0
 
