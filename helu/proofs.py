@@ -4,8 +4,13 @@ The step proves every unit the flow handles at the widths and lane counts of
 :data:`FLOW_WIDTHS` x :data:`FLOW_LANES` (``hw.formal.prove_all``) and leaves
 ``prove/results.json`` and ``prove/results.md`` under the report folder; the report reads only
 that file. Missing tools skip the step with the reason; a failed proof stops the flow.
+
+The proofs' report layer is here too: ``hw.formal`` proves and returns records,
+:func:`write_results` and :func:`markdown_table` write and present them (``helu prove`` uses
+them as well).
 """
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -23,6 +28,8 @@ __all__ = [
     "summary",
     "section",
     "bench",
+    "markdown_table",
+    "write_results",
 ]
 
 FLOW_WIDTHS = (8, 16)
@@ -63,7 +70,7 @@ def flow_options(args) -> tuple[tuple[int, ...], tuple[int, ...]]:
 def flow_step(flow) -> None:
     """Run the proofs for ``flow`` (a ``helu.commands.flow.Flow``): its units, out and jobs."""
     from helu import outdir
-    from helu.hw.formal import find_toolchain, prove_all, write_results
+    from helu.hw.formal import find_toolchain, prove_all
     from helu.hw.tools import ToolMissing
 
     widths, lanes = flow.prove_widths, flow.prove_lanes
@@ -159,7 +166,6 @@ def summary(found: dict) -> dict:
 
 def section(found: dict, out_dir: Path) -> list[str]:
     """The report's "Formal" section, from ``prove/results.json``."""
-    from helu.hw.formal import markdown_table
 
     proofs = found["proofs"]
     proved = sum(p["status"] == "pass" for p in proofs)
@@ -255,3 +261,45 @@ def bench(out: Path = Path("build/bench/prove"), jobs: int = 2) -> dict:
         "solver_seconds": solvers,
         "width16_bounded": wide_bounded,
     }
+
+
+def markdown_table(records) -> str:
+    """Proof records (``ProofResult.to_dict()``) as a Markdown table: unit, configuration,
+    properties, method, result, solver, wall and CPU seconds."""
+    lines = [
+        "| unit | configuration | properties | method | result | solver | seconds | CPU s |",
+        "|---|---|---|---|---|---|---:|---:|",
+    ]
+    for r in records:
+        outcome = {
+            "pass": "proved",
+            "fail": "**FAILED**",
+            "timeout": "**not proved** (no verdict in time)",
+            "error": "**error**",
+        }[r["status"]]
+        if r["failed"]:
+            outcome += f": {', '.join(r['failed'])}"
+        method = f"{r['method']}, depth {r['depth']}" if r["method"] else ""
+        lines.append(
+            f"| {r['unit']} | {r['config']} | {', '.join(r['properties'])} | {method} "
+            f"| {outcome} | {r['solver']} | {r['seconds']:.1f} | {r.get('cpu_seconds', 0):.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_results(
+    results, out, *, wall_seconds: float | None = None, jobs: int | None = None
+) -> tuple[Path, Path]:
+    """``results.json`` and ``results.md`` in ``out``; returns their paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    records = [r.to_dict() for r in results]
+    data = {
+        "proofs": records,
+        "wall_seconds": None if wall_seconds is None else round(wall_seconds, 1),
+        "jobs": jobs,
+    }
+    json_path, md_path = out / "results.json", out / "results.md"
+    json_path.write_text(json.dumps(data, indent=2) + "\n")
+    md_path.write_text(markdown_table(records))
+    return json_path, md_path

@@ -81,8 +81,6 @@ __all__ = [
     "proof_params",
     "proof_method",
     "config_label",
-    "markdown_table",
-    "write_results",
 ]
 
 PROPERTIES = ("function", "stream", "reset", "throughput")
@@ -816,47 +814,3 @@ def prove_all(
             if progress:
                 progress(done, len(work), results[futures[future]])
     return results
-
-
-def markdown_table(records) -> str:
-    """Proof records (``ProofResult.to_dict()``) as a Markdown table: unit, configuration,
-    properties, method, result, solver, wall and CPU seconds."""
-    lines = [
-        "| unit | configuration | properties | method | result | solver | seconds | CPU s |",
-        "|---|---|---|---|---|---|---:|---:|",
-    ]
-    for r in records:
-        outcome = {
-            "pass": "proved",
-            "fail": "**FAILED**",
-            "timeout": "**not proved** (no verdict in time)",
-            "error": "**error**",
-        }[r["status"]]
-        if r["failed"]:
-            outcome += f": {', '.join(r['failed'])}"
-        method = f"{r['method']}, depth {r['depth']}" if r["method"] else ""
-        lines.append(
-            f"| {r['unit']} | {r['config']} | {', '.join(r['properties'])} | {method} "
-            f"| {outcome} | {r['solver']} | {r['seconds']:.1f} | {r.get('cpu_seconds', 0):.1f} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def write_results(
-    results, out, *, wall_seconds: float | None = None, jobs: int | None = None
-) -> tuple[Path, Path]:
-    """``results.json`` and ``results.md`` in ``out``; returns their paths."""
-    import json
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    records = [r.to_dict() for r in results]
-    data = {
-        "proofs": records,
-        "wall_seconds": None if wall_seconds is None else round(wall_seconds, 1),
-        "jobs": jobs,
-    }
-    json_path, md_path = out / "results.json", out / "results.md"
-    json_path.write_text(json.dumps(data, indent=2) + "\n")
-    md_path.write_text(markdown_table(records))
-    return json_path, md_path

@@ -1,10 +1,12 @@
 """HeLU autograd (golden/activations.py) against the authors' float semantics."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from helu.golden import fixed
 from helu.golden.activations import HeLU, HeLUFunction, helu, swap_activations
 
 torch.set_num_threads(1)
@@ -135,6 +137,16 @@ def test_alpha_wrong(alpha, exc, message):
         HeLU(alpha)
     with pytest.raises(exc, match=message.replace("(", r"\(").replace(")", r"\)")):
         helu(torch.zeros(2), alpha)
+    with pytest.raises(exc, match=message.replace("(", r"\(").replace(")", r"\)")):
+        fixed.threshold(alpha, fixed.Format(8, 5))  # the integer rule takes the same check
+
+
+def test_alpha_numpy_scalars_are_numbers():
+    """One alpha check (``fixed.validate_alpha``) for the PyTorch module and the integer
+    threshold: a numpy scalar read from a golden file is a number to both."""
+    assert HeLU(np.float32(0.25)).alpha == 0.25
+    assert fixed.threshold(np.float64(0.25), fixed.Format(8, 5)) == -8
+    assert fixed.threshold(np.int64(0), fixed.Format(8, 5)) == 0
 
 
 def test_input_wrong():

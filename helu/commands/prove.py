@@ -60,9 +60,9 @@ def run(args) -> int:
     import time
 
     from helu import outdir
-    from helu.hw.formal import SOLVERS, find_toolchain, prove_all, write_results
+    from helu.hw.formal import SOLVERS, find_toolchain, prove_all
     from helu.hw.units import UNITS
-    from helu.proofs import proof_plan
+    from helu.proofs import proof_plan, write_results
 
     units = name_list(args.unit, UNITS, "unit")
     widths = int_list(args.width, "--width")

@@ -20,6 +20,7 @@ from helu.hw.synth import (
     TARGETS,
     count_cells,
     harness_timing,
+    over_capacity,
     run_yosys,
     tools_for,
     write_verilog,
@@ -71,7 +72,7 @@ def synthesize_mlp(
     cells = run_yosys(work / f"{top}.v", top, target, design=design, yosys=yosys)
     counts = count_cells(cells, target)
     capacity = spec.get("capacity", {})
-    over = [f"{counts[k]} {k.upper()} > {n}" for k, n in capacity.items() if counts.get(k, 0) > n]
+    over = over_capacity(counts, target)
     record = {
         "unit": "mlp",
         "activation": activation,
@@ -107,7 +108,7 @@ def synthesize_mlp(
         timing = harness_timing(
             harness, top, target, work=work, design=design, seeds=seeds, yosys=yosys
         )
-        record.update(timing, fits=timing["fmax_reason"] is None)
+        record.update(timing)
     f = record["fmax_mhz"]
     record["samples_per_s"] = None if f is None else f * 1e6 / engine.cycles_per_sample
     record["mmacs_per_s"] = None if f is None else f * engine.macs / engine.cycles_per_sample

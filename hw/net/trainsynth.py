@@ -2,17 +2,25 @@
 
 ``hw.synth.run_yosys`` (the targets of ``hw.synth.TARGETS``) gives LUT4, FF, carry, DSP and
 block RAM of ``Trainer(spec, lanes)`` and whether they fit the device. With ``seeds`` > 0 and a
-design that fits, the inference engine's Fmax method (``hw.net.synth``): the engine inside
-``hw.harness.Harness`` (every port from or to flip-flops), placed and routed with ``seeds``
-nextpnr seeds, the median Fmax; ``steps_per_s`` is that Fmax over ``cycles_per_sample``.
+design that fits, the Fmax method of the units and the inference engine
+(``hw.synth.harness_timing``): the engine inside ``hw.harness.Harness`` (every port from or to
+flip-flops), placed and routed with ``seeds`` nextpnr seeds, the median Fmax; ``steps_per_s`` is
+that Fmax over ``cycles_per_sample``.
 """
 
 import json
-import statistics
 import time
 from pathlib import Path
 
-from helu.hw.synth import TARGETS, count_cells, run_nextpnr, run_yosys, tools_for
+from helu.hw.synth import (
+    TARGETS,
+    count_cells,
+    harness_timing,
+    over_capacity,
+    run_yosys,
+    tools_for,
+    write_verilog,
+)
 from helu.hw.tools import find_tool, tool_version
 
 __all__ = ["synthesize_trainer", "TRAINER_TARGETS"]
@@ -35,11 +43,10 @@ def synthesize_trainer(
 
     Record: ``target``, ``device``, ``lanes``, ``stash``, ``stash_bits``, ``sizes``, ``lut``,
     ``ff``, ``carry``, ``dsp``, ``ram``, ``cells``, ``capacity``, ``fits``, ``over`` (what
-    exceeds the device), ``cycles_per_sample``, ``fmax_mhz``, ``fmax_seeds``, ``steps_per_s``,
-    ``tools``, ``seconds``. ``ToolError`` when a tool fails.
+    exceeds the device), ``cycles_per_sample``, ``fmax_mhz``, ``fmax_seeds``, ``fmax_reason``
+    (why there is no Fmax), ``harness_lut``, ``harness_ff``, ``steps_per_s``, ``tools``,
+    ``seconds``. ``ToolError`` when a tool fails.
     """
-    from amaranth.back import verilog
-
     from helu.hw.net.trainer import Trainer
 
     tools_for(target)
@@ -49,12 +56,12 @@ def synthesize_trainer(
     work = Path(out_dir) / target / top
     work.mkdir(parents=True, exist_ok=True)
     find_tool(yosys)
-    (work / f"{top}.v").write_text(verilog.convert(engine, name=top, emit_src=False))
+    write_verilog(engine, top, work / f"{top}.v")
     design = f"trainer {'-'.join(map(str, engine.sizes))} P={lanes} {stash} stash ({target})"
     cells = run_yosys(work / f"{top}.v", top, target, design=design, yosys=yosys)
     counts = count_cells(cells, target)
     capacity = TARGETS[target].get("capacity", {})
-    over = [f"{counts[k]} {k.upper()} > {n}" for k, n in capacity.items() if counts.get(k, 0) > n]
+    over = over_capacity(counts, target)
     record = {
         "target": target,
         "device": TARGETS[target]["device"],
@@ -70,24 +77,31 @@ def synthesize_trainer(
         "cycles_per_sample": engine.cycles_per_sample,
         "fmax_mhz": None,
         "fmax_seeds": [],
+        "fmax_reason": None,
+        "harness_lut": None,
+        "harness_ff": None,
         "steps_per_s": None,
         "tools": {yosys: tool_version(yosys)},
     }
     pnr = TARGETS[target]["pnr"]
-    if seeds > 0 and not over and pnr is not None:
+    if over:
+        record["fmax_reason"] = f"does not fit the {TARGETS[target]['device']} ({', '.join(over)})"
+    elif pnr is None:
+        record["fmax_reason"] = f"the {target} target has no timing model"
+    elif seeds < 1:
+        record["fmax_reason"] = "place and route not requested (seeds=0)"
+    else:
         from helu.hw.harness import Harness
 
         record["tools"][pnr] = tool_version(pnr)
-        htop = f"{top}_harness"
         harness = Harness(Trainer(spec, lanes, stash=stash))
-        (work / f"{htop}.v").write_text(verilog.convert(harness, name=htop, emit_src=False))
-        run_yosys(work / f"{htop}.v", htop, target, design=design, json_out=f"{htop}.json")
-        values = [
-            run_nextpnr(work / f"{htop}.json", target, design=design, seed=seed)
-            for seed in range(1, seeds + 1)
-        ]
-        record.update(fmax_mhz=statistics.median(values), fmax_seeds=values)
-        record["steps_per_s"] = record["fmax_mhz"] * 1e6 / engine.cycles_per_sample
+        timing = harness_timing(
+            harness, top, target, work=work, design=design, seeds=seeds, yosys=yosys
+        )
+        timing.pop("fits")  # ``fits`` here is the engine's own, as the record says
+        record.update(timing)
+        if record["fmax_mhz"] is not None:
+            record["steps_per_s"] = record["fmax_mhz"] * 1e6 / engine.cycles_per_sample
     record["seconds"] = round(time.monotonic() - start, 2)
     (work / "record.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     return record

@@ -31,7 +31,8 @@ nextpnr's placement error (:class:`DoesNotFit`).
 
 One concern a module, imported in this order (each only from the ones above it):
 
-- ``targets``: the device table (:data:`TARGETS`), :data:`DEFAULT_FRAC`, :func:`tools_for`;
+- ``targets``: the device table (:data:`TARGETS`), :data:`DEFAULT_FRAC`, :func:`tools_for`,
+  :func:`over_capacity`, :class:`DoesNotFit` and the tool timeouts;
 - ``parse``: the parsers of Yosys statistics and nextpnr logs and reports, :func:`count_cells`;
 - ``run``: one tool run (:func:`run_yosys`, :func:`run_nextpnr`) and one unit
   (:func:`synthesize`);
@@ -56,13 +57,14 @@ from helu.hw.synth.run import (
     write_verilog,
 )
 from helu.hw.synth.sweeps import THRESHOLD_KINDS, source_key, sweep, sweep_params
-from helu.hw.synth.targets import DEFAULT_FRAC, TARGETS, DoesNotFit, tools_for
+from helu.hw.synth.targets import DEFAULT_FRAC, TARGETS, DoesNotFit, over_capacity, tools_for
 
 __all__ = [
     "DoesNotFit",
     "TARGETS",
     "DEFAULT_FRAC",
     "tools_for",
+    "over_capacity",
     "parse_yosys_stat",
     "parse_nextpnr_log",
     "parse_nextpnr_report",

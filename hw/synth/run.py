@@ -15,7 +15,14 @@ from helu.hw.synth.parse import (
     parse_nextpnr_report,
     parse_yosys_stat,
 )
-from helu.hw.synth.targets import NEXTPNR_TIMEOUT, TARGETS, YOSYS_TIMEOUT, DoesNotFit, tools_for
+from helu.hw.synth.targets import (
+    NEXTPNR_TIMEOUT,
+    TARGETS,
+    YOSYS_TIMEOUT,
+    DoesNotFit,
+    over_capacity,
+    tools_for,
+)
 from helu.hw.tools import ToolError, find_tool, run_tool, tool_version
 from helu.outdir import sha256_file
 
@@ -158,9 +165,9 @@ def run_nextpnr(netlist_path, target: str, *, design: str, seed: int) -> float:
 
 
 def _check_capacity(counts: dict, target: str, design: str) -> None:
-    """Raise ``DoesNotFit`` when ``counts`` (LUT4, FF) alone exceed the target device."""
-    capacity = TARGETS[target]["capacity"]
-    over = [f"{counts[k]} {k.upper()} > {n}" for k, n in capacity.items() if counts[k] > n]
+    """Raise ``DoesNotFit`` when ``counts`` alone exceed the target device (``over_capacity``:
+    LUT4 and FF, and DSP and RAM blocks where the target lists them)."""
+    over = over_capacity(counts, target)
     if over:
         raise DoesNotFit(
             f"{design}: the design does not fit the {TARGETS[target]['device']} "
@@ -283,6 +290,7 @@ def synthesize(
         timing = harness_timing(
             harness, top, target, work=work, design=design, seeds=seeds, yosys=yosys, unit_v=True
         )
+        timing.pop("fits")  # a unit record says it with fmax_reason alone, as before
         record.update(harness=True, **timing)
     record["tools"] = versions
     record["warnings"] = notes
@@ -297,10 +305,11 @@ def harness_timing(
     """Fmax of a design inside its timing harness (``hw.harness.Harness``) on ``target``.
 
     Writes ``<top>_harness.v`` into ``work``, synthesizes it (with ``<top>.v`` beside it when
-    ``unit_v``: a harness that instantiates the unit's file), checks its LUT/FF count against the
-    device and places and routes it with seeds 1..``seeds``. Returns the record fields
-    ``harness_lut``, ``harness_ff``, ``fmax_mhz`` (median), ``fmax_seeds`` and ``fmax_reason``:
-    a design that does not fit is a result (``fmax_reason`` says why), not an error.
+    ``unit_v``: a harness that instantiates the unit's file), checks its cell counts against the
+    device (``over_capacity``) and places and routes it with seeds 1..``seeds``. Returns the
+    record fields ``harness_lut``, ``harness_ff``, ``fits``, ``fmax_mhz`` (median),
+    ``fmax_seeds`` and ``fmax_reason``: a harness that does not fit the device is a result
+    (``fits`` false, ``fmax_reason`` says why), not an error.
     """
     work = Path(work)
     htop = f"{top}_harness"
@@ -321,6 +330,7 @@ def harness_timing(
         "fmax_mhz": None,
         "fmax_seeds": [],
         "fmax_reason": None,
+        "fits": True,
     }
     try:
         _check_capacity(hcounts, target, f"{design} in the timing harness")
@@ -329,7 +339,7 @@ def harness_timing(
             for seed in range(1, seeds + 1)
         ]
     except DoesNotFit as exc:
-        out["fmax_reason"] = str(exc)
+        out.update(fits=False, fmax_reason=str(exc))
     else:
         out.update(fmax_mhz=statistics.median(values), fmax_seeds=values)
     return out

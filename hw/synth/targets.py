@@ -2,7 +2,15 @@
 
 from helu.hw.tools import ToolError
 
-__all__ = ["DoesNotFit", "TARGETS", "DEFAULT_FRAC", "YOSYS_TIMEOUT", "NEXTPNR_TIMEOUT", "tools_for"]
+__all__ = [
+    "DoesNotFit",
+    "TARGETS",
+    "DEFAULT_FRAC",
+    "YOSYS_TIMEOUT",
+    "NEXTPNR_TIMEOUT",
+    "tools_for",
+    "over_capacity",
+]
 
 
 class DoesNotFit(ToolError):
@@ -114,3 +122,10 @@ def tools_for(target: str) -> list[str]:
         raise ValueError(f"Unknown target {target!r}; choose from {', '.join(TARGETS)}")
     pnr = TARGETS[target]["pnr"]
     return ["yosys"] + ([pnr] if pnr else [])
+
+
+def over_capacity(counts: dict, target: str) -> list[str]:
+    """What in ``counts`` (cells by class) exceeds the target device, as ``"8123 LUT > 7680"``
+    strings; empty when it fits or the target has no capacity (``generic``)."""
+    capacity = TARGETS[target].get("capacity", {})
+    return [f"{counts[k]} {k.upper()} > {n}" for k, n in capacity.items() if counts.get(k, 0) > n]
