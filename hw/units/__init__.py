@@ -19,6 +19,7 @@ from helu.hw.units.base import (
     COMMON_PARAMS,
     MAX_LANES,
     PARAMS,
+    ElementwiseUnit,
     Param,
     UnitInfo,
     UnitParams,
@@ -49,6 +50,7 @@ __all__ = [
     "unelaborated",
     "pipeline",
     "register_stage",
+    "ElementwiseUnit",
     "study_units",
     "unit_names",
 ]

@@ -17,7 +17,7 @@ stash port's meaning is shared by the golden vectors (``mask = z > T``), the tes
 the formal properties and the MLP engine; one LUT4 per lane does not justify two conventions.
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -33,7 +33,7 @@ from helu.hw.units.base import (
     register_stage,
     threshold_of,
 )
-from helu.hw.units.compare import greater_than
+from helu.hw.units.compare import above_threshold, threshold_member
 from helu.hw.units.forward import THRESHOLD_USES, unit_threshold
 
 __all__ = ["Backward", "STASH_KINDS", "UNITS"]
@@ -131,7 +131,7 @@ class Backward(wiring.Component):
             "o": Out(stream.Signature(data.StructLayout({"dz": grad}))),
         }
         if threshold_port:
-            members["threshold"] = In(signed(fixed.threshold_width(fixed.Format(width, 0))))
+            members["threshold"] = threshold_member(width)
         super().__init__(members, src_loc_at=1 + src_loc_at)
 
     @property
@@ -166,17 +166,13 @@ class Backward(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        payload = Signal(self.o.payload.shape(), reset_less=True)
-        register_stage(m, self.i, self.o, payload)
+        payload = register_stage(m, self.i, self.o)
         with m.If(self.i.ready):
             for n in range(self._lanes):
                 if self._stash == "mask":
                     keep = self.i.payload.mask[n]
-                elif self._threshold_port:
-                    keep = self.i.payload.z[n] > self.threshold
                 else:
-                    # Against a constant: an AND/OR chain, no carry chain (hw.units.compare).
-                    keep = greater_than(self.i.payload.z[n], self._threshold)
+                    keep = above_threshold(self, self.i.payload.z[n])
                 m.d.sync += payload.dz[n].eq(Mux(keep, self.i.payload.g[n], 0))
         return m
 

@@ -27,6 +27,10 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
+from amaranth.hdl import Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
 from helu.golden import fixed
 
 __all__ = [
@@ -44,6 +48,7 @@ __all__ = [
     "unelaborated",
     "pipeline",
     "register_stage",
+    "ElementwiseUnit",
     "threshold_of",
 ]
 
@@ -156,8 +161,6 @@ def pipeline(m, i, o, stages: int = 1):
     ``with m.If(advance)``: loading whenever the stage can take a transfer, valid or not, gives
     every payload bit one enable, which synthesis puts on the flip-flops' enable pin.
     """
-    from amaranth.hdl import Signal
-
     advance = Signal(name="advance")
     valid = [Signal(name=f"valid_{n}") for n in range(1, stages)] + [o.valid]
     m.d.comb += [advance.eq(~o.valid | o.ready), i.ready.eq(advance)]
@@ -167,13 +170,53 @@ def pipeline(m, i, o, stages: int = 1):
     return advance
 
 
-def register_stage(m, i, o, payload):
-    """A one-deep :func:`pipeline` whose output payload is the register ``payload``.
+def register_stage(m, i, o):
+    """A one-deep :func:`pipeline` whose output payload is a register; returns that register.
 
-    The caller assigns ``payload`` with ``m.d.sync`` under ``with m.If(i.ready)``.
+    The register is ``reset_less`` (``rst`` clears only ``valid``, so a unit may use the
+    flip-flops' synchronous reset for its function). The caller assigns it with ``m.d.sync``
+    under ``with m.If(i.ready)``.
     """
     pipeline(m, i, o, 1)
+    payload = Signal(o.payload.shape(), reset_less=True)
     m.d.comb += o.payload.eq(payload)
+    return payload
+
+
+class ElementwiseUnit(wiring.Component):
+    """A unit from ``z`` to ``y`` of the same width (the baselines, clipped ReLU): checked
+    ``width`` and ``lanes``, the stream ports, no threshold, latency 1 unless the unit says
+    otherwise. A subclass checks its own parameters inside ``with refusal(self):`` before
+    calling ``super().__init__(width, lanes)``."""
+
+    def __init__(self, width=8, lanes=1):
+        with refusal(self):
+            self._width = check_width(width)
+            self._lanes = check_lanes(lanes)
+        element = data.ArrayLayout(signed(width), lanes)
+        super().__init__(
+            {
+                "i": In(stream.Signature(data.StructLayout({"z": element}))),
+                "o": Out(stream.Signature(data.StructLayout({"y": element}))),
+            }
+        )
+
+    @property
+    def width(self) -> int:
+        return self._width
+
+    @property
+    def lanes(self) -> int:
+        return self._lanes
+
+    @property
+    def threshold_const(self) -> None:
+        """No threshold (the unit contract asks for ``None``)."""
+        return None
+
+    @property
+    def latency(self) -> int:
+        return 1
 
 
 # ----------------------------------------------------------------------------- parameters

@@ -16,19 +16,18 @@ integer golden model in ``golden.intact``:
 """
 
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
 
 from helu.golden import intact
 from helu.golden.fixed import Format
 from helu.hw.units.base import (
+    ElementwiseUnit,
     Param,
     UnitInfo,
     UnitParams,
-    check_lanes,
     check_width,
     pipeline,
     refusal,
+    register_stage,
 )
 
 __all__ = ["ReluComparator", "LeakyRelu", "IntGelu", "BASELINE_UNITS", "UNITS"]
@@ -36,36 +35,7 @@ __all__ = ["ReluComparator", "LeakyRelu", "IntGelu", "BASELINE_UNITS", "UNITS"]
 ORDER = 2
 
 
-class _Baseline(wiring.Component):
-    """Ports, parameters and the stream handshake shared by the baselines."""
-
-    def __init__(self, width=8, lanes=1):
-        with refusal(self):
-            self._width = check_width(width)
-            self._lanes = check_lanes(lanes)
-        element = data.ArrayLayout(signed(width), lanes)
-        super().__init__(
-            {
-                "i": In(stream.Signature(data.StructLayout({"z": element}))),
-                "o": Out(stream.Signature(data.StructLayout({"y": element}))),
-            }
-        )
-
-    @property
-    def width(self) -> int:
-        return self._width
-
-    @property
-    def lanes(self) -> int:
-        return self._lanes
-
-    @property
-    def threshold_const(self) -> None:
-        """Baselines have no threshold (the ``hw.units`` contract asks for ``None``)."""
-        return None
-
-
-class ReluComparator(_Baseline):
+class ReluComparator(ElementwiseUnit):
     """ReLU written as a comparator: ``y = z if z > 0 else 0``, what a naive design does.
 
     Reference: ``golden.intact.relu_cmp`` (the same function as the HeLU forward unit). The
@@ -89,10 +59,6 @@ class ReluComparator(_Baseline):
     clears ``o.valid`` and the output payload.
     """
 
-    @property
-    def latency(self) -> int:
-        return 1
-
     def elaborate(self, platform):
         m = Module()
         advance = pipeline(m, self.i, self.o, self.latency)
@@ -103,7 +69,7 @@ class ReluComparator(_Baseline):
         return m
 
 
-class LeakyRelu(_Baseline):
+class LeakyRelu(ElementwiseUnit):
     """LeakyReLU with a power-of-two slope: ``y = z if z > 0 else z >> shift``.
 
     Reference: ``golden.intact.leaky`` (arithmetic shift: negative results round toward minus
@@ -137,23 +103,17 @@ class LeakyRelu(_Baseline):
     def shift(self) -> int:
         return self._shift
 
-    @property
-    def latency(self) -> int:
-        return 1
-
     def elaborate(self, platform):
         m = Module()
-        advance = pipeline(m, self.i, self.o, self.latency)
-        y = Signal(self.o.payload.y.shape(), reset_less=True)
-        m.d.comb += self.o.payload.y.eq(y)
-        with m.If(advance):
+        payload = register_stage(m, self.i, self.o)
+        with m.If(self.i.ready):
             for n in range(self.lanes):
                 z = self.i.payload.z[n]
-                m.d.sync += y[n].eq(Mux(z[-1], z >> self._shift, z))
+                m.d.sync += payload.y[n].eq(Mux(z[-1], z >> self._shift, z))
         return m
 
 
-class IntGelu(_Baseline):
+class IntGelu(ElementwiseUnit):
     """The I-BERT integer GELU (i-GELU), requantized to the input format, pipelined.
 
     Reference: ``golden.intact.igelu`` with the constants of ``golden.intact.igelu_constants``

@@ -7,15 +7,13 @@ synchronous reset, payload registers ``reset_less``); the upper clip compares ag
 constant ``C`` with an AND/OR chain (``hw.units.compare``), no carry chain.
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.hdl import Module, Mux
 
 from helu.golden import fixed
 from helu.hw.units.base import (
+    ElementwiseUnit,
     Param,
     UnitInfo,
-    check_lanes,
     check_width,
     refusal,
     register_stage,
@@ -39,7 +37,7 @@ def check_clip(clip, width: int) -> int:
     return clip
 
 
-class ClippedRelu(wiring.Component):
+class ClippedRelu(ElementwiseUnit):
     """Streaming clipped ReLU, ``lanes`` elements per transfer: ``y = min(max(z, 0), clip)``.
 
     Parameters
@@ -62,41 +60,16 @@ class ClippedRelu(wiring.Component):
 
     def __init__(self, width=8, lanes=1, *, clip=96):
         with refusal(self):
-            self._width = check_width(width)
-            self._lanes = check_lanes(lanes)
-            self._clip = check_clip(clip, width)
-        element = data.ArrayLayout(signed(width), lanes)
-        super().__init__(
-            {
-                "i": In(stream.Signature(data.StructLayout({"z": element}))),
-                "o": Out(stream.Signature(data.StructLayout({"y": element}))),
-            }
-        )
-
-    @property
-    def width(self) -> int:
-        return self._width
-
-    @property
-    def lanes(self) -> int:
-        return self._lanes
+            self._clip = check_clip(clip, check_width(width))
+        super().__init__(width, lanes)
 
     @property
     def clip(self) -> int:
         return self._clip
 
-    @property
-    def threshold_const(self) -> None:
-        return None
-
-    @property
-    def latency(self) -> int:
-        return 1
-
     def elaborate(self, platform):
         m = Module()
-        payload = Signal(self.o.payload.shape(), reset_less=True)
-        register_stage(m, self.i, self.o, payload)
+        payload = register_stage(m, self.i, self.o)
         with m.If(self.i.ready):
             for n in range(self._lanes):
                 z = self.i.payload.z[n]

@@ -5,13 +5,17 @@ An Amaranth ``z > T`` becomes a Yosys ``$gt`` cell, which ``synth_ice40`` maps o
 form itself. Against a constant the comparison is a chain of ANDs and ORs over the bits of ``z``
 (see :func:`greater_than`), which maps to about ``ceil((W - 1) / 3)`` LUT4 and no carry. A
 runtime threshold (a port) keeps the real comparator.
+
+:func:`above_threshold` is the HeLU mask rule ``z > T`` in hardware for every unit with a
+threshold, whichever kind it was built with; :func:`threshold_member` is the port's signature.
 """
 
-from amaranth.hdl import Const, Value
+from amaranth.hdl import Const, Value, signed
+from amaranth.lib.wiring import In
 
 from helu.golden import fixed
 
-__all__ = ["greater_than"]
+__all__ = ["greater_than", "above_threshold", "threshold_member"]
 
 
 def greater_than(z: Value, t: int) -> Value:
@@ -38,3 +42,18 @@ def greater_than(z: Value, t: int) -> Value:
         else:
             gt = bit if gt is None else bit | gt
     return Const(0, 1) if gt is None else gt
+
+
+def above_threshold(unit, z: Value) -> Value:
+    """``z > T`` for ``unit`` (a unit with a threshold): against its runtime port
+    ``unit.threshold`` a real comparator, against its constant ``unit.threshold_const`` the
+    AND/OR chain of :func:`greater_than`."""
+    if unit.threshold_port:
+        return z > unit.threshold
+    return greater_than(z, unit.threshold_const)
+
+
+def threshold_member(width: int) -> In:
+    """The ``threshold`` port of a unit whose ``z`` has ``width`` bits: one bit wider than the
+    codes, so it carries every clamped ``T`` (``golden.fixed.threshold_width``)."""
+    return In(signed(fixed.threshold_width(fixed.Format(width, 0))))

@@ -11,7 +11,7 @@ The training build adds the stash bit ``mask = z > T`` per lane (``golden.fixed.
 carry chain) or a runtime ``threshold`` input port (a real comparator).
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -27,7 +27,7 @@ from helu.hw.units.base import (
     register_stage,
     threshold_of,
 )
-from helu.hw.units.compare import greater_than
+from helu.hw.units.compare import above_threshold, threshold_member
 
 __all__ = ["Forward", "UNITS", "unit_threshold"]
 
@@ -113,7 +113,7 @@ class Forward(wiring.Component):
             "o": Out(stream.Signature(data.StructLayout(out_fields))),
         }
         if threshold_port:
-            members["threshold"] = In(signed(fixed.threshold_width(fixed.Format(width, 0))))
+            members["threshold"] = threshold_member(width)
         super().__init__(members, src_loc_at=1 + src_loc_at)
 
     @property
@@ -143,18 +143,14 @@ class Forward(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        payload = Signal(self.o.payload.shape(), reset_less=True)
-        register_stage(m, self.i, self.o, payload)
+        payload = register_stage(m, self.i, self.o)
         with m.If(self.i.ready):
             for n in range(self._lanes):
                 z = self.i.payload.z[n]
                 # The sign bit alone selects: y[b] = z[b] & ~z[-1], a flip-flop's sync reset.
                 m.d.sync += payload.y[n].eq(Mux(z[-1], 0, z))
-                if self._train and self._threshold_port:
-                    m.d.sync += payload.mask[n].eq(z > self.threshold)
-                elif self._train:
-                    # Against a constant: an AND/OR chain, no carry chain (hw.units.compare).
-                    m.d.sync += payload.mask[n].eq(greater_than(z, self._threshold))
+                if self._train:
+                    m.d.sync += payload.mask[n].eq(above_threshold(self, z))
         return m
 
 
