@@ -31,7 +31,7 @@ import logging
 import time
 
 from helu import mlp, onchipflow, proofs
-from helu.commands.options import int_list, name_list
+from helu.commands.options import add_force, int_list, name_list
 
 HELP = "run everything: study, golden vectors, Verilog, cocotb simulation, synthesis, report"
 
@@ -89,11 +89,7 @@ def add_arguments(parser):
         metavar="NAME[,NAME..]|all",
         help="units to generate, simulate and synthesize (default: all registered units)",
     )
-    parser.add_argument(
-        "--force",
-        action="store_true",
-        help="replace an --out flow folder that helu did not mark as its own (an older one)",
-    )
+    add_force(parser, "replace an --out flow folder")
     mlp.add_flow_arguments(parser)
     onchipflow.add_flow_arguments(parser)
 

@@ -3,6 +3,8 @@ with ``--net``, the integer network's golden folder (``golden.intgolden``)."""
 
 import json
 
+from helu.commands.options import add_force
+
 HELP = (
     "export fixed-point golden vectors of a trained HeLU checkpoint (npz, $readmemh hex, "
     "manifest); --net: the integer network (model, inference vectors) for the RTL core"
@@ -72,11 +74,7 @@ def add_arguments(parser):
     parser.add_argument(
         "--out", help="output folder (default build/golden, with --net build/golden-net)"
     )
-    parser.add_argument(
-        "--force",
-        action="store_true",
-        help="replace an --out golden folder that helu did not mark as its own (an older one)",
-    )
+    add_force(parser, "replace an --out golden folder")
 
 
 def run_net(args) -> int:

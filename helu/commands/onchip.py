@@ -2,7 +2,7 @@
 
 import logging
 
-from helu.commands.options import name_list
+from helu.commands.options import add_force, name_list
 
 HELP = (
     "train the RTL training engine on the digits split in cocotb; every step's logits and "
@@ -33,11 +33,7 @@ def add_arguments(parser):
         help="skip the test split's inference-only steps after training (the engine's accuracy)",
     )
     parser.add_argument("--out", default="build/onchip", help="output folder")
-    parser.add_argument(
-        "--force",
-        action="store_true",
-        help="replace an --out onchip folder that helu did not mark as its own (an older one)",
-    )
+    add_force(parser, "replace an --out onchip folder")
 
 
 def run(args) -> int:

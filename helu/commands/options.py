@@ -1,6 +1,16 @@
-"""Options the subcommands share: comma-separated lists and the units' own parameters."""
+"""Options the subcommands share: comma-separated lists, the units' own parameters, --force."""
 
-__all__ = ["int_list", "name_list", "add_unit_params", "unit_param_values"]
+__all__ = ["int_list", "name_list", "add_unit_params", "unit_param_values", "add_force"]
+
+
+def add_force(parser, action: str) -> None:
+    """``--force``: what the command then does with an output folder that looks like its own but
+    lacks helu's marker (``helu.outdir.claim``), e.g. ``"replace an --out golden folder"``."""
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help=f"{action} that helu did not mark as its own (an older one)",
+    )
 
 
 def int_list(text: str, option: str) -> tuple[int, ...]:

@@ -13,7 +13,7 @@ non-zero when any proof fails or gives no verdict.
 import logging
 import os
 
-from helu.commands.options import int_list, name_list
+from helu.commands.options import add_force, int_list, name_list
 
 HELP = "prove every unit formally: function, stream rules, reset, throughput (all inputs)"
 
@@ -43,11 +43,7 @@ def add_arguments(parser):
         "(default: 300)",
     )
     parser.add_argument("--out", default="build/prove", help="output folder (build/prove)")
-    parser.add_argument(
-        "--force",
-        action="store_true",
-        help="replace an --out folder of proofs that helu did not mark as its own (an older one)",
-    )
+    add_force(parser, "replace an --out folder of proofs")
     parser.add_argument(
         "--jobs",
         type=int,

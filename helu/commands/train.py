@@ -1,5 +1,7 @@
 """`helu train`: the HeLU study (ReLU, HeLU at several alphas, GELU, ELU, LeakyReLU; seeds)."""
 
+from helu.commands.options import add_force
+
 HELP = (
     "train ReLU/HeLU/GELU/ELU/LeakyReLU models over seeds; write metrics.json, plots, checkpoints"
 )
@@ -37,11 +39,7 @@ def add_arguments(parser):
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     parser.add_argument("--no-checkpoints", action="store_true", help="do not write checkpoints")
     parser.add_argument("--out", default="build/train", help="output folder (default: build/train)")
-    parser.add_argument(
-        "--force",
-        action="store_true",
-        help="write into an --out study folder that helu did not mark as its own (an older one)",
-    )
+    add_force(parser, "write into an --out study folder")
     parser.add_argument(
         "--integer",
         action="store_true",

@@ -3,7 +3,7 @@
 import logging
 
 from helu import mlp
-from helu.commands.options import add_unit_params, unit_param_values
+from helu.commands.options import add_force, add_unit_params, unit_param_values
 
 HELP = "write Verilog and a JSON port sidecar for a HeLU or baseline unit"
 
@@ -39,11 +39,7 @@ def add_arguments(parser):
         help="AXI4-Stream port names (s_axis_*, m_axis_*, aclk, aresetn)",
     )
     parser.add_argument("--out", default="build/verilog", help="output folder (build/verilog)")
-    parser.add_argument(
-        "--force",
-        action="store_true",
-        help="write into an --out Verilog folder that helu did not mark as its own (an older one)",
-    )
+    add_force(parser, "write into an --out Verilog folder")
     mlp.add_arguments(parser)
 
 
