@@ -17,6 +17,7 @@ from helu.hw.verilog import payload_fields
 __all__ = [
     "stream_put",
     "stream_get",
+    "load_words",
     "pack_inputs",
     "unpack_outputs",
     "simulate",
@@ -42,6 +43,16 @@ async def stream_get(ctx, stream) -> int:
     (word,) = await ctx.tick().sample(stream.payload.as_value()).until(stream.valid)
     ctx.set(stream.ready, 0)
     return word
+
+
+async def load_words(ctx, port, words):
+    """Write ``(addr, data)`` pairs through an engine's ``load`` stream, one transfer each."""
+    for addr, word in words:
+        ctx.set(port.payload.addr, addr)
+        ctx.set(port.payload.data, word)
+        ctx.set(port.valid, 1)
+        await ctx.tick().until(port.ready)
+    ctx.set(port.valid, 0)
 
 
 def _spec(interface):

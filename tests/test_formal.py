@@ -190,60 +190,25 @@ def _prove_mutant(bug, monkeypatch, tmp_path, capsys):
     return line
 
 
-@pytest.mark.slow
-def test_prove_catches_wrong_function(monkeypatch, tmp_path, capsys):
-    """mask = z >= T instead of z > T: the function property fails."""
-    line = _prove_mutant("gte", monkeypatch, tmp_path, capsys)
-    assert "function.payload" in line, line
+# mutant -> the property that must fail: each bug breaks one rule of the unit contract.
+MUTANTS = {
+    "gte": "function.payload",  # mask = z >= T instead of z > T
+    "valid_drops": "stream.hold",  # o.valid falls while o.ready is low
+    "ready_ignores_o": "stream.",  # i.ready ignores o.ready: a held output is overwritten
+    "load_always": "stream.stable",  # the payload loads every cycle, not under the enable
+    "duplicates": "stream.no_input",  # o.valid stays high after its transfer: a duplicate
+    "drops_zero": "stream.lost",  # an accepted z = 0 never comes out
+    "reset_keeps_valid": "reset.clears",  # o.valid survives rst: a stale transfer after reset
+    "bubble": "throughput.input",  # i.ready = ~o.valid: one transfer every other cycle
+}
 
 
 @pytest.mark.slow
-def test_prove_catches_valid_dropping(monkeypatch, tmp_path, capsys):
-    """o.valid falls while o.ready is low: the stream rule (hold) fails."""
-    line = _prove_mutant("valid_drops", monkeypatch, tmp_path, capsys)
-    assert "stream.hold" in line, line
-
-
-@pytest.mark.slow
-def test_prove_catches_ready_ignoring_output(monkeypatch, tmp_path, capsys):
-    """i.ready ignores o.ready: a held output is overwritten (stream rule: stable)."""
-    line = _prove_mutant("ready_ignores_o", monkeypatch, tmp_path, capsys)
-    assert "stream." in line, line
-
-
-@pytest.mark.slow
-def test_prove_catches_payload_loading_without_enable(monkeypatch, tmp_path, capsys):
-    """The payload register loads every cycle, not under the stage's enable."""
-    line = _prove_mutant("load_always", monkeypatch, tmp_path, capsys)
-    assert "stream.stable" in line, line
-
-
-@pytest.mark.slow
-def test_prove_catches_duplicates(monkeypatch, tmp_path, capsys):
-    """o.valid stays high after its transfer: a duplicate output (no input for it)."""
-    line = _prove_mutant("duplicates", monkeypatch, tmp_path, capsys)
-    assert "stream.no_input" in line, line
-
-
-@pytest.mark.slow
-def test_prove_catches_lost_transfer(monkeypatch, tmp_path, capsys):
-    """An accepted z = 0 never comes out: a transfer is lost."""
-    line = _prove_mutant("drops_zero", monkeypatch, tmp_path, capsys)
-    assert "stream.lost" in line, line
-
-
-@pytest.mark.slow
-def test_prove_catches_stale_output_after_reset(monkeypatch, tmp_path, capsys):
-    """o.valid survives rst: a stale transfer appears after reset."""
-    line = _prove_mutant("reset_keeps_valid", monkeypatch, tmp_path, capsys)
-    assert "reset.clears" in line, line
-
-
-@pytest.mark.slow
-def test_prove_catches_bubble(monkeypatch, tmp_path, capsys):
-    """i.ready = ~o.valid: one transfer every other cycle; the throughput property fails."""
-    line = _prove_mutant("bubble", monkeypatch, tmp_path, capsys)
-    assert "throughput.input" in line, line
+@pytest.mark.parametrize("bug", MUTANTS)
+def test_prove_catches_mutant(bug, monkeypatch, tmp_path, capsys):
+    """Each mutant is refused, with the property it breaks named in the one-line error."""
+    line = _prove_mutant(bug, monkeypatch, tmp_path, capsys)
+    assert MUTANTS[bug] in line, line
 
 
 # ------------------------------------------------------------------ errors

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
+from streams import load_words
 
 from helu.golden import fixed, intmodel
 from helu.hw.net.mlp import MLP, image, reference
@@ -47,12 +48,7 @@ def run(dut, x, *, idle=0.0, stall=0.0, seed=0, loads=(), reset_after=None, time
     limit = timeout or (x.shape[0] + 2) * dut.cycles_per_sample * (4 if idle or stall else 2) + 200
 
     async def source(ctx):
-        for addr, word in loads:
-            ctx.set(dut.load.payload.addr, addr)
-            ctx.set(dut.load.payload.data, word)
-            ctx.set(dut.load.valid, 1)
-            await ctx.tick().until(dut.load.ready)
-        ctx.set(dut.load.valid, 0)
+        await load_words(ctx, dut.load, loads)
         sent, passes = 0, [transfers]
         if reset_after is not None:
             passes = [transfers[:reset_after], transfers]

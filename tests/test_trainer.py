@@ -6,8 +6,8 @@ every step, and every step's logits."""
 import numpy as np
 import pytest
 import torch
-from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
+from streams import load_words
 
 from helu.golden import fixed
 from helu.golden.intnet import IntNet, Scales
@@ -57,12 +57,7 @@ def run(dut, x, labels, *, read=True, idle=0.0, stall=0.0, seed=0, loads=()):
             cycle["n"] += 1
 
     async def tb(ctx):
-        for addr, word in loads:
-            ctx.set(dut.load.payload.addr, addr)
-            ctx.set(dut.load.payload.data, word)
-            ctx.set(dut.load.valid, 1)
-            await ctx.tick().until(dut.load.ready)
-        ctx.set(dut.load.valid, 0)
+        await load_words(ctx, dut.load, loads)
         for xs, lab in zip(x, labels, strict=True):
             row = np.zeros(chunks * lanes, dtype=np.int64)
             row[:n_in] = xs
@@ -105,11 +100,8 @@ def run(dut, x, labels, *, read=True, idle=0.0, stall=0.0, seed=0, loads=()):
                     img = Image(words[: dut.weight_words], words[dut.weight_words :])
                     assert digests[-1] == digest(img, dut.sizes, lanes), f"digest, step {len(outs)}"
 
-    m = Module()
-    m.domains.sync = ClockDomain()
-    m.submodules.dut = dut
-    sim = Simulator(m)
-    sim.add_clock(1e-6, domain="sync")
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
     sim.add_process(clock)
     sim.add_testbench(tb)
     sim.run()
@@ -317,11 +309,8 @@ def test_trainer_refuses_addresses_past_the_last_word():
             await ctx.tick().repeat(3)
             seen[port is dut.load] = readies
 
-    m = Module()
-    m.domains.sync = ClockDomain()
-    m.submodules.dut = dut
-    sim = Simulator(m)
-    sim.add_clock(1e-6, domain="sync")
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
     sim.add_testbench(tb)
     sim.run()
     assert seen == {True: [0, 0, 0, 0, 1], False: [0, 0, 0, 0, 1]}
