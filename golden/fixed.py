@@ -26,6 +26,7 @@ __all__ = [
     "AlphaVanishesWarning",
     "array_generic",
     "quantize",
+    "quantize_input",
     "dequantize",
     "choose_frac",
     "threshold",
@@ -129,6 +130,14 @@ def quantize(x, fmt: Format) -> tuple[np.ndarray, int]:
     saturated = int(np.count_nonzero((scaled < fmt.min_code) | (scaled > fmt.max_code)))
     codes = np.clip(scaled, fmt.min_code, fmt.max_code).astype(np.int64)
     return codes, saturated
+
+
+def quantize_input(x, frac: int, lo: int, hi: int) -> tuple[np.ndarray, int]:
+    """A network's input codes: ``quantize`` to ``Q(ACT_WIDTH, frac)``, then clamp to the
+    stated code range ``[lo, hi]`` (unsigned data: ``lo = 0``). Returns ``(codes, clamped)``."""
+    codes, saturated = quantize(x, Format(ACT_WIDTH, frac))
+    clamped = saturated + int(np.count_nonzero((codes < lo) | (codes > hi)))
+    return codes.clip(lo, hi), clamped
 
 
 def dequantize(codes, fmt: Format) -> np.ndarray:

@@ -201,17 +201,30 @@ def _choose_out_frac(acc: np.ndarray, acc_frac: int, hidden: bool) -> tuple[int,
     return out_frac, math.sqrt(err) * 2.0**out_frac
 
 
-def ptq(layers, x_train, alpha: float = 0.05, logits_frac: int | None = None) -> Quantized:
-    """Post-training quantization of float ``layers`` (for inputs ``pixel / 16``) to an IntModel.
+def ptq(
+    layers,
+    x_train,
+    alpha: float = 0.05,
+    logits_frac: int | None = None,
+    *,
+    ops=None,
+    input: intmodel.InputFormat = intmodel.PIXELS,
+) -> Quantized:
+    """Post-training quantization of float ``layers`` to an IntModel.
 
-    ``x_train`` (pixel codes, int64) is the data the output scales are chosen on; ``logits_frac``
-    fixes the last layer's instead (fine-tuning with the integer loss wants the one-hot target
-    ``fixed.TARGET`` to stand for 1.0: ``logits_frac = 5``).
+    ``layers`` are ``[(W (out_channels, fan_in), b (out_channels,)), ...]`` in float64 for
+    inputs ``code * 2**-input.frac``, over the layer ops ``ops`` (``golden.layers``; default: dense
+    layers from the shapes of ``W``). ``x_train`` (input codes, int64, (N, in_size) flat HWC) is
+    the data the output scales are chosen on; ``logits_frac`` fixes the last layer's instead
+    (fine-tuning with the integer loss wants the one-hot target ``fixed.TARGET`` to stand for
+    1.0: ``logits_frac = 5``).
     """
+    if ops is None:
+        ops = [intmodel.Dense(np.shape(w)[1], np.shape(w)[0]) for w, _ in layers]
     x = np.asarray(x_train, dtype=np.int64)
-    in_frac = INPUT_FRAC
+    in_frac = input.frac
     weights, biases, shifts, in_fracs, w_fracs, out_fracs, errors = [], [], [], [], [], [], []
-    for i, (w, b) in enumerate(layers):
+    for i, ((w, b), op) in enumerate(zip(layers, ops, strict=True)):
         w_frac = fixed.choose_frac(w, fixed.ACT_WIDTH)
         wq, _ = fixed.quantize(w, fixed.Format(fixed.ACT_WIDTH, w_frac))
         acc_frac = w_frac + in_frac
@@ -220,13 +233,13 @@ def ptq(layers, x_train, alpha: float = 0.05, logits_frac: int | None = None) ->
             raise ValueError(
                 f"layer {i}: a bias does not fit the {fixed.ACC_WIDTH}-bit accumulator"
             )
-        acc = x @ wq.T + bq
+        acc = op.windows(x) @ wq.T + bq  # (N, positions, out_channels)
         hidden = i < len(layers) - 1
         out_frac, err = _choose_out_frac(acc, acc_frac, hidden)
         if not hidden and logits_frac is not None:
             out_frac = min(logits_frac, acc_frac)
         shift = acc_frac - out_frac
-        q = fixed.requantize(acc, shift)
+        q = fixed.requantize(acc, shift).reshape(len(x), op.out_size)
         x = fixed.forward(q) if hidden else q
         weights.append(wq)
         biases.append(bq)
@@ -237,7 +250,7 @@ def ptq(layers, x_train, alpha: float = 0.05, logits_frac: int | None = None) ->
         errors.append(err)
         in_frac = out_frac
     t = fixed.threshold(alpha, fixed.Format(fixed.ACT_WIDTH, out_fracs[0]))
-    model = IntModel(weights, biases, shifts, t, input_max=INPUT_MAX)
+    model = IntModel(weights, biases, shifts, t, input, list(ops))
     return Quantized(model, in_fracs, w_fracs, out_fracs, float(alpha), errors)
 
 
@@ -358,10 +371,19 @@ class IntNet:
     ``golden.fixed``'s rules and ``golden.intmodel.linear``, nothing restated here.
     """
 
-    def __init__(self, masters, biases, scales: Scales, thresholds):
+    def __init__(
+        self, masters, biases, scales: Scales, thresholds, ops=None, input=intmodel.PIXELS
+    ):
         self.masters = [torch.as_tensor(m, dtype=torch.int64).clone() for m in masters]
         self.biases = [torch.as_tensor(b, dtype=torch.int64).clone() for b in biases]
         self.scales = scales
+        # Layer ops (golden.layers); default: dense layers from the masters' shapes (an MLP).
+        self.ops = (
+            list(ops)
+            if ops is not None
+            else [intmodel.Dense(m.shape[-1], m.shape[-2]) for m in self.masters]
+        )
+        self.input = input
         self.thresholds = torch.as_tensor(thresholds, dtype=torch.int64).reshape(-1)
         runs = self.masters[0].shape[0]
         if len(self.thresholds) == 1:
@@ -386,7 +408,7 @@ class IntNet:
         ]
         biases = [torch.from_numpy(b).expand(runs, -1) for b in model.biases]
         t = model.threshold if thresholds is None else thresholds
-        return cls(masters, biases, scales, t)
+        return cls(masters, biases, scales, t, model.ops, model.input)
 
     @classmethod
     def scratch(cls, seeds, scales: Scales, thresholds, sizes=(64, *HIDDEN, 10)):
@@ -413,7 +435,8 @@ class IntNet:
             [b[run].numpy() for b in self.biases],
             self.scales.forward_shifts,
             int(self.thresholds[run]),
-            input_max=INPUT_MAX,
+            self.input,
+            self.ops,
         )
 
     def forward(self, x):
@@ -422,7 +445,7 @@ class IntNet:
         shifts = self.scales.forward_shifts
         for i, (w, b) in enumerate(zip(self.shadows(), self.biases, strict=True)):
             inputs.append(x)
-            q = intmodel.linear(x, w, b, shifts[i])
+            q = intmodel.apply(self.ops[i], x, w, b, shifts[i])
             qs.append(q)
             x = fixed.forward(q)
         return inputs, qs
@@ -444,17 +467,26 @@ class IntNet:
         d = fixed.loss_gradient(qs[-1], onehot[:, None, :])  # (R, 1, classes)
         deltas, pre_mask = [d], []
         for i in range(len(shadows) - 1, 0, -1):
-            g = fixed.requantize(d @ shadows[i], self.scales.delta_shifts[i - 1])  # (R, 1, in)
+            # W.T @ d through each window, added back onto the inputs the windows read.
+            op = self.ops[i]
+            d_win = d.reshape(self.runs, 1, op.positions, op.out_channels)
+            back = op.scatter(d_win @ shadows[i][:, None])  # (R, 1, in_size), exact
+            g = fixed.requantize(back, self.scales.delta_shifts[i - 1])
             d = fixed.backward(g, masks[i - 1])
             pre_mask.insert(0, g)
             deltas.insert(0, d)
-        grads = [d.mT @ a for d, a in zip(deltas, inputs, strict=True)]  # (R, out, in)
-        for i, (gw, d) in enumerate(zip(grads, deltas, strict=True)):
+        grads, bias_grads = [], []
+        for op, d, a in zip(self.ops, deltas, inputs, strict=True):
+            d_win = d.reshape(self.runs, op.positions, op.out_channels)
+            cols = op.windows(a).reshape(self.runs, op.positions, op.fan_in)
+            grads.append(d_win.mT @ cols)  # (R, out_channels, fan_in): summed over windows
+            bias_grads.append(d_win.sum(1))  # (R, out_channels)
+        for i, (gw, gb) in enumerate(zip(grads, bias_grads, strict=True)):
             self.masters[i] = fixed.update(
                 self.masters[i], gw, self.scales.grad_shifts[i], fixed.MASTER_WIDTH
             )
             self.biases[i] = fixed.update(
-                self.biases[i], d[:, 0], self.scales.bias_shifts[i], fixed.ACC_WIDTH
+                self.biases[i], gb, self.scales.bias_shifts[i], fixed.ACC_WIDTH
             )
         return {
             "x": x[:, 0],

@@ -6,21 +6,21 @@ import numpy as np
 import pytest
 
 from helu.golden import intmodel
-from helu.golden.intmodel import IntModel
+from helu.golden.intmodel import PIXELS, IntModel
 
 
 def random_model(seed=0, sizes=(64, 32, 32, 10), threshold=-2) -> IntModel:
     rng = np.random.default_rng(seed)
     weights = [rng.integers(-128, 128, (o, i)) for i, o in zip(sizes, sizes[1:], strict=False)]
     biases = [rng.integers(-2000, 2000, o) for o in sizes[1:]]
-    return IntModel(weights, biases, [6, 7, 7], threshold)
+    return IntModel(weights, biases, [6, 7, 7], threshold, intmodel.PIXELS)
 
 
 def test_infer_by_hand():
     # 2 -> 2 -> 2 with numbers small enough to follow: layer 0 acc = [3*1 + 2*2 + 1, -4*1 + 0] =
     # [8, -4]; shift 2 rounds half up: [2, -1]; HeLU forward: [2, 0]. Layer 1: acc = [2*5, 2*-1 +
     # 3] = [10, 1]; shift 1: [(10+1)>>1, (1+1)>>1] = [5, 1]; class 0.
-    model = IntModel([[[3, 2], [-4, 0]], [[5, 0], [-1, 0]]], [[1, 0], [0, 3]], [2, 1], 0)
+    model = IntModel([[[3, 2], [-4, 0]], [[5, 0], [-1, 0]]], [[1, 0], [0, 3]], [2, 1], 0, PIXELS)
     logits, cls = intmodel.infer(model, np.array([[1, 2]]))
     assert logits.tolist() == [[5, 1]]
     assert cls.tolist() == [0]
@@ -53,11 +53,15 @@ def test_save_load_round_trip(tmp_path):
 
 def test_model_wrong():
     with pytest.raises(ValueError, match="weights outside int8"):
-        IntModel([[[200]]], [[0]], [0], 0)
-    with pytest.raises(ValueError, match="layer 1 takes 3 inputs, layer 0 gives 2"):
-        IntModel([np.zeros((2, 4)), np.zeros((1, 3))], [np.zeros(2), np.zeros(1)], [0, 0], 0)
+        IntModel([[[200]]], [[0]], [0], 0, PIXELS)
+    with pytest.raises(
+        ValueError, match=r"layer 1 \(dense 3->1\) takes 3 inputs, layer 0 \(dense 4->2\) gives 2"
+    ):
+        IntModel(
+            [np.zeros((2, 4)), np.zeros((1, 3))], [np.zeros(2), np.zeros(1)], [0, 0], 0, PIXELS
+        )
     with pytest.raises(ValueError, match="beyond a 32-bit accumulator"):
-        IntModel([np.zeros((1, 4))], [np.array([2**31 - 100])], [0], 0)
+        IntModel([np.zeros((1, 4))], [np.array([2**31 - 100])], [0], 0, PIXELS)
 
 
 def test_load_wrong(tmp_path):

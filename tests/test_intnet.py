@@ -66,7 +66,11 @@ def test_fake_quant_check_sees_a_wrong_shift(trained, pixels):
     layers, q = trained
     w, b = layers[0]
     wrong = intmodel.IntModel(
-        q.model.weights, q.model.biases, [q.model.shifts[0] + 1] + q.model.shifts[1:], 0
+        q.model.weights,
+        q.model.biases,
+        [q.model.shifts[0] + 1] + q.model.shifts[1:],
+        0,
+        intmodel.PIXELS,
     )
     got = intmodel.layer(wrong, 0, pixels[1])
     want = fake_quant_layer(w, b, pixels[1], q.in_fracs[0], q.w_fracs[0], q.out_fracs[0])

@@ -22,7 +22,9 @@ def random_model(seed: int, sizes, *, input_max: int = 16) -> intmodel.IntModel:
         shifts.append(max(int(np.log2(spread)) - 5, 0))
         biases.append(rng.integers(-spread, spread + 1, size=out))
         in_max = 127
-    return intmodel.IntModel(weights, biases, shifts, threshold=-2, input_max=input_max)
+    return intmodel.IntModel(
+        weights, biases, shifts, threshold=-2, input=intmodel.InputFormat(0, 0, input_max)
+    )
 
 
 def random_inputs(seed: int, model, n: int) -> np.ndarray:
@@ -203,6 +205,5 @@ def test_mlp_parameters_wrong():
         MLP(model, 0)
     with pytest.raises(ValueError, match="Activation must be one of helu, igelu, not 'gelu'"):
         MLP(model, 2, activation="gelu")
-    model.input_max = 200
-    with pytest.raises(ValueError, match="Inputs up to 200"):
-        MLP(model, 2)
+    with pytest.raises(ValueError, match=r"input codes \[0, 200\] must be an ordered range"):
+        intmodel.InputFormat(0, 0, 200)

@@ -23,7 +23,7 @@ One sequential datapath serves every layer, ``lanes`` (``P``) multiply-accumulat
   the logits; the pipeline behind the sequencer never stalls.
 
 Accumulators never overflow: ``IntModel.check`` bounds every partial sum with
-``golden.fixed.check_accumulator`` for inputs in ``[0, input_max]``, so a ``ACC_WIDTH``-bit
+``golden.fixed.check_accumulator`` for inputs in the model's input format, so a ``ACC_WIDTH``-bit
 register is exact (wrapping sums of an exact total stay exact).
 
 Timing (``cycles_per_sample``, ``latency``, checked by the tests): at full rate a sample takes
@@ -136,11 +136,11 @@ def _check(model, lanes, activation):
     check_lanes(lanes)
     if activation not in ACTIVATIONS:
         raise ValueError(f"Activation must be one of {', '.join(ACTIVATIONS)}, not {activation!r}")
-    act = fixed.Format(fixed.ACT_WIDTH, 0)
-    if not 0 <= model.input_max <= act.max_code:
+    if not model.is_mlp:
+        conv = next(i for i, op in enumerate(model.ops) if not isinstance(op, intmodel.Dense))
         raise ValueError(
-            f"Inputs up to {model.input_max} do not fit the engine's int{fixed.ACT_WIDTH} input "
-            f"lanes (at most {act.max_code})"
+            f"layer {conv} is a {model.ops[conv].describe()}: this inference engine runs dense "
+            "layers only (convolutions run in the golden model)"
         )
 
 
@@ -164,7 +164,7 @@ class MLP(wiring.Component):
     i : ``In(stream.Signature(StructLayout({"x": ArrayLayout(signed(8), P)})))``
         A sample as ``ceil(inputs / P)`` transfers, input ``c * P + k`` in lane ``k`` of transfer
         ``c`` (lanes past the last input are ignored). Inputs must lie in
-        ``[0, model.input_max]``, the range the accumulator bound was proved for.
+        ``[model.input.lo, model.input.hi]``, the range the accumulator bound was proved for.
     o : ``Out(stream.Signature(StructLayout({"logits": ArrayLayout(signed(8), classes),
         "cls": unsigned(ceil_log2(classes))})))``
         One transfer per sample: the int8 logits and the first index of the largest.
