@@ -31,6 +31,7 @@ __all__ = [
     "VERSION",
     "MANIFEST",
     "export_net",
+    "write_net",
     "load_net",
     "check_inference",
     "export_trajectory",
@@ -56,7 +57,6 @@ SNAPSHOT_EVERY = 16
 INFERENCE_WIDTHS = {"x": 8, "logits": fixed.ACT_WIDTH, "cls": 8, "labels": 8}
 
 RULES = {
-    "input": "pixel codes 0..16 (unsigned, 5 bits; stored in 8-bit words), value pixel / 16",
     "product": f"int{fixed.ACT_WIDTH} x int{fixed.ACT_WIDTH} -> int{2 * fixed.ACT_WIDTH}, exact",
     "accumulator": (
         f"int{fixed.ACC_WIDTH}: bias + sum(w * x), starting from the bias; the bound fan_in * "
@@ -140,10 +140,45 @@ def export_net(
                   "loss": cfg.loss, "logits_frac": intnet.LOGITS_FRAC}  # fmt: skip
     x_train, x_test = intnet.pixels(split)
     q = intnet.ptq(layers, x_train, alpha, logits_frac=logits_frac)
-    model = q.model
-    logits, cls = intmodel.infer(model, x_test)
     float_acc = intnet.float_accuracy(layers, x_test, split.y_test)
-    int_acc = float(np.mean(cls == split.y_test))
+    return write_net(
+        out, q, (x_train, split.y_train), (x_test, split.y_test), float_acc,
+        dataset="digits", split={"seed": split.seed, "test_size": split.test_size},
+        source=source, steps=steps, every=every, seed=seed, force=force, inputs=(checkpoint,),
+    )  # fmt: skip
+
+
+def _rules(model: intmodel.IntModel) -> dict:
+    fmt = model.input
+    kind = "signed" if fmt.signed else "unsigned"
+    return {
+        "input": f"{kind} codes {fmt.lo}..{fmt.hi} in 8-bit words, value code * 2**-{fmt.frac}, "
+        "flat in HWC order (channel fastest)",
+        **RULES,
+        "layers": "dense: one window, the whole input; conv2d: one window per output position, "
+        "inputs (oy*stride+ky-pad, ox*stride+kx-pad, c) in (ky, kx, c) order, padding = 0 "
+        "(golden.layers); the weight matrix is (out_channels, fan_in) in that order",
+    }
+
+
+def write_net(
+    out, q, train, test, float_acc: float, *, dataset: str, split: dict, source: dict,
+    steps: int = TRAJECTORY_STEPS, every: int = SNAPSHOT_EVERY, seed: int = 0,
+    force: bool = False, inputs=(), extra: dict | None = None,
+) -> Path:  # fmt: skip
+    """Write the golden folder of the quantized network ``q`` (``intnet.Quantized``).
+
+    ``train``/``test``: ``(input codes, labels)``; the test split's inference vectors and, with
+    ``steps``, a training trajectory from the train split are written beside the model.
+    ``float_acc``: the float model's test accuracy, reported beside the integer one. Returns the
+    manifest's path.
+    """
+    model = q.model
+    x_train, y_train = (np.asarray(a, dtype=np.int64) for a in train)
+    x_test, y_test = (np.asarray(a, dtype=np.int64) for a in test)
+    out = outdir.claim(out, "golden-net", force=force, inputs=inputs)
+    logits, cls = intmodel.infer(model, x_test)
+    int_acc = float(np.mean(cls == y_test))
     log.info(
         "integer network: float %.2f %%, integer %.2f %% on the test split (%d samples)",
         100 * float_acc,
@@ -151,9 +186,9 @@ def export_net(
         len(x_test),
     )
 
-    with outdir.staged(out, "golden-net", force=force, inputs=(checkpoint,)) as tmp:
+    with outdir.staged(out, "golden-net", force=force, inputs=inputs) as tmp:
         intmodel.save(model, tmp / "model")
-        arrays = {"x": x_test, "logits": logits, "cls": cls, "labels": split.y_test}
+        arrays = {"x": x_test, "logits": logits, "cls": cls, "labels": y_test}
         arrays = {k: np.asarray(v, dtype=np.int64) for k, v in arrays.items()}
         np.savez(tmp / INFERENCE, **arrays)
         (tmp / "hex").mkdir()
@@ -166,17 +201,19 @@ def export_net(
         for name, width in INFERENCE_WIDTHS.items():
             files[name] = {"path": _write_hex(tmp / "hex", name, arrays[name], width),
                            "width": width, "shape": list(arrays[name].shape)}  # fmt: skip
-        in_max = [intnet.INPUT_MAX] + [2 ** (fixed.ACT_WIDTH - 1) - 1] * (len(model.weights) - 1)
+        in_max = [model.input.magnitude] + [2 ** (fixed.ACT_WIDTH - 1) - 1] * (len(model.ops) - 1)
         manifest = {
             "kind": KIND,
             "version": VERSION,
-            "dataset": "digits",
-            "split": {"seed": split.seed, "test_size": split.test_size, "part": "test"},
+            "dataset": dataset,
+            "split": {**split, "part": "test"},
             "samples": int(len(x_test)),
             "source": source,
+            "layers": [op.describe() for op in model.ops],
             "sizes": model.sizes,
+            "input": model.input.to_dict(),
             "widths": {
-                "input": 5,
+                "input": fixed.ACT_WIDTH,
                 "act": fixed.ACT_WIDTH,
                 "weight": fixed.ACT_WIDTH,
                 "product": 2 * fixed.ACT_WIDTH,
@@ -190,23 +227,24 @@ def export_net(
             "scales": q.describe(),
             "accumulator_bound": [
                 fixed.accumulator_bound(
-                    w.shape[1], m, 2 ** (fixed.ACT_WIDTH - 1), int(np.abs(b).max(initial=0))
+                    op.fan_in, m, 2 ** (fixed.ACT_WIDTH - 1), int(np.abs(b).max(initial=0))
                 )
-                for w, b, m in zip(model.weights, model.biases, in_max, strict=True)
+                for op, b, m in zip(model.ops, model.biases, in_max, strict=True)
             ],
-            "rules": RULES,
+            "rules": _rules(model),
             "accuracy": {"float": float_acc, "integer": int_acc},
             "model": "model",
             "inference": INFERENCE,
             "files": files,
             "hex_format": "$readmemh: one two's complement code per line, lowest index first, "
             "arrays flattened row-major",
+            **(extra or {}),
         }
         if steps:
             from helu.golden.intnet import ptq_scales
 
             manifest["trajectory"] = export_trajectory(
-                tmp / TRAJECTORY, model, ptq_scales(q), x_train, split.y_train, seed, steps, every
+                tmp / TRAJECTORY, model, ptq_scales(q), x_train, y_train, seed, steps, every
             )
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return out / MANIFEST

@@ -1,4 +1,4 @@
-"""The integer HeLU network as data: its file format and its inference, shared by golden, hw and sim.
+"""The integer HeLU network as data: its file format and inference, shared by golden, hw, sim.
 
 numpy only (no torch), so the RTL generator and the cocotb benches can load a model. The inference
 here is array-generic: :func:`infer` runs on numpy int64 arrays (the sim side) and on torch int64

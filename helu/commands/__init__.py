@@ -7,6 +7,8 @@ Module level imports stay light (no torch, no amaranth): ``helu --help`` imports
 NAMES = [
     "train",
     "golden",
+    "example",
+    "quantize",
     "verilog",
     "sim",
     "synth",
