@@ -111,10 +111,13 @@ def load_data(spec, *, seed: int = 0) -> Data:
         )
     try:
         with np.load(path, allow_pickle=False) as npz:
+            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in npz]
+            if missing:
+                raise ValueError(
+                    f"{path}: no array {', '.join(missing)}; the .npz needs x_train, y_train, "
+                    "x_test, y_test"
+                )
             arrays = {k: npz[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-    except KeyError as exc:
-        raise ValueError(f"{path}: no array {exc}; the .npz needs x_train, y_train, x_test, "
-                         "y_test") from None  # fmt: skip
     except (OSError, ValueError) as exc:
         raise ValueError(f"{path} is not a readable .npz ({exc})") from None
     x_train, y_train = _check_split(path.name, arrays["x_train"], arrays["y_train"], "train")
