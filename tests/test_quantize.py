@@ -188,7 +188,10 @@ def test_cli_writes_a_checked_golden_folder(tmp_path, capsys):
         ({"y_test": np.full(10, 7)}, "y_test holds label 7 but the model has 2 outputs"),
         ({"y_train": np.full(40, -1)}, "y_train must hold class indices"),
         ({"x_test": np.zeros((10, 5))}, r"x_train samples are \(4,\), x_test \(5,\)"),
-        ({"x_train": np.zeros((40, 6)), "x_test": np.zeros((10, 6))}, "does not run on data"),
+        (
+            {"x_train": np.zeros((40, 6)), "x_test": np.zeros((10, 6))},
+            "0: nn.Linear takes 4 features, its input has 6",
+        ),
         ({"y_test": None}, "no array y_test; the .npz needs"),
     ],
 )
