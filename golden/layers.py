@@ -27,7 +27,7 @@ from functools import cached_property
 
 import numpy as np
 
-__all__ = ["Dense", "Conv2d", "OPS", "op_from_dict"]
+__all__ = ["Dense", "Conv2d", "OPS", "op_from_dict", "positions_channels", "words", "word_index"]
 
 
 def _positive(name: str, value) -> int:
@@ -253,3 +253,39 @@ def op_from_dict(d: dict):
         return OPS[d["op"]](**fields)
     except TypeError as exc:
         raise ValueError(f"layer {d!r}: {exc}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Activations in memory words of ``lanes`` codes (the engines' layout, numpy only).
+# ---------------------------------------------------------------------------------------------
+
+
+def positions_channels(shape) -> tuple[int, int]:
+    """``(positions, channels)`` of an activation shape: ``(F,)`` is one position of ``F``
+    channels, ``(H, W, C)`` is ``H * W`` positions of ``C``."""
+    shape = tuple(shape)
+    if len(shape) == 1:
+        return 1, int(shape[0])
+    h, w, c = shape
+    return int(h * w), int(c)
+
+
+def words(shape, lanes: int) -> int:
+    """Memory words of ``lanes`` codes an activation of ``shape`` takes: per position, its
+    channels in ``ceil(C / lanes)`` words (lanes past the last channel are padding)."""
+    positions, channels = positions_channels(shape)
+    return positions * -(-channels // lanes)
+
+
+def word_index(shape, lanes: int) -> np.ndarray:
+    """(words, lanes) flat HWC index of the code in each lane of each word; -1 for padding.
+
+    Word ``p * ceil(C / lanes) + w`` holds channels ``w * lanes ...`` of position ``p``, so a
+    dense layer's input is its flat vector in ``ceil(F / lanes)`` words and a feature map whose
+    ``C`` is a multiple of ``lanes`` is its flat HWC vector, ``lanes`` codes a word.
+    """
+    positions, channels = positions_channels(shape)
+    chunks = -(-channels // lanes)
+    c = np.arange(chunks * lanes).reshape(chunks, lanes)
+    flat = np.arange(positions)[:, None, None] * channels + c[None]
+    return np.where(c[None] < channels, flat, -1).reshape(positions * chunks, lanes)

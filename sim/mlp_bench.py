@@ -148,10 +148,11 @@ async def _run(dut, reset_first: bool):
     cls_bits = int(out_fields[1]["width"])
     load_fields = meta["ports"]["load"]["fields"]
     x = vec["x"].astype(np.int64)
-    n, inputs = x.shape
+    n = len(x)
     chunks = int(meta["input_transfers"])
-    padded = np.zeros((n, chunks * lanes), dtype=np.int64)
-    padded[:, :inputs] = x
+    # The engine's input layout (golden.layers.word_index): lanes from the flat sample, 0 padding.
+    index = np.asarray(meta["input_index"], dtype=np.int64)
+    padded = np.concatenate([x, np.zeros((n, 1), dtype=np.int64)], axis=1)[:, index]
     words = pack([(padded.reshape(-1, lanes), 8)])
 
     seed = int(job.get("seed", 0))

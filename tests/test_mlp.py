@@ -39,11 +39,10 @@ def run(dut, x, *, idle=0.0, stall=0.0, seed=0, loads=(), reset_after=None, time
     pulse ``rst`` once that many input transfers were accepted, then stream ``x`` again from the
     start (results before the reset are discarded, none may appear after it).
     """
-    lanes, n_in = dut.lanes, x.shape[1]
-    chunks = -(-n_in // lanes)
-    padded = np.zeros((x.shape[0], chunks * lanes), dtype=np.int64)
-    padded[:, :n_in] = x
-    transfers = padded.reshape(-1, lanes)
+    lanes = dut.lanes
+    # The engine's input layout: each transfer's lanes from the flat sample, 0 in padding lanes.
+    padded = np.concatenate([x, np.zeros((len(x), 1), dtype=np.int64)], axis=1)
+    transfers = padded[:, dut.input_index].reshape(-1, lanes)
     rng = np.random.default_rng(seed)
     got, times = [], []
     state = {"cycle": 0}

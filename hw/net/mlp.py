@@ -53,7 +53,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from helu.golden import fixed, intmodel
+from helu.golden import fixed, intmodel, layers
 from helu.golden.intmodel import IntModel
 from helu.hw.net.requant import round_select, saturate, select
 from helu.hw.net.stages import delayed, logit_argmax
@@ -97,19 +97,89 @@ def _chunks(n: int, lanes: int) -> int:
     return -(-n // lanes)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """How one layer runs: its loop nest in issue cycles, and where its words are.
+
+    Dense (``conv`` false): ``outs`` neurons, each over the ``chunks`` words of its input, ``P``
+    lanes a word (one output at a time: ``P`` MACs into one accumulator). Conv: for each of
+    ``positions`` output positions and ``groups`` groups of ``P`` output channels, one cycle per
+    tap and input channel (``taps * c_in`` cycles, at least ``P``: the ``P`` biases enter one a
+    cycle), one input code broadcast to ``P`` lanes of weights (``P`` accumulators, one per
+    output channel).
+    """
+
+    op: object
+    conv: bool
+    in_shape: tuple  # the activation layout the layer reads (a conv's output map for a dense)
+    in_words: int
+    out_words: int
+    wbase: int  # first weight word
+    bbase: int  # first bias word
+    outs: int = 0  # dense: neurons
+    chunks: int = 0  # dense: input words per neuron
+    groups: int = 0  # conv: groups of P output channels (= words per output position)
+    group_cycles: int = 0  # conv: issue cycles per group
+
+    @property
+    def issues(self) -> int:
+        if self.conv:
+            return self.op.positions * self.groups * self.group_cycles
+        return self.outs * self.chunks
+
+
+def _plans(model: IntModel, lanes: int) -> list[_Plan]:
+    plans, wbase, bbase = [], 0, 0
+    for i, op in enumerate(model.ops):
+        in_shape = model.ops[i - 1].out_shape if i else op.in_shape
+        in_words, out_words = layers.words(in_shape, lanes), layers.words(op.out_shape, lanes)
+        if isinstance(op, intmodel.Conv2d):
+            groups = _chunks(op.out_channels, lanes)
+            cycles = max(op.kernel * op.kernel * op.in_shape[2], lanes)
+            plan = _Plan(op, True, in_shape, in_words, out_words, wbase, bbase, groups=groups,
+                         group_cycles=cycles)  # fmt: skip
+            wbase += groups * op.fan_in
+            bbase += groups * lanes
+        else:
+            plan = _Plan(op, False, in_shape, in_words, out_words, wbase, bbase,
+                         outs=op.out_features, chunks=in_words)  # fmt: skip
+            wbase += op.out_features * in_words
+            bbase += op.out_features
+        plans.append(plan)
+    return plans
+
+
+def _pack(codes: np.ndarray, lanes: int) -> list[int]:
+    """Rows of ``lanes`` int8 codes as unsigned words, lane ``k`` at bit ``8 * k``."""
+    codes = fixed.to_unsigned(codes, fixed.ACT_WIDTH).reshape(-1, lanes).astype(object)
+    return [int(v) for v in (codes << (fixed.ACT_WIDTH * np.arange(lanes, dtype=object))).sum(1)]
+
+
 def image(model: IntModel, lanes: int) -> Image:
-    """The weight and bias words of ``model`` for an engine of ``lanes`` MACs."""
+    """The weight and bias words of ``model`` for an engine of ``lanes`` MACs.
+
+    Dense layer: one word per (neuron, input word), lane ``k`` the weight of the input that lane
+    ``k`` of that activation word holds (``golden.layers.word_index``), 0 in padding lanes.
+    Conv layer: one word per (group, tap, input channel), lane ``k`` the weight of output channel
+    ``group * P + k`` (0 past the last), and ``P`` biases per group.
+    """
     check_lanes(lanes)
     words, biases = [], []
-    for w, b in zip(model.weights, model.biases, strict=True):
-        out, fan_in = w.shape
-        chunks = _chunks(fan_in, lanes)
-        padded = np.zeros((out, chunks * lanes), dtype=np.int64)
-        padded[:, :fan_in] = w
-        codes = fixed.to_unsigned(padded, fixed.ACT_WIDTH).reshape(out * chunks, lanes)
-        weights = (codes << (fixed.ACT_WIDTH * np.arange(lanes, dtype=object))).sum(axis=1)
-        words += [int(v) for v in weights]
-        biases += [int(v) for v in fixed.to_unsigned(b, fixed.ACC_WIDTH)]
+    for plan, w, b in zip(_plans(model, lanes), model.weights, model.biases, strict=True):
+        if plan.conv:
+            c_out, fan_in = w.shape
+            padded = np.zeros((plan.groups * lanes, fan_in), dtype=np.int64)
+            padded[:c_out] = w
+            # (group, lane, fan_in) -> (group, fan_in, lane): one word per (group, tap, channel)
+            words += _pack(padded.reshape(plan.groups, lanes, fan_in).transpose(0, 2, 1), lanes)
+            bias = np.zeros(plan.groups * lanes, dtype=np.int64)
+            bias[:c_out] = b
+        else:
+            index = layers.word_index(plan.in_shape, lanes)  # (in_words, lanes)
+            padded = np.concatenate([w, np.zeros((w.shape[0], 1), dtype=np.int64)], axis=1)
+            words += _pack(padded[:, index], lanes)  # (out, in_words, lanes)
+            bias = b
+        biases += [int(v) for v in fixed.to_unsigned(bias, fixed.ACC_WIDTH)]
     return Image(words, biases)
 
 
@@ -136,16 +206,16 @@ def _check(model, lanes, activation):
     check_lanes(lanes)
     if activation not in ACTIVATIONS:
         raise ValueError(f"Activation must be one of {', '.join(ACTIVATIONS)}, not {activation!r}")
-    if not model.is_mlp:
-        conv = next(i for i, op in enumerate(model.ops) if not isinstance(op, intmodel.Dense))
+    if not isinstance(model.ops[-1], intmodel.Dense):
         raise ValueError(
-            f"layer {conv} is a {model.ops[conv].describe()}: this inference engine runs dense "
-            "layers only (convolutions run in the golden model)"
+            f"the last layer is a {model.ops[-1].describe()}: the engine takes its logits from a "
+            "dense layer; end the model with nn.Flatten and nn.Linear"
         )
 
 
 class MLP(wiring.Component):
-    """Streaming integer MLP: samples in, logits and class out, bit-exact to ``intmodel.infer``.
+    """Streaming integer network: samples in, logits and class out, bit-exact to
+    ``intmodel.infer``. Dense and 2-D convolution layers (``golden.layers``).
 
     Parameters
     ----------
@@ -162,16 +232,18 @@ class MLP(wiring.Component):
     Members
     -------
     i : ``In(stream.Signature(StructLayout({"x": ArrayLayout(signed(8), P)})))``
-        A sample as ``ceil(inputs / P)`` transfers, input ``c * P + k`` in lane ``k`` of transfer
-        ``c`` (lanes past the last input are ignored). Inputs must lie in
+        A sample as :attr:`input_transfers` transfers in the activation layout
+        (``golden.layers.word_index`` of the first layer's input, :attr:`input_index`): a dense
+        input ``c * P + k`` in lane ``k`` of transfer ``c``; an image one word per (position,
+        ``P`` channels). Padding lanes are ignored. Inputs must lie in
         ``[model.input.lo, model.input.hi]``, the range the accumulator bound was proved for.
     o : ``Out(stream.Signature(StructLayout({"logits": ArrayLayout(signed(8), classes),
         "cls": unsigned(ceil_log2(classes))})))``
         One transfer per sample: the int8 logits and the first index of the largest.
     load : ``In(stream.Signature(StructLayout({"addr": unsigned(a), "data": unsigned(d)})))``
         Memory writes, taken only while the engine waits for the first transfer of a sample:
-        ``addr < weight_words`` writes a weight word, ``weight_words + n`` the bias of neuron
-        ``n`` (layer after layer); :meth:`Image.load_words` lists them.
+        ``addr < weight_words`` writes a weight word, ``weight_words + n`` bias word ``n``;
+        :meth:`Image.load_words` lists them.
 
     Full backpressure on every stream; ``o.valid`` never depends on ``o.ready``. ``rst`` drops
     the sample in progress and a pending output, not the memories.
@@ -183,13 +255,13 @@ class MLP(wiring.Component):
         self._model = model
         self._lanes = lanes
         self._activation = activation
+        self._plans = _plans(model, lanes)
+        self._conv = any(p.conv for p in self._plans)
         # The drain between layers waits for the activation unit: its latency, read from a
         # build of it (elaborate() builds the one it instantiates).
         self._act_latency = unelaborated(self._activation_unit()).latency
         self._image = image(model, lanes)
-        sizes = model.sizes
-        self._classes = sizes[-1]
-        self._chunks = [_chunks(n, lanes) for n in sizes[:-1]]
+        self._classes = model.classes
         word = fixed.ACT_WIDTH * lanes
         self._load_data = max(word, fixed.ACC_WIDTH)
         depth = len(self._image.weights) + len(self._image.biases)
@@ -243,12 +315,28 @@ class MLP(wiring.Component):
 
     @property
     def macs(self) -> int:
-        """Multiply-accumulates of one sample (the model's, without padding)."""
-        return sum(int(w.size) for w in self._model.weights)
+        """Multiply-accumulates of one sample (the model's: ``golden.intmodel.IntModel.macs``,
+        a convolution's padding taps included, the engine's padding lanes not)."""
+        return self._model.macs
+
+    @property
+    def ideal_cycles(self) -> float:
+        """``macs / P``: every lane busy on every cycle, nothing else."""
+        return self.macs / self._lanes
 
     @property
     def input_transfers(self) -> int:
-        return self._chunks[0]
+        return self._plans[0].in_words
+
+    @property
+    def input_index(self) -> np.ndarray:
+        """(input_transfers, P): the flat input index in each lane of each transfer, -1 padding."""
+        return layers.word_index(self._plans[0].in_shape, self._lanes)
+
+    @property
+    def layer_cycles(self) -> list[int]:
+        """Issue cycles of each layer (its loop nest at one issue a cycle)."""
+        return [p.issues for p in self._plans]
 
     @property
     def drain(self) -> int:
@@ -258,10 +346,10 @@ class MLP(wiring.Component):
     @property
     def cycles_per_sample(self) -> int:
         """Cycles per sample at full rate (input always valid, output always ready)."""
-        sizes = self._model.sizes
-        compute = sum(o * c for o, c in zip(sizes[1:], self._chunks, strict=True))
         # One cycle in the OUTPUT state before the last layer.
-        return self.input_transfers + compute + (len(sizes) - 2) * self.drain + 1
+        return (
+            self.input_transfers + sum(self.layer_cycles) + (len(self._plans) - 1) * self.drain + 1
+        )
 
     @property
     def latency(self) -> int:
@@ -269,23 +357,26 @@ class MLP(wiring.Component):
         return self.cycles_per_sample - self.input_transfers + _STAGES + 1
 
     def _activation_unit(self):
-        """A new build of the unit between layers (one lane of int8 codes)."""
+        """A new build of the unit between layers: int8 codes, one lane (``P`` with conv
+        layers, whose ``P`` outputs of a group leave together)."""
+        lanes = self._lanes if self._conv else 1
         if self._activation == "helu":
             from helu.hw.units.forward import Forward
 
-            return Forward(fixed.ACT_WIDTH, 1)
+            return Forward(fixed.ACT_WIDTH, lanes)
         from helu.hw.units.baselines import IntGelu
 
-        return IntGelu(fixed.ACT_WIDTH, 1, frac=IGELU_FRAC)
+        return IntGelu(fixed.ACT_WIDTH, lanes, frac=IGELU_FRAC)
 
     def elaborate(self, platform):
         m = Module()
         lanes, width = self._lanes, fixed.ACT_WIDTH
-        model, img = self._model, self._image
-        layers = len(model.weights)
-        sizes = model.sizes
-        cmax = max(self._chunks)
-        neurons = sum(sizes[1:])
+        model, img, plans = self._model, self._image, self._plans
+        nlayers = len(plans)
+        convs = [p for p in plans if p.conv]  # the first layers (no conv after a dense layer)
+        region = max(max(p.in_words for p in plans), max(p.out_words for p in plans[:-1] or plans))
+        outs = [p.outs for p in plans]
+        omax = max(max(outs), 1)
 
         # Memories ----------------------------------------------------------------------------
         m.submodules.wmem = wmem = Memory(
@@ -294,29 +385,89 @@ class MLP(wiring.Component):
         m.submodules.bmem = bmem = Memory(
             shape=unsigned(fixed.ACC_WIDTH), depth=len(img.biases), init=img.biases
         )
-        m.submodules.amem = amem = Memory(shape=unsigned(width * lanes), depth=2 * cmax, init=[])
+        m.submodules.amem = amem = Memory(shape=unsigned(width * lanes), depth=2 * region, init=[])
         w_rd, b_rd, a_rd = (mem.read_port(transparent_for=()) for mem in (wmem, bmem, amem))
         w_wr, b_wr = wmem.write_port(), bmem.write_port()
         a_wr = amem.write_port(granularity=width)
 
         # Sequencer ---------------------------------------------------------------------------
-        chunks_of = [Const(c - 1, range(cmax)) for c in self._chunks]
-        outs_of = [Const(n - 1, range(max(sizes[1:]))) for n in sizes[1:]]
-        layer = Signal(range(max(layers, 2)))
-        neuron = Signal(range(max(sizes[1:])))
-        chunk = Signal(range(max(cmax, 2)))
+        chunks_of = [Const(max(p.chunks - 1, 0), range(region)) for p in plans]
+        outs_of = [Const(max(n - 1, 0), range(omax)) for n in outs]
+        layer = Signal(range(max(nlayers, 2)))
+        neuron = Signal(range(omax))
+        chunk = Signal(range(max(region, 2)))
         w_addr = Signal(range(len(img.weights)))
-        b_addr = Signal(range(max(neurons, 2)))
+        b_addr = Signal(range(max(len(img.biases), 2)))
         wait = Signal(range(self.drain + 1))
-        last_layer = layer == layers - 1
+        last_layer = layer == nlayers - 1
         issue = Signal()
         pending = Signal()  # a last layer is in the pipeline: its logits are not all written
+        in_base = Mux(layer[0], region, 0)  # layer l reads region l % 2, writes the other
+
+        # A convolution's loop nest: position (oy, ox), group g, then j over (ky, kx, c) and
+        # the bubbles up to P cycles; c is kept as (word cw, lane cl) of the input map.
+        conv_issue, conv_real = Signal(), Signal()
+        if convs:
+            biggest = max(convs, key=lambda p: p.op.positions)
+            oy, ox = (Signal(range(max(n, 2))) for n in biggest.op.out_shape[:2])
+            g = Signal(range(max(max(p.groups for p in convs), 2)))
+            j = Signal(range(max(p.group_cycles for p in convs) + 1))
+            ky = Signal(range(max(max(p.op.kernel for p in convs), 2)))
+            kx = Signal.like(ky)
+            cw = Signal(range(max(max(_chunks(p.op.in_shape[2], lanes) for p in convs), 2)))
+            cl = Signal(range(max(lanes, 2)))
+            c = Signal(range(max(max(p.op.in_shape[2] for p in convs), 2)))
+            gbias = Signal.like(b_addr)  # first bias word of the group
+            oword = Signal(range(max(max(p.out_words for p in convs), 2)))
+
+            def per_conv(make):
+                return select(layer, [make(p) for p in convs])
+
+            def const(v):
+                return Const(v, signed(max(v.bit_length() + 1, 2)))
+
+            iy = per_conv(lambda p: oy * p.op.stride + ky - const(p.op.padding))
+            ix = per_conv(lambda p: ox * p.op.stride + kx - const(p.op.padding))
+            h_in = per_conv(lambda p: const(p.op.in_shape[0]))
+            w_in = per_conv(lambda p: const(p.op.in_shape[1]))
+            inside = (iy >= 0) & (iy < h_in) & (ix >= 0) & (ix < w_in)
+            cc_in = per_conv(lambda p: const(_chunks(p.op.in_shape[2], lanes)))
+            conv_word = (iy * w_in + ix) * cc_in + cw
+            taps_c = per_conv(lambda p: Const(p.op.fan_in))
+            m.d.comb += conv_real.eq(conv_issue & (j < taps_c))
 
         m.d.comb += [
             w_rd.addr.eq(w_addr),
             b_rd.addr.eq(b_addr),
-            a_rd.addr.eq(Mux(layer[0], cmax, 0) + chunk),
+            a_rd.addr.eq(in_base + chunk),
         ]
+        if convs:
+            with m.If(conv_issue):
+                m.d.comb += [
+                    a_rd.addr.eq(in_base + conv_word[: len(a_rd.addr)]),
+                    b_rd.addr.eq(gbias + j),
+                ]
+
+        def start_layer(index):
+            """Counters and addresses for layer ``index`` (a constant or a Value)."""
+            bbase = select(index, [Const(p.bbase, len(b_addr)) for p in plans])
+            stmts = [
+                neuron.eq(0),
+                chunk.eq(0),
+                w_addr.eq(select(index, [Const(p.wbase, len(w_addr)) for p in plans])),
+                b_addr.eq(bbase),
+            ]
+            if convs:
+                counters = (oy, ox, g, j, ky, kx, cw, cl, c, oword)
+                stmts += [s.eq(0) for s in counters] + [gbias.eq(bbase)]
+            return stmts
+
+        def next_state(index):
+            """The state that runs layer ``index`` (or OUTPUT before the last layer)."""
+            if not convs:
+                return
+            with m.If(index < len(convs)):
+                m.next = "CONV"
 
         load_word = Signal(range(max(self.input_transfers, 2)))
         with m.FSM():
@@ -336,15 +487,10 @@ class MLP(wiring.Component):
                     ]
                     m.d.sync += load_word.eq(load_word + 1)
                     with m.If(load_word == self.input_transfers - 1):
-                        m.d.sync += [
-                            load_word.eq(0),
-                            layer.eq(0),
-                            neuron.eq(0),
-                            chunk.eq(0),
-                            w_addr.eq(0),
-                            b_addr.eq(0),
-                        ]
-                        m.next = "RUN" if layers > 1 else "OUTPUT"
+                        m.d.sync += [load_word.eq(0), layer.eq(0), *start_layer(0)]
+                        m.next = "RUN" if nlayers > 1 else "OUTPUT"
+                        if plans[0].conv:
+                            m.next = "CONV"
             with m.State("RUN"):
                 m.d.comb += issue.eq(1)
                 m.d.sync += [chunk.eq(chunk + 1), w_addr.eq(w_addr + 1)]
@@ -353,18 +499,50 @@ class MLP(wiring.Component):
                     with m.If(neuron == select(layer, outs_of)):
                         m.d.sync += [neuron.eq(0), wait.eq(self.drain - 1)]
                         with m.If(last_layer):
-                            m.d.sync += [w_addr.eq(0), b_addr.eq(0)]
                             m.next = "INPUT"
                         with m.Else():
                             m.next = "DRAIN"
+            if convs:
+                with m.State("CONV"):
+                    m.d.comb += conv_issue.eq(1)
+                    in_c = per_conv(lambda p: Const(p.op.in_shape[2] - 1))
+                    k_last = per_conv(lambda p: Const(p.op.kernel - 1))
+                    with m.If(conv_real):
+                        m.d.sync += [w_addr.eq(w_addr + 1), c.eq(c + 1), cl.eq(cl + 1)]
+                        with m.If(cl == lanes - 1):
+                            m.d.sync += [cl.eq(0), cw.eq(cw + 1)]
+                        with m.If(c == in_c):
+                            m.d.sync += [c.eq(0), cl.eq(0), cw.eq(0), kx.eq(kx + 1)]
+                            with m.If(kx == k_last):
+                                m.d.sync += [kx.eq(0), ky.eq(ky + 1)]
+                                with m.If(ky == k_last):
+                                    m.d.sync += ky.eq(0)
+                    m.d.sync += j.eq(j + 1)
+                    with m.If(j == per_conv(lambda p: Const(p.group_cycles - 1))):
+                        # The group is issued: the next group, position or layer.
+                        m.d.sync += [j.eq(0), g.eq(g + 1), oword.eq(oword + 1),
+                                     gbias.eq(gbias + lanes)]  # fmt: skip
+                        with m.If(g == per_conv(lambda p: Const(p.groups - 1))):
+                            m.d.sync += [
+                                g.eq(0),
+                                gbias.eq(per_conv(lambda p: Const(p.bbase, len(b_addr)))),
+                                w_addr.eq(per_conv(lambda p: Const(p.wbase, len(w_addr)))),
+                                ox.eq(ox + 1),
+                            ]
+                            with m.If(ox == per_conv(lambda p: Const(p.op.out_shape[1] - 1))):
+                                m.d.sync += [ox.eq(0), oy.eq(oy + 1)]
+                                with m.If(oy == per_conv(lambda p: Const(p.op.out_shape[0] - 1))):
+                                    m.d.sync += [oy.eq(0), wait.eq(self.drain - 1)]
+                                    m.next = "DRAIN"
             with m.State("DRAIN"):
                 m.d.sync += wait.eq(wait - 1)
                 with m.If(wait == 0):
-                    m.d.sync += layer.eq(layer + 1)
-                    with m.If(layer == layers - 2):
+                    m.d.sync += [layer.eq(layer + 1), *start_layer(layer + 1)]
+                    with m.If(layer == nlayers - 2):
                         m.next = "OUTPUT"
                     with m.Else():
                         m.next = "RUN"
+                        next_state(layer + 1)
             with m.State("OUTPUT"):
                 # The last layer writes the output register: wait until it is free (the previous
                 # sample's last layer done and its result taken).
@@ -383,16 +561,38 @@ class MLP(wiring.Component):
             nfirst1.eq(neuron == 0),
             layer1.eq(layer),
         ]
+        # Conv sideband: a real product (not a bubble), the tap inside the map, the input lane,
+        # a bias to add (into lane j, for j < P), the group's first and last cycles, its word.
+        cv1, creal1, cin1, cbias1 = Signal(), Signal(), Signal(), Signal()
+        clane1 = Signal(range(max(lanes, 2)))
+        blane1 = Signal(range(max(lanes, 2)))
+        cfirst1, clast1 = Signal(), Signal()
+        if convs:
+            oword1 = Signal.like(oword)
+            m.d.sync += [
+                cv1.eq(conv_issue),
+                creal1.eq(conv_real),
+                cin1.eq(inside),
+                clane1.eq(cl),
+                cbias1.eq(conv_issue & (j < lanes)),
+                blane1.eq(j[: len(blane1)]),
+                cfirst1.eq(j == 0),
+                clast1.eq(j == per_conv(lambda p: Const(p.group_cycles - 1))),
+                oword1.eq(oword),
+            ]
         # Stage 2: products.
         prod_shape = signed(2 * width)
         prods = [Signal(prod_shape, reset_less=True, name=f"prod{k}") for k in range(lanes)]
         bias2 = Signal(signed(fixed.ACC_WIDTH), reset_less=True)
         v2, first2, last2, nfirst2 = Signal(), Signal(), Signal(), Signal()
         layer2 = Signal.like(layer)
+        # A conv broadcasts one input code (0 at a padding tap) to every lane.
+        code = a_rd.data.word_select(clane1, width).as_signed()
+        broadcast = Mux(cin1, code, 0)
         for k, p in enumerate(prods):
             wk = w_rd.data[k * width : (k + 1) * width].as_signed()
             xk = a_rd.data[k * width : (k + 1) * width].as_signed()
-            m.d.sync += p.eq(wk * xk)
+            m.d.sync += p.eq(wk * (Mux(cv1, broadcast, xk) if convs else xk))
         m.d.sync += [
             bias2.eq(b_rd.data.as_signed()),
             v2.eq(v1),
@@ -440,8 +640,8 @@ class MLP(wiring.Component):
         q6 = Signal(signed(width), reset_less=True)
         v6 = Signal()
         layer6 = Signal.like(layer)
-        idx6 = Signal(range(max(sizes[1:])), reset_less=True)
-        word6 = Signal(range(max(cmax, 2)), reset_less=True)
+        idx6 = Signal(range(omax), reset_less=True)
+        word6 = Signal(range(max(region, 2)), reset_less=True)
         lane6 = Signal(range(max(lanes, 2)), reset_less=True)
         m.d.sync += [v6.eq(v5), layer6.eq(layer5)]
         with m.If(v5):
@@ -453,28 +653,71 @@ class MLP(wiring.Component):
                 with m.If(lane6 == lanes - 1):
                     m.d.sync += [lane6.eq(0), word6.eq(word6 + 1)]
 
+        # Conv groups: the same stages on P accumulators, one per output channel of the group.
+        cq6 = [Signal(signed(width), reset_less=True, name=f"cq{k}") for k in range(lanes)]
+        cv6 = Signal()
+        if convs:
+            cp3 = [Signal(prod_shape, reset_less=True, name=f"cp{k}") for k in range(lanes)]
+            creal3, cbias3, cfirst3, clast3, blane3 = delayed(
+                m, (creal1, cbias1, cfirst1, clast1, blane1), 2
+            )
+            m.d.sync += [cp.eq(p) for cp, p in zip(cp3, prods, strict=True)]
+            cacc = [Signal(signed(fixed.ACC_WIDTH), reset_less=True, name=f"cacc{k}")
+                    for k in range(lanes)]  # fmt: skip
+            with m.If(creal3 | cbias3):
+                for k in range(lanes):
+                    add_bias = Mux(cbias3 & (blane3 == k), bias3, 0)
+                    m.d.sync += cacc[k].eq(
+                        Mux(cfirst3, 0, cacc[k]) + Mux(creal3, cp3[k], 0) + add_bias
+                    )
+            cdone4 = Signal()
+            m.d.sync += cdone4.eq(clast3)
+            cr5 = [Signal(signed(fixed.ACC_WIDTH + 1), reset_less=True, name=f"cr{k}")
+                   for k in range(lanes)]  # fmt: skip
+            cv5 = Signal()
+            m.d.sync += [
+                r.eq(round_select(a, layer4, model.shifts)) for r, a in zip(cr5, cacc, strict=True)
+            ]
+            m.d.sync += cv5.eq(cdone4)
+            m.d.sync += [q.eq(saturate(r, width)) for q, r in zip(cq6, cr5, strict=True)]
+            m.d.sync += cv6.eq(cv5)
+            (oword6,) = delayed(m, (oword1,), 5)
+
         # Hidden layers: the activation unit, then the next activation region.
         m.submodules.act = act = self._activation_unit()
-        hidden = v6 & (layer6 != layers - 1)
+        hidden = v6 & (layer6 != nlayers - 1)
         m.d.comb += [
-            act.i.valid.eq(hidden),
-            act.i.payload.z[0].eq(q6),
+            act.i.valid.eq(hidden | cv6),
             act.o.ready.eq(1),  # never stalls: the memory takes a write every cycle
         ]
+        if convs:
+            for k in range(lanes):
+                m.d.comb += act.i.payload.z[k].eq(Mux(cv6, cq6[k], q6 if k == 0 else 0))
+        else:
+            m.d.comb += act.i.payload.z[0].eq(q6)
         # The write's place travels beside the unit's pipeline (it always advances).
         w_word, w_lane, w_layer = delayed(m, (word6, lane6, layer6), act.latency)
+        out_base = Mux(w_layer[0], 0, region)
+        if convs:
+            c_word, c_valid = delayed(m, (oword6, cv6), act.latency)
         with m.If(act.o.valid):
-            region = Mux(w_layer[0], 0, cmax)
             m.d.comb += [
-                a_wr.addr.eq(region + w_word),
+                a_wr.addr.eq(out_base + w_word),
                 a_wr.data.eq(Value.cast(act.o.payload.y[0]).replicate(lanes)),
                 a_wr.en.eq(Const(1, lanes) << w_lane),
             ]
+            if convs:
+                with m.If(c_valid):
+                    m.d.comb += [
+                        a_wr.addr.eq(out_base + c_word),
+                        a_wr.data.eq(act.o.payload.y.as_value()),
+                        a_wr.en.eq(-1),
+                    ]
 
         # Last layer: the logits, the running argmax, the output stream.
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
-        with m.If(v6 & (layer6 == layers - 1)):
+        with m.If(v6 & (layer6 == nlayers - 1)):
             logit_argmax(m, self.o.payload, q6, idx6, width)
             with m.If(idx6 == self._classes - 1):
                 m.d.sync += [self.o.valid.eq(1), pending.eq(0)]
