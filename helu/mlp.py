@@ -29,7 +29,11 @@ __all__ = [
     "add_flow_arguments",
     "SUMMARY",
     "MARLANN",
+    "UNIT_NAMES",
 ]
+
+UNIT_NAMES = ("net", "mlp")
+"""``--unit net`` (and its older name ``mlp``): the integer network engine."""
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +49,13 @@ MARLANN = {
 
 def add_arguments(parser, *, model: bool = True, activations: bool = False) -> None:
     """The ``--unit mlp`` options of a command (``--model``, ``--macs``, ``--activation``)."""
-    group = parser.add_argument_group("integer MLP engine (--unit mlp)")
+    group = parser.add_argument_group("integer network engine (--unit net, alias mlp)")
     if model:
         group.add_argument(
             "--model",
             metavar="DIR",
-            help="integer model folder, or a 'helu golden --net' folder (its model/)",
+            help="a 'helu quantize' or 'helu golden --net' folder (its model/), or an integer "
+            "model folder",
         )
     group.add_argument(
         "--macs", type=int, default=8, metavar="P", help="multiply-accumulates per cycle (8)"
@@ -82,10 +87,10 @@ def load_model(folder):
     from helu.golden import intmodel
 
     if folder is None:
-        raise ValueError("--unit mlp needs --model DIR (make one with 'helu golden --net')")
+        raise ValueError("--unit net needs --model DIR (make one with 'helu quantize')")
     folder = Path(folder)
     if not folder.is_dir():
-        raise ValueError(f"{folder}: no such model folder; make one with 'helu golden --net'")
+        raise ValueError(f"{folder}: no such model folder; make one with 'helu quantize'")
     if (folder / "model" / intmodel.MANIFEST).is_file():
         folder = folder / "model"
     return intmodel.load(folder)

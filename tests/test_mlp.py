@@ -8,6 +8,7 @@ from amaranth.sim import Simulator
 from streams import load_words
 
 from helu.golden import fixed, intmodel
+from helu.golden.layers import Conv2d, Dense
 from helu.hw.net.mlp import MLP, image, reference
 
 
@@ -206,3 +207,76 @@ def test_mlp_parameters_wrong():
         MLP(model, 2, activation="gelu")
     with pytest.raises(ValueError, match=r"input codes \[0, 200\] must be an ordered range"):
         intmodel.InputFormat(0, 0, 200)
+
+
+# Convolutions ---------------------------------------------------------------------------------
+
+
+def random_net(seed: int, ops, *, input_max: int = 16) -> intmodel.IntModel:
+    """A seeded random integer network over ``ops`` (shifts keep most codes inside int8)."""
+    rng = np.random.default_rng(seed)
+    weights, biases, shifts = [], [], []
+    in_max = input_max
+    for op in ops:
+        weights.append(rng.integers(-128, 128, size=(op.out_channels, op.fan_in)))
+        spread = max(int(np.sqrt(op.fan_in)) * in_max * 64, 1)
+        shifts.append(max(int(np.log2(spread)) - 5, 0))
+        biases.append(rng.integers(-spread, spread + 1, size=op.out_channels))
+        in_max = 127
+    fmt = intmodel.InputFormat(0, 0, input_max)
+    return intmodel.IntModel(weights, biases, shifts, -2, fmt, list(ops))
+
+
+CONV = [
+    # (ops, lanes): same-size padding into a dense layer; stride 2 and a valid conv in a chain
+    # with channels that are not multiples of P; a 1x1 conv whose taps * C_in < P (bubbles for
+    # the biases); P = 1.
+    ([Conv2d((4, 4, 1), 4, 3, 1, 1), Dense(64, 5)], 4),
+    ([Conv2d((5, 5, 3), 6, 3, 2, 1), Conv2d((3, 3, 6), 5, 3, 1, 0), Dense(5, 3)], 4),
+    ([Conv2d((4, 4, 2), 3, 1, 1, 0), Dense(48, 4)], 4),
+    ([Conv2d((3, 3, 2), 2, 2, 1, 0), Dense(8, 3)], 1),
+]
+
+
+@pytest.mark.parametrize(("ops", "lanes"), CONV, ids=[f"{o[0].describe()}-P{p}" for o, p in CONV])
+def test_conv_matches_golden(ops, lanes):
+    model = random_net(len(ops) + lanes, ops)
+    dut = MLP(model, lanes)
+    x = random_inputs(4, model, 5)
+    _, times = check(dut, x)
+    assert (np.diff(times) == dut.cycles_per_sample).all()
+
+
+def test_conv_layers_run_at_their_ideal():
+    """A conv whose output channels are a multiple of P and whose taps * C_in >= P issues
+    exactly ``MACs / P`` cycles: ``positions * C_out / P * k * k * C_in``."""
+    conv = Conv2d((6, 6, 2), 8, 3, 2, 1)
+    model = random_net(4, [conv, Dense(conv.out_size, 3)])
+    dut = MLP(model, 4)
+    assert dut.layer_cycles[0] == conv.macs // 4 == 9 * 2 * 18
+    x = random_inputs(8, model, 3)
+    _, times = check(dut, x, idle=0.3, stall=0.5, seed=2)
+
+
+def test_conv_image_layout():
+    conv = Conv2d((3, 3, 2), 5, 3, 1, 1)  # 2 groups at P = 4: output channel 4 alone in group 1
+    model = random_net(5, [conv, Dense(45, 2)])
+    img = image(model, 4)
+    assert len(img.weights) == 2 * 18 + 2 * 9 * 2 and len(img.biases) == 2 * 4 + 2
+    w = model.weights[0]
+    # Group 1, tap 0, channel 1: word 18 + 1; lane 0 is output channel 4, lanes 1..3 padding.
+    word = img.weights[18 + 1]
+    assert fixed.to_signed(word & 0xFF, 8) == w[4, 1] and word >> 8 == 0
+    assert [fixed.to_signed(b, 32) for b in img.biases[4:8]] == [model.biases[0][4], 0, 0, 0]
+    # The dense layer reads the map's words: position 0's channels 0..3, then channel 4 + padding.
+    assert fixed.to_signed(img.weights[36 + 1] & 0xFF, 8) == model.weights[1][0, 4]
+    assert img.weights[36 + 1] >> 8 == 0
+
+
+def test_conv_refusals():
+    conv = Conv2d((3, 3, 1), 2, 3, 1, 1)
+    rng = np.random.default_rng(0)
+    model = intmodel.IntModel([rng.integers(-9, 9, (2, 9))], [np.zeros(2)], [0], 0,
+                              intmodel.InputFormat(0, 0, 9), [conv])  # fmt: skip
+    with pytest.raises(ValueError, match="the last layer is a conv3x3/1 pad 1 3x3x1->3x3x2"):
+        MLP(model, 2)

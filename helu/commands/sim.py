@@ -14,7 +14,12 @@ log = logging.getLogger(__name__)
 def add_arguments(parser):
     from helu.hw.units import unit_names
 
-    parser.add_argument("--golden", required=True, metavar="DIR", help="golden folder")
+    parser.add_argument(
+        "--golden",
+        metavar="DIR",
+        help="golden folder ('helu golden'; for --unit net a 'helu quantize' or 'helu golden "
+        "--net' folder, also given as --model)",
+    )
     parser.add_argument(
         "--sim",
         default="icarus",
@@ -24,9 +29,9 @@ def add_arguments(parser):
     parser.add_argument(
         "--unit",
         default="all",
-        metavar="NAME[,NAME..]|all|mlp",
-        help=f"units to check, from {unit_names()} (default: all); mlp: the integer MLP engine "
-        "on a 'helu golden --net' folder",
+        metavar="NAME[,NAME..]|all|net",
+        help=f"units to check, from {unit_names()} (default: all); net (alias mlp): the integer "
+        "network engine on a 'helu quantize' or 'helu golden --net' folder",
     )
     parser.add_argument("--lanes", type=int, default=16, help="lanes per transfer (default: 16)")
     parser.add_argument(
@@ -47,7 +52,7 @@ def add_arguments(parser):
         help="build one unit per format with T as a constant (default: one build per width, "
         "T driven on the runtime threshold port)",
     )
-    mlp.add_arguments(parser, model=False)
+    mlp.add_arguments(parser)
 
 
 def format_table(summary: dict) -> str:
@@ -94,9 +99,17 @@ def run(args) -> int:
     from helu.hw.units import UNITS
     from helu.sim import runner
 
+    if args.unit in mlp.UNIT_NAMES:
+        args.golden = args.golden or args.model
+        if args.golden is None:
+            raise ValueError("--unit net needs --model DIR (make one with 'helu quantize')")
+        if args.model and args.golden != args.model:
+            raise ValueError("give the network's folder once: --model DIR (or --golden DIR)")
+    if args.golden is None:
+        raise ValueError("--golden DIR is required (make one with 'helu golden')")
     if not Path(args.golden).is_dir():
         raise ValueError(f"{args.golden}: no such golden folder; create one with 'helu golden'")
-    if args.unit == "mlp":
+    if args.unit in mlp.UNIT_NAMES:
         return mlp.sim(args)
     sims = name_list(args.sim, runner.SIMULATORS, "simulator")
     units = name_list(args.unit, UNITS, "unit")

@@ -32,8 +32,8 @@ def add_arguments(parser):
     parser.add_argument(
         "--unit",
         default="all",
-        help=f"unit name(s) from {unit_names()}, comma-separated, or all (default: all); mlp: "
-        "the integer MLP engine (with --model; targets up5k, ecp5)",
+        help=f"unit name(s) from {unit_names()}, comma-separated, or all (default: all); net "
+        "(alias mlp): the integer network engine (with --model; targets up5k, ecp5)",
     )
     parser.add_argument("--width", default="8,16", help="widths, comma-separated (8,16)")
     parser.add_argument("--lanes", default="1,16", help="lane counts, comma-separated (1,16)")
@@ -88,7 +88,7 @@ def run(args) -> int:
     from helu.hw.units import UNITS
     from helu.synthreport import markdown_table, write_results
 
-    if args.unit == "mlp":
+    if args.unit in mlp.UNIT_NAMES:
         return mlp.synth(args)
     targets = name_list(args.target, TARGET_CHOICES, "target")
     units = name_list(args.unit, UNITS, "unit")

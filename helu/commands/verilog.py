@@ -16,9 +16,9 @@ def add_arguments(parser):
     parser.add_argument(
         "--unit",
         default="forward",
-        metavar="NAME[,NAME..]|all|mlp",
-        help=f"unit name(s), comma-separated ({unit_names()}), or all, or mlp (the integer MLP "
-        "engine, with --model) (default: forward)",
+        metavar="NAME[,NAME..]|all|net",
+        help=f"unit name(s), comma-separated ({unit_names()}), or all, or net (alias mlp: the "
+        "integer network engine, with --model) (default: forward)",
     )
     parser.add_argument("--width", type=int, default=8, help="bits of z, sign included (8)")
     parser.add_argument("--lanes", type=int, default=1, help="elements per transfer (1)")
@@ -51,7 +51,7 @@ def run(args) -> int:
     from helu.hw.units import UNITS, UnitParams
     from helu.hw.verilog import generate
 
-    if args.unit == "mlp":
+    if args.unit in mlp.UNIT_NAMES:
         return mlp.verilog(args)
     names = name_list(args.unit, UNITS, "unit")
     params = UnitParams(
