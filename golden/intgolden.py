@@ -164,14 +164,14 @@ def _rules(model: intmodel.IntModel) -> dict:
 def write_net(
     out, q, train, test, float_acc: float, *, dataset: str, split: dict, source: dict,
     steps: int = TRAJECTORY_STEPS, every: int = SNAPSHOT_EVERY, seed: int = 0,
-    force: bool = False, inputs=(), extra: dict | None = None,
+    force: bool = False, inputs=(), extra: dict | None = None, lr_shift: int = 5,
 ) -> Path:  # fmt: skip
     """Write the golden folder of the quantized network ``q`` (``intnet.Quantized``).
 
     ``train``/``test``: ``(input codes, labels)``; the test split's inference vectors and, with
     ``steps``, a training trajectory from the train split are written beside the model.
-    ``float_acc``: the float model's test accuracy, reported beside the integer one. Returns the
-    manifest's path.
+    ``float_acc``: the float model's test accuracy, reported beside the integer one;
+    ``lr_shift``: the trajectory's learning rate ``2**-lr_shift``. Returns the manifest's path.
     """
     model = q.model
     x_train, y_train = (np.asarray(a, dtype=np.int64) for a in train)
@@ -244,7 +244,14 @@ def write_net(
             from helu.golden.intnet import ptq_scales
 
             manifest["trajectory"] = export_trajectory(
-                tmp / TRAJECTORY, model, ptq_scales(q), x_train, y_train, seed, steps, every
+                tmp / TRAJECTORY,
+                model,
+                ptq_scales(q, lr_shift=lr_shift),
+                x_train,
+                y_train,
+                seed,
+                steps,
+                every,
             )
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return out / MANIFEST

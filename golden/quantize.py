@@ -536,5 +536,6 @@ def export(
         result.float_accuracy, dataset=loaded.name, split={"seed": seed_split}, source=source,
         steps=min(steps, len(result.x_train)) if steps else 0, every=every, seed=seed,
         force=force, inputs=inputs, extra={"quantize": result.describe()},
+        lr_shift=intnet.FINE_TUNE_LR_SHIFT,
     )  # fmt: skip
     return path, result

@@ -69,6 +69,61 @@ def golden_trajectory(net, x, labels, lanes: int, every: int) -> dict:
     }
 
 
+def _exported(folder, data=None):
+    """``(IntNet, train, test, name)`` of a ``helu quantize`` / ``helu golden --net`` folder:
+    the exported network at its exported state, with its scales; the data as input codes."""
+    from helu.golden import intgolden, intnet
+
+    manifest, model, arrays = intgolden.load_net(folder)
+    if not model.is_mlp:
+        conv = next(op for op in model.ops if not isinstance(op, intnet.intmodel.Dense))
+        raise ValueError(
+            f"{folder}: a {conv.describe()} layer; the training engine trains dense layers only "
+            "so far (the folder's golden trajectory trains it in PyTorch; 'helu sim --unit net' "
+            "runs its inference on the RTL)"
+        )
+    sc = manifest.get("scales") or {}
+    lr_shift = (manifest.get("trajectory") or {}).get("scales", {}).get("lr_shift")
+    try:
+        scales = intnet.Scales.chain(
+            sc["input_frac"], sc["w_fracs"], sc["out_fracs"],
+            lr_shift=intnet.FINE_TUNE_LR_SHIFT if lr_shift is None else lr_shift,
+        )  # fmt: skip
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{folder}: the manifest's scales cannot be trained ({exc})") from None
+    net = intnet.IntNet.from_model(model, scales)
+    name = manifest.get("dataset", "data")
+    if data is not None:
+        from helu.golden import quantize
+
+        d = quantize.load_data(data)
+        if d.x_train.shape[1:] and int(np.prod(d.x_train.shape[1:])) != model.sizes[0]:
+            raise ValueError(
+                f"{data}: samples of {int(np.prod(d.x_train.shape[1:]))} values, the model takes "
+                f"{model.sizes[0]}"
+            )
+        codes = []
+        for x in (d.x_train, d.x_test):
+            if x.ndim == 4:  # (N, C, H, W) images: the network's inputs are flat HWC
+                x = x.transpose(0, 2, 3, 1)
+            codes.append(model.input.quantize(x.reshape(len(x), -1))[0])
+        for part, y in (("y_train", d.y_train), ("y_test", d.y_test)):
+            if int(y.max()) >= model.classes:
+                raise ValueError(
+                    f"{data}: {part} holds label {int(y.max())}, the model has {model.classes} "
+                    "outputs"
+                )
+        return net, (codes[0], d.y_train), (codes[1], d.y_test), d.name
+    entry = manifest.get("trajectory")
+    if not entry:
+        raise ValueError(
+            f"{folder} stores no training split (it was made with --steps 0); give --data"
+        )
+    with np.load(Path(folder) / entry["folder"] / entry["arrays"]) as npz:
+        train = (npz["train_x"], npz["train_labels"])
+    return net, train, (arrays["x"], arrays["labels"]), name
+
+
 def plot_losses(path, steps, rtl, golden, title: str) -> Path:
     """The per-step training loss of the RTL run over the golden's (running mean of 50)."""
     import matplotlib
@@ -110,6 +165,8 @@ def run_onchip(
     alpha: float = ALPHA,
     evaluate: bool = True,
     force: bool = False,
+    model=None,
+    data=None,
 ) -> dict:
     """Train the engine for ``steps`` samples of the digits training split (a fresh permutation
     per epoch) on each simulator; compare every step with the golden model; write the summary
@@ -117,10 +174,16 @@ def run_onchip(
 
     With ``evaluate``, the test split follows, each sample with a label out of range: the engine
     only infers (its defined behaviour for such a label), so its classes give the trained
-    engine's own test accuracy, beside the golden model's."""
+    engine's own test accuracy, beside the golden model's.
+
+    ``model``: a ``helu quantize`` (or ``helu golden --net``) folder: that network is trained
+    from its exported state, on ``data`` (an ``.npz`` or a built-in set's name, quantized with
+    the model's input format) or, without ``data``, on the training split stored in the
+    folder's trajectory. Without ``model``: a fresh digits 64-32-32-10 net (``seed``)."""
     import torch
 
-    from helu.golden import data, intnet
+    from helu.golden import data as data_sets
+    from helu.golden import intnet
     from helu.hw.net.trainer import Trainer, TrainSpec
     from helu.hw.units import unelaborated
     from helu.sim.trainer import run_trainer, step_losses
@@ -130,33 +193,40 @@ def run_onchip(
     from helu import outdir
 
     torch.set_num_threads(1)
+    if model is not None:
+        net, (x_train, y_train), (x_test, y_test), name = _exported(model, data)
+    else:
+        split = data_sets.load("digits")
+        x_train, x_test = intnet.pixels(split)
+        y_train, y_test = np.asarray(split.y_train), np.asarray(split.y_test)
+        net, name = scratch_net(seed, alpha), "digits"
+    sizes = [net.ops[0].in_size] + [op.out_size for op in net.ops]
+    spec = TrainSpec.from_net(net, input_max=net.input.magnitude)
+    # Built for its figures; refuses what the engine cannot build before anything is written.
+    dut = unelaborated(Trainer(spec, lanes))
     out = outdir.prepare(out, "onchip", force=force)
-    split = data.load("digits")
-    x_train, x_test = intnet.pixels(split)
     epochs = -(-steps // len(x_train))
     order = intnet.epoch_orders([seed], len(x_train), epochs)[0, :steps].numpy()
-    x, labels = x_train[order], np.asarray(split.y_train)[order]
-    if evaluate:  # inference only: the largest label the port carries (>= 10 classes)
-        no_label = (1 << int(np.ceil(np.log2(11)))) - 1
+    x, labels = x_train[order], np.asarray(y_train)[order]
+    classes = sizes[-1]
+    if evaluate:  # inference only: the largest label the port carries (> the last class)
+        no_label = (1 << int(np.ceil(np.log2(classes + 1)))) - 1
         x = np.concatenate([x, x_test])
         labels = np.concatenate([labels, np.full(len(x_test), no_label)])
 
-    net = scratch_net(seed, alpha)
-    spec = TrainSpec.from_net(net)
     start = time.perf_counter()
     traj = golden_trajectory(net, x, labels, lanes, every)
     golden_s = time.perf_counter() - start
-    golden_acc = float(intnet.IntNet.evaluate(net, x_test, split.y_test)["acc"][0])
-    dut = unelaborated(Trainer(spec, lanes))  # built for its figures only
+    golden_acc = float(intnet.IntNet.evaluate(net, x_test, y_test)["acc"][0])
     results = run_trainer(spec, traj, lanes=lanes, simulators=simulators, out=out / "sim")
     golden_loss = step_losses(traj["logits"][:steps], labels[:steps])
-    y_test = np.asarray(split.y_test)
+    y_test = np.asarray(y_test)
     golden_engine_acc = None
     if evaluate:
         golden_engine_acc = float(np.mean(np.argmax(traj["logits"][steps:], 1) == y_test))
     runs = []
     for r in results:
-        rtl_logits = np.asarray(r["logits"]).reshape(-1, 10)
+        rtl_logits = np.asarray(r["logits"]).reshape(-1, classes)
         rtl_loss = step_losses(rtl_logits[:steps], labels[:steps])
         rtl_acc = float(np.mean(np.argmax(rtl_logits[steps:], 1) == y_test)) if evaluate else None
         runs.append(
@@ -181,17 +251,19 @@ def run_onchip(
             range(len(rtl_loss)),
             rtl_loss,
             golden_loss,
-            f"64-32-32-10 integer HeLU MLP, {steps} digits samples, P = {lanes}: RTL "
-            f"({r['simulator']}) over golden",
+            f"{'-'.join(map(str, sizes))} integer network, {steps} {name} samples, "
+            f"P = {lanes}: RTL ({r['simulator']}) over golden",
         )
         runs[-1]["plot"] = str(plot)
     summary = {
+        "dataset": name,
+        "model": None if model is None else str(model),
         "sizes": list(dut.sizes),
         "lanes": lanes,
         "steps": steps,
         "full_check_every": every,
         "seed": seed,
-        "alpha": alpha,
+        "alpha": alpha if model is None else None,
         "threshold": int(spec.threshold),
         "cycles_per_sample": dut.cycles_per_sample,
         "ideal_cycles": dut.ideal_cycles,

@@ -5,8 +5,8 @@ import logging
 from helu.commands.options import add_force, name_list
 
 HELP = (
-    "train the RTL training engine on the digits split in cocotb; every step's logits and "
-    "weights checked against the golden integer training step"
+    "train the RTL training engine in cocotb (a fresh digits net, or your quantized model with "
+    "--model); every step's logits and weights checked against the golden integer training step"
 )
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,17 @@ def add_arguments(parser):
         metavar="icarus|verilator|all",
         help="simulator(s) to run (default: verilator)",
     )
+    parser.add_argument(
+        "--model",
+        metavar="DIR",
+        help="train this network: a 'helu quantize' or 'helu golden --net' folder, from its "
+        "exported state (default: a fresh 64-32-32-10 digits net, --seed)",
+    )
+    parser.add_argument(
+        "--data",
+        help="with --model: DATA.npz (x_train, y_train, x_test, y_test) or a built-in set, "
+        "quantized with the model's input format (default: the training split in the folder)",
+    )
     parser.add_argument("--lanes", type=int, default=8, help="P, MACs per cycle (default: 8)")
     parser.add_argument("--seed", type=int, default=0, help="initial weights and sample order")
     parser.add_argument(
@@ -41,6 +52,8 @@ def run(args) -> int:
     from helu.sim.runner import SIMULATORS
 
     sims = name_list(args.sim, SIMULATORS, "simulator")
+    if args.data is not None and args.model is None:
+        raise ValueError("--data needs --model DIR (the network to train on it)")
     s = run_onchip(
         args.out,
         steps=args.steps,
@@ -50,6 +63,8 @@ def run(args) -> int:
         seed=args.seed,
         force=args.force,
         evaluate=not args.no_test,
+        model=args.model,
+        data=args.data,
     )
     print(
         f"engine {'-'.join(map(str, s['sizes']))}, P = {s['lanes']}: {s['cycles_per_sample']} "

@@ -150,7 +150,8 @@ class TrainSpec:
                 kind = "integers" if signed_ok else "integers >= 0"
                 raise ValueError(f"{name} shifts must be {count} {kind}, not {tuple(shifts)}")
         check_threshold(self.threshold, fixed.ACT_WIDTH)
-        if not _int(self.input_max) or not 0 <= self.input_max <= (1 << (fixed.ACT_WIDTH - 1)) - 1:
+        # Signed int8 lanes: inputs down to -128 (input_max is the largest |code|).
+        if not _int(self.input_max) or not 0 <= self.input_max <= 1 << (fixed.ACT_WIDTH - 1):
             raise ValueError(
                 f"Inputs up to {self.input_max!r} do not fit the engine's "
                 f"int{fixed.ACT_WIDTH} lanes"

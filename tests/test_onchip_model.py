@@ -1,0 +1,62 @@
+"""`helu onchip --model DIR`: your quantized network trained by the RTL training engine from
+its exported state, every step checked; what the engine cannot train is refused up front."""
+
+import json
+
+import pytest
+
+from helu.cli import main
+from helu.sim import runner
+
+torch = pytest.importorskip("torch")
+
+
+def _quantized(tmp_path, name, steps=16):
+    from helu.golden import examples, quantize
+
+    ex = examples.EXAMPLES[name]
+    data = quantize.load_data(ex.dataset)
+    model = examples.train(examples.build(name), data, 3, ex.lr)
+    torch.save(model, tmp_path / f"{name}.pt")
+    path, _ = quantize.export(tmp_path / f"{name}.pt", ex.dataset, tmp_path / name, steps=steps)
+    return path.parent, ex.dataset
+
+
+@pytest.mark.slow
+def test_user_model_trains_on_chip_bit_exact(tmp_path, capsys):
+    missing = runner.tool_missing("verilator")
+    if missing:
+        pytest.skip(f"verilator: {missing}")
+    folder, dataset = _quantized(tmp_path, "cancer-mlp")
+    out = tmp_path / "onchip"
+    argv = ["onchip", "--model", str(folder), "--data", dataset, "--steps", "30", "--every",
+            "10", "--no-test", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    summary = json.loads((out / "onchip.json").read_text())
+    assert summary["sizes"] == [30, 16, 2] and summary["dataset"] == "breast_cancer"
+    (run,) = summary["runs"]
+    assert run["steps"] == 30 and run["mismatches"] == 0 and run["full_checks"] == 3
+    assert run["loss_equal"] and all(run["logits_equal"])
+    # From the exported state: the first step's logits are the quantized model's.
+    assert "bit-exact" in capsys.readouterr().out
+
+
+def test_conv_model_is_refused_before_anything_is_written(tmp_path, capsys):
+    folder, _ = _quantized(tmp_path, "digits-cnn", steps=0)
+    out = tmp_path / "onchip"
+    assert main(["onchip", "--model", str(folder), "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "trains dense layers only so far" in err, err
+    assert not out.exists()
+
+
+def test_onchip_model_wrong(tmp_path, capsys):
+    folder, _ = _quantized(tmp_path, "cancer-mlp", steps=0)
+    assert main(["onchip", "--data", "wine", "--out", str(tmp_path / "o")]) == 1
+    assert "--data needs --model DIR" in capsys.readouterr().err
+    assert main(["onchip", "--model", str(folder), "--out", str(tmp_path / "o")]) == 1
+    assert "stores no training split" in capsys.readouterr().err
+    assert main(["onchip", "--model", str(folder), "--data", "wine", "--out",
+                 str(tmp_path / "o")]) == 1  # fmt: skip
+    assert "samples of 13 values, the model takes 30" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
