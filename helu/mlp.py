@@ -82,12 +82,13 @@ def _check_macs(macs) -> int:
     return macs
 
 
-def load_model(folder):
-    """The ``IntModel`` of ``folder`` (a model folder or a ``helu golden --net`` folder)."""
+def load_model(folder, unit: str = "net"):
+    """The ``IntModel`` of ``folder`` (a model folder or a ``helu golden --net`` folder);
+    ``unit`` is the ``--unit`` the user typed, for the message."""
     from helu.golden import intmodel
 
     if folder is None:
-        raise ValueError("--unit net needs --model DIR (make one with 'helu quantize')")
+        raise ValueError(f"--unit {unit} needs --model DIR (make one with 'helu quantize')")
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"{folder}: no such model folder; make one with 'helu quantize'")
@@ -101,7 +102,7 @@ def verilog(args) -> int:
     from helu import outdir
     from helu.hw.net.verilog import generate
 
-    model = load_model(args.model)
+    model = load_model(args.model, args.unit)
     (activation,) = _activations(args.activation)[:1]
     macs = _check_macs(args.macs)
     out = outdir.claim(args.out, "verilog", force=args.force)
@@ -220,7 +221,7 @@ def synth(args) -> int:
     from helu.commands.options import name_list
     from helu.hw.net.synth import MLP_TARGETS
 
-    model = load_model(args.model)
+    model = load_model(args.model, args.unit)
     targets = name_list(args.target, MLP_TARGETS, "target for --unit mlp")
     outdir.claim(args.out, "synth", force=args.force)
     if args.seeds < 1:
@@ -258,7 +259,7 @@ def add_flow_arguments(parser) -> None:
 
 
 def flow_step(flow) -> None:
-    """The flow's MLP step: export the integer network, simulate the engine on the whole test
+    """The flow's MLP step: the exported integer network, the engine simulated on the whole test
     split, synthesise it on the UP5K (HeLU with Fmax, i-GELU area only; the ECP5 too when the
     flow's targets include it); writes ``<out>/mlp/summary.json``."""
     from helu.golden import intgolden
@@ -271,7 +272,11 @@ def flow_step(flow) -> None:
         return
     out = flow.out / "mlp"
     start = time.monotonic()
-    golden = intgolden.export_net(out / "golden").parent
+    # The network the flow exported once (the intnet step's golden-net/); exported here only
+    # when that step did not run.
+    golden = flow.out / "golden-net"
+    if not (golden / intgolden.MANIFEST).is_file():
+        golden = intgolden.export_net(out / "golden").parent
     manifest, model, _ = intgolden.load_net(golden)
     macs = 8
     sims = runner.SIMULATORS if flow.args.sim == "all" else (flow.args.sim,)

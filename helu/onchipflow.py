@@ -1,9 +1,10 @@
 """Training on chip in the flow and the report (``helu flow --onchip short|off``).
 
 The flow step (:func:`flow_step`) runs the same short RTL training as ``helu onchip`` (its code,
-:func:`helu.onchip.run_onchip`: a fresh 64-32-32-10 integer HeLU net, the digits training
-split, Verilator, every step's logits and state digest compared with the golden integer
-training step, every weight read back every ``EVERY`` steps) into ``<out>/onchip/`` and writes
+:func:`helu.onchip.run_onchip`: the integer network the flow exported to ``golden-net/``, from
+its exported state, on the digits training split stored there; Verilator; every step's logits
+and state digest compared with the golden integer training step, every weight read back every
+``EVERY`` steps) into ``<out>/onchip/`` and writes
 ``<out>/onchip/summary.json``: per step the RTL and golden loss and whether the logits were
 equal, the bench's mismatch count, cycles per step against the ideal, the stash bits, and the
 SHA-256 of the simulated Verilog (which ties the record to that file). :func:`report_section`
@@ -55,10 +56,11 @@ def add_flow_arguments(parser) -> None:
     )
 
 
-def _command(steps: int, every: int, lanes: int, seed: int) -> str:
+def _command(steps: int, every: int, lanes: int, seed: int, model=None) -> str:
+    source = f"--model {model}" if model is not None else f"--seed {seed}"
     return (
-        f"helu onchip --steps {steps} --every {every} --sim verilator --lanes {lanes} "
-        f"--seed {seed} --no-test"
+        f"helu onchip {source} --steps {steps} --every {every} --sim verilator --lanes {lanes} "
+        "--no-test"
     )
 
 
@@ -79,9 +81,11 @@ def flow_step(flow) -> None:
         return
     out = flow.out / "onchip"
     start = time.monotonic()
-    s = run_onchip(
-        out, steps=SHORT_STEPS, every=EVERY, lanes=LANES, simulators=("verilator",), evaluate=False
-    )
+    # The network the flow exported (golden-net/), trained from its exported state.
+    model = flow.out / "golden-net"
+    model = model if (model / "manifest.json").is_file() else None
+    s = run_onchip(out, steps=SHORT_STEPS, every=EVERY, lanes=LANES, simulators=("verilator",),
+                   evaluate=False, model=model)  # fmt: skip
     (verilog,) = sorted((out / "sim" / "rtl").glob("*.v"))
     record = {
         k: s[k]
@@ -99,6 +103,7 @@ def flow_step(flow) -> None:
             "golden_steps_per_s",
             "golden_test_accuracy",
             "golden_loss",
+            "model",
         )
     }
     record["runs"] = [
@@ -107,7 +112,7 @@ def flow_step(flow) -> None:
     ]
     record["verilog"] = str(verilog.relative_to(out))
     record["verilog_sha256"] = sha256_file(verilog)
-    record["command"] = _command(SHORT_STEPS, EVERY, LANES, s["seed"])
+    record["command"] = _command(SHORT_STEPS, EVERY, LANES, s["seed"], model)
     record["seconds"] = round(time.monotonic() - start, 1)
     tmp = flow.out / (SUMMARY + ".tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n")
@@ -200,7 +205,9 @@ def report_section(data: dict, out_dir) -> list[str]:
     steps, lanes = data["steps"], data["lanes"]
     cycles, ideal = data["cycles_per_sample"], data["ideal_cycles"]
     parts = [
-        f"The training engine (`hw/net/trainer.py`) trained a fresh {sizes} integer HeLU net on "
+        "The training engine (`hw/net/trainer.py`) trained "
+        + ("the exported" if data.get("model") else "a fresh")
+        + f" {sizes} integer HeLU net on "
         f"{steps} samples of the digits training split in cocotb, P = {lanes}, every step "
         "checked against the golden integer training step (`golden.intnet.IntNet.step`). "
         f"The same run by hand: `{data.get('command', 'helu onchip')}`.",

@@ -20,7 +20,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from helu import mlp, onchipflow, proofs
+from helu import mlp, netflow, onchipflow, proofs
 
 __all__ = [
     "STEP_FILES",
@@ -40,6 +40,7 @@ STEP_FILES = {
     "synth": "synth/results.json",
     "prove": "prove/results.json",
     "mlp": mlp.SUMMARY,
+    "cnn": netflow.SUMMARY,
     "onchip": onchipflow.SUMMARY,
     "collapse": "collapse/collapse.json",  # helu.collapse writes and renders it
     "intnet": "intnet/int_metrics.json",  # helu.intflow.METRICS
@@ -104,6 +105,8 @@ def _check_record(step: str, data, path: Path) -> None:
         proofs.check_record(data, path, _need)
     elif step == "onchip":
         onchipflow.check_record(data, path, _need)
+    elif step == "cnn":
+        netflow.check_record(data, path, _need)
 
 
 def _stale(found: dict, out_dir: Path) -> dict[str, str]:
@@ -232,6 +235,8 @@ def summarize(found: dict) -> dict:
         summary["formal"] = proofs.summary(found["prove"])
     if found.get("mlp"):
         summary["mlp"] = mlp.report_summary(found["mlp"])
+    if found.get("cnn"):
+        summary["cnn"] = netflow.report_summary(found["cnn"])
     if found.get("onchip"):
         summary["onchip"] = onchipflow.report_summary(found["onchip"])
     if found.get("collapse"):
@@ -449,9 +454,10 @@ def render(found: dict, summary: dict, out_dir) -> str:
         ("4. Synthesis", "synth", _synth_section, True),
         ("5. Formal", "prove", proofs.section, True),
         ("6. Integer MLP engine on chip", "mlp", lambda m, _: mlp.report_section(m), False),
-        ("6b. Training on chip", "onchip", onchipflow.report_section, True),
-        ("7. Collapse of deep, narrow nets (ReLU vs HeLU)", "collapse", _collapse_section, True),
-        ("8. Integer network: training and golden trajectories", "intnet", _intnet_section, True),
+        ("7. Your network on chip: a CNN from a PyTorch file", "cnn", netflow.report_section, True),
+        ("8. Training on chip", "onchip", onchipflow.report_section, True),
+        ("9. Collapse of deep, narrow nets (ReLU vs HeLU)", "collapse", _collapse_section, True),
+        ("10. Integer network: training and golden trajectories", "intnet", _intnet_section, True),
     ]
     for title, step, section, _ in sections:
         parts += [f"## {title}", ""]

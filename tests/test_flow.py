@@ -135,7 +135,7 @@ def test_flow_onchip_off(flow):
     out, summary, report = flow
     assert summary["skipped"]["onchip"] == "helu flow --onchip off"
     assert "onchip" not in summary and not (out / "onchip").exists()
-    assert "## 6b. Training on chip" in report and "helu flow --onchip off" in report
+    assert "## 8. Training on chip" in report and "helu flow --onchip off" in report
 
 
 @pytest.mark.slow
@@ -194,7 +194,7 @@ def test_flow_collapse(flow):
     _out, summary, report = flow
     collapse = summary["collapse"]["cells"][0]  # the quick collapse study, paired with ReLU
     assert collapse["key"] == "w2-d5-symmetric-adam-abs" and "relu" in collapse["arms"]
-    assert "## 7. Collapse of deep, narrow nets" in report
+    assert "## 9. Collapse of deep, narrow nets" in report
 
 
 @pytest.mark.slow
@@ -204,7 +204,7 @@ def test_flow_integer_network(flow):
     assert [r["threshold"] for r in intnet["results"]] == [0, -2, -8]
     assert all(r["seeds"] == 1 and 0.5 < r["acc_mean"] <= 1 for r in intnet["results"])
     assert intnet["golden_net"]["trajectory_steps"] > 0
-    assert "## 8. Integer network" in report and "T=-8 vs ReLU" in report
+    assert "## 10. Integer network" in report and "T=-8 vs ReLU" in report
     assert (out / "golden-net" / "trajectory" / "trajectory.npz").is_file()
 
 

@@ -80,7 +80,7 @@ def test_report_section_reads_a_record(tmp_path):
     assert summary["onchip"]["runs"] == [
         {"simulator": "verilator", "steps": STEPS, "mismatches": 0, "bit_exact": True}
     ]
-    section = report.split("## 6b. Training on chip")[1].split("\n## ")[0]
+    section = report.split("## 8. Training on chip")[1].split("\n## ")[0]
     assert f"{STEPS} steps compared, 0 mismatches" in section and "**bit-exact**" in section
     assert "](onchip/onchip_loss_verilator.png)" in section  # one plot: RTL over golden
     assert "| cycles per training step (design) | 50 |" in section

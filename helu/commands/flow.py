@@ -15,10 +15,14 @@ Steps, each leaving its results in its own folder under ``--out`` (the report re
    the configurations of ``verilog/`` from those very files (checked by SHA-256; a unit's lane
    limit may keep one out, which the notes say);
 6. ``prove/``:  prove every unit formally (``helu.proofs``: widths 8, 16; lanes 1, 4);
-7. ``mlp/``:    the integer MLP engine (``helu.mlp.flow_step``): export the integer network,
-   every test sample through the engine's RTL, synthesis on the iCE40 UP5K (and the ECP5);
-8. ``onchip/``: a short RTL training of the training engine on Verilator, every step checked
-   against the golden training step (``helu.onchipflow``; ``--onchip off`` skips it);
+7. ``mlp/``:    the integer MLP engine (``helu.mlp.flow_step``): the integer network of
+   ``golden-net/``, every test sample through the engine's RTL, synthesis on the iCE40 UP5K (and
+   the ECP5);
+   ``cnn/``:    your network on chip (``helu.netflow``): the example digits CNN imported from a
+   ``torch.save`` file, quantized, simulated on the RTL, synthesized;
+8. ``onchip/``: a short RTL training of the exported network of ``golden-net/`` on Verilator,
+   every step checked against the golden training step (``helu.onchipflow``; ``--onchip off``
+   skips it);
 9. ``collapse/``: the quick collapse study (deep narrow MLPs, ReLU vs HeLU; ``helu.collapse``);
 10. ``report.md``, ``summary.json`` and the plots.
 
@@ -30,14 +34,14 @@ import json
 import logging
 import time
 
-from helu import mlp, onchipflow, proofs
+from helu import mlp, netflow, onchipflow, proofs
 from helu.commands.options import add_force, int_list, name_list
 
 HELP = "run everything: study, golden vectors, Verilog, cocotb simulation, synthesis, report"
 
 log = logging.getLogger(__name__)
 
-STEPS = 11
+STEPS = 12
 # Per-tensor scales (no saturation) at 8 and 16 bits; at 8 bits the digits MLP's range leaves
 # 2-3 fractional bits, where alpha=0.05 has no negative code in its band, so a third set fixes
 # 5 fractional bits (T=-2): the band is exercised at 8 bits, at the price of some saturation.
@@ -91,6 +95,7 @@ def add_arguments(parser):
     )
     add_force(parser, "replace an --out flow folder")
     mlp.add_flow_arguments(parser)
+    netflow.add_flow_arguments(parser)
     onchipflow.add_flow_arguments(parser)
 
 
@@ -351,8 +356,12 @@ class Flow:
         self.sim()
         self.synth(metrics)
         proofs.flow_step(self)
-        self._begin("integer MLP engine: export, every test sample through the RTL, synthesis")
+        self._begin("integer MLP engine: every test sample through the RTL, synthesis")
         mlp.flow_step(self)
+        self._begin(
+            "your network on chip: the example CNN imported, quantized, simulated, synthesized"
+        )
+        netflow.flow_step(self)
         self._begin(f"training on chip: {onchipflow.SHORT_STEPS} RTL training steps, each checked")
         onchipflow.flow_step(self)
         self.collapse()

@@ -102,7 +102,9 @@ def run(args) -> int:
     if args.unit in mlp.UNIT_NAMES:
         args.golden = args.golden or args.model
         if args.golden is None:
-            raise ValueError("--unit net needs --model DIR (make one with 'helu quantize')")
+            raise ValueError(
+                f"--unit {args.unit} needs --model DIR (make one with 'helu quantize')"
+            )
         if args.model and args.golden != args.model:
             raise ValueError("give the network's folder once: --model DIR (or --golden DIR)")
     if args.golden is None:

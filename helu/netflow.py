@@ -1,0 +1,232 @@
+"""Your network on chip, in the flow and the report (``helu flow --cnn full|sim|off``).
+
+The flow step (:func:`flow_step`) takes the example digits CNN the way a user's own model goes:
+trained as a plain ``nn.Sequential`` and saved with ``torch.save`` (``helu example``), imported
+and quantized on the digits training split (``helu quantize``), every test sample through the
+inference engine's RTL (``helu sim --unit net``), and synthesized for the iCE40 UP5K (and the
+ECP5 when the flow's targets include it; ``helu synth --unit net``). It writes
+``<out>/cnn/summary.json``; :func:`report_section` renders it beside the digits MLP's figures.
+"""
+
+import json
+import logging
+import time
+
+__all__ = ["SUMMARY", "EXAMPLE", "ICARUS_SAMPLES", "add_flow_arguments", "flow_step",
+           "check_record", "report_summary", "report_section"]  # fmt: skip
+
+log = logging.getLogger(__name__)
+
+SUMMARY = "cnn/summary.json"
+EXAMPLE = "digits-cnn"
+LANES = 8
+TRAJECTORY_STEPS = 16  # golden training steps recorded in the CNN's folder (checked by replay)
+ICARUS_SAMPLES = 40  # without Verilator, the first test samples on Icarus (about 0.3 s each)
+SIM_KEYS = ("simulator", "checked", "mismatches", "message", "accuracy", "cycles_per_sample",
+            "ideal", "seconds", "wall_s")  # fmt: skip
+
+
+def add_flow_arguments(parser) -> None:
+    """``helu flow --cnn full|sim|off``."""
+    parser.add_argument(
+        "--cnn",
+        choices=("full", "sim", "off"),
+        default="full",
+        help="your-network step on the example digits CNN: import, quantize, RTL simulation and "
+        "UP5K synthesis (full), without synthesis (sim), or skipped (off) (default: %(default)s)",
+    )
+
+
+def flow_step(flow) -> None:
+    """The flow's CNN step (module docstring); a mismatch stops the flow."""
+    import numpy as np
+    import torch
+
+    from helu import mlp
+    from helu.golden import examples, intgolden, quantize
+    from helu.golden.intgolden import check_trajectory
+    from helu.hw.net.mlp import MLP
+    from helu.hw.units import unelaborated
+    from helu.sim import runner
+
+    if flow.args.cnn == "off":
+        flow.skipped["cnn"] = "helu flow --cnn off"
+        return
+    out = flow.out / "cnn"
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    ex = examples.EXAMPLES[EXAMPLE]
+    data = quantize.load_data(ex.dataset)
+    model = examples.train(examples.build(EXAMPLE), data, ex.epochs, ex.lr)
+    torch.save(model, out / "model.pt")
+    path, result = quantize.export(out / "model.pt", ex.dataset, out / "golden",
+                                   steps=TRAJECTORY_STEPS, every=8)  # fmt: skip
+    golden = path.parent
+    replay = check_trajectory(golden)
+    if replay:
+        raise RuntimeError(f"CNN golden trajectory does not replay: {replay[0]}")
+    manifest, int_model, arrays = intgolden.load_net(golden)
+    engine = unelaborated(MLP(int_model, LANES))  # built for its figures only
+    summary = {
+        "example": EXAMPLE,
+        "description": ex.description,
+        "dataset": ex.dataset,
+        "layers": [op.describe() for op in int_model.ops],
+        "sizes": int_model.sizes,
+        "shifts": int_model.shifts,
+        "threshold": int_model.threshold,
+        "input": int_model.input.to_dict(),
+        "lanes": LANES,
+        "macs": engine.macs,
+        "accuracy": manifest["accuracy"],
+        "cycles_per_sample": engine.cycles_per_sample,
+        "ideal_cycles": engine.ideal_cycles,
+        "layer_cycles": engine.layer_cycles,
+        "layer_ideal": [op.macs / LANES for op in int_model.ops],
+        "trajectory_steps": TRAJECTORY_STEPS,
+        "sim": [],
+        "synth": [],
+    }
+    if not runner.tool_missing("verilator"):
+        sims, vectors = ("verilator",), arrays
+    elif not runner.tool_missing("icarus"):
+        sims = ("icarus",)
+        vectors = {k: np.asarray(v)[:ICARUS_SAMPLES] for k, v in arrays.items()}
+        summary["sim_note"] = (
+            f"Verilator missing: the first {ICARUS_SAMPLES} test samples on Icarus"
+        )
+    else:
+        sims = ()
+        summary["sim_skipped"] = "no simulator available"
+    if sims:
+        from helu.sim.mlp import run_mlp
+
+        for r in run_mlp(int_model, vectors, lanes=LANES, simulators=sims, out=out / "sim"):
+            summary["sim"].append({k: r.get(k) for k in SIM_KEYS} | {"expected": len(vectors["x"])})
+    if flow.args.cnn == "sim":
+        summary["synth_skipped"] = "helu flow --cnn sim"
+    else:
+        targets = ["up5k"] + (["ecp5"] if "ecp5" in flow.targets else [])
+        # One nextpnr seed: the CNN engine's place and route takes about a minute a seed.
+        summary["synth"] = mlp.run_synth(int_model, targets=targets, activations=["helu"],
+                                         macs=LANES, seeds=1, out=out / "synth")  # fmt: skip
+    summary["seconds"] = time.monotonic() - start
+    (flow.out / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+    flow.seconds["cnn"] = summary["seconds"]
+    bad = [r for r in summary["sim"] if r["mismatches"] or not r["checked"]]
+    if bad:
+        raise RuntimeError(f"CNN engine: {bad[0]['message']}; see {flow.out / SUMMARY}")
+    log.info(
+        "      %s: integer accuracy %.4f, %d cycles a sample (%.3f x ideal)",
+        " -> ".join(summary["layers"]),
+        summary["accuracy"]["integer"],
+        summary["cycles_per_sample"],
+        summary["cycles_per_sample"] / summary["ideal_cycles"],
+    )
+
+
+def check_record(data: dict, path, need) -> None:
+    """Refuse a ``cnn/summary.json`` that lacks what the report reads, or whose simulations
+    checked fewer samples than they were given (``need(path, ok, what)`` raises the report's
+    one-line error): a count that does not cover its input is never a pass."""
+    for key in ("layers", "accuracy", "cycles_per_sample", "ideal_cycles", "layer_cycles",
+                "layer_ideal", "macs", "lanes", "input", "threshold", "sim", "synth"):  # fmt: skip
+        need(path, key in data, f"no {key!r}")
+    need(path, isinstance(data["sim"], list), "'sim' is not a list")
+    for r in data["sim"]:
+        need(path, isinstance(r, dict), "a simulation is not an object")
+        for key in ("checked", "mismatches", "expected"):
+            ok = isinstance(r.get(key), int) and not isinstance(r.get(key), bool) and r[key] >= 0
+            need(path, ok, f"a simulation's {key!r} is missing or not a count")
+        need(path, r["checked"] == r["expected"],
+             f"a simulation checked {r['checked']} of {r['expected']} samples (incomplete)")  # fmt: skip
+
+
+def report_summary(data: dict) -> dict:
+    """The ``summary.json`` entry of the CNN step."""
+    keys = ("target", "lut", "ff", "carry", "dsp", "ram", "fmax_mhz", "samples_per_s")
+    return {
+        "layers": data["layers"],
+        "accuracy": data["accuracy"],
+        "cycles_per_sample": data["cycles_per_sample"],
+        "ideal_cycles": data["ideal_cycles"],
+        "sim": [
+            {k: r[k] for k in ("simulator", "checked", "mismatches", "accuracy")}
+            for r in data["sim"]
+        ],  # fmt: skip
+        "synth": [{k: r.get(k) for k in keys} for r in data["synth"]],
+    }
+
+
+def _row(name: str, data: dict, macs_per_sample: int) -> str:
+    acc = data.get("accuracy") or {}
+    rtl = next((r for r in data.get("sim", []) if r.get("accuracy") is not None), None)
+    ideal = macs_per_sample / data.get("lanes", data.get("macs_per_cycle", LANES))
+    costs = []
+    for r in data.get("synth", []):
+        if r.get("activation", "helu") != "helu":
+            continue
+        fmax = f"{r['fmax_mhz']:.1f} MHz" if r.get("fmax_mhz") else "no Fmax"
+        costs.append(f"{r['device']}: {r['lut']} LUT4, {r['dsp']} DSP, {r['ram']} RAM, {fmax}")
+    rtl_text = (
+        f"{rtl['accuracy']:.4f} ({rtl['checked']} samples, {rtl['simulator']})" if rtl else "-"
+    )
+    return (
+        f"| {name} | {acc.get('float', float('nan')):.4f} | {acc.get('integer', float('nan')):.4f}"
+        f" | {rtl_text} | {data['cycles_per_sample']} / {ideal:.0f} "
+        f"({data['cycles_per_sample'] / ideal:.3f} x) | {'; '.join(costs) or 'not synthesized'} |"
+    )
+
+
+def report_section(data: dict, out_dir) -> list[str]:
+    """The report's section on networks on chip, from ``<out>/cnn/summary.json`` (and the digits
+    MLP's ``<out>/mlp/summary.json`` when present)."""
+    from pathlib import Path
+
+    from helu.mlp import SUMMARY as MLP_SUMMARY
+
+    rows = ["| network | float acc. | integer acc. | RTL acc. | cycles / ideal | cost |",
+            "|---|---|---|---|---|---|"]  # fmt: skip
+    mlp_path = Path(out_dir) / MLP_SUMMARY
+    if mlp_path.is_file():
+        m = json.loads(mlp_path.read_text())
+        macs = sum(a * b for a, b in zip(m["sizes"][:-1], m["sizes"][1:], strict=True))
+        m = {**m, "lanes": m["macs"]}  # the MLP summary's "macs" is its MACs per cycle
+        rows.append(_row("digits MLP " + "-".join(map(str, m["sizes"])), m, macs))
+    rows.append(_row(f"digits CNN ({data['description']})", data, data["macs"]))
+    conv = [
+        f"{layer}: {c} cycles, ideal {i:.0f}"
+        for layer, c, i in zip(
+            data["layers"], data["layer_cycles"], data["layer_ideal"], strict=True
+        )  # fmt: skip
+    ]
+    parts = [
+        f"The example CNN of `helu example {data['example']}` goes the way your own model does: "
+        "a plain `nn.Sequential` saved with `torch.save`, imported and quantized on the "
+        "training split (`helu quantize`), every test sample through the inference engine "
+        "(`helu sim --unit net`), synthesized (`helu synth --unit net`). Input codes "
+        f"{data['input']['lo']}..{data['input']['hi']} (value x 2^{data['input']['frac']}), "
+        f"threshold T = {data['threshold']}; P = {data['lanes']}.",
+        "",
+        *rows,
+        "",
+        "Cycles per layer (ideal = MACs / P, padding taps counted): " + "; ".join(conv) + ".",
+        "",
+    ]
+    for r in data["sim"]:
+        parts.append(f"- {r['simulator']}: {r['message']}")
+    if data.get("sim_note"):
+        parts.append(f"- {data['sim_note']}")
+    if data.get("sim_skipped"):
+        parts.append(f"- RTL simulation skipped: {data['sim_skipped']}")
+    if data.get("synth_skipped"):
+        parts.append(f"- Synthesis skipped: {data['synth_skipped']}")
+    elif data["synth"]:
+        parts.append("- Fmax from one nextpnr seed (the MLP's from the median of the flow's).")
+    parts += [
+        f"- The golden training trajectory of the CNN ({data['trajectory_steps']} steps, "
+        "PyTorch integer tensors) was replayed and matched; the RTL training engine does not "
+        "train convolutions yet.",
+        "",
+    ]
+    return parts
