@@ -138,8 +138,8 @@ def check_record(data: dict, path, need) -> None:
         for key in ("checked", "mismatches", "expected"):
             ok = isinstance(r.get(key), int) and not isinstance(r.get(key), bool) and r[key] >= 0
             need(path, ok, f"a simulation's {key!r} is missing or not a count")
-        need(path, r["checked"] == r["expected"],
-             f"a simulation checked {r['checked']} of {r['expected']} samples (incomplete)")  # fmt: skip
+        what = f"a simulation checked {r['checked']} of {r['expected']} samples (incomplete)"
+        need(path, r["checked"] == r["expected"], what)
 
 
 def report_summary(data: dict) -> dict:
