@@ -226,6 +226,13 @@ def synth(args) -> int:
     outdir.claim(args.out, "synth", force=args.force)
     if args.seeds < 1:
         raise ValueError(f"--seeds must be a positive integer, not {args.seeds}")
+    from helu.hw.net.mlp import MLP
+    from helu.hw.net.synth import check_memory
+    from helu.hw.units import unelaborated
+
+    engine = unelaborated(MLP(model, _check_macs(args.macs)))  # its memories, before any tool
+    for target in targets:
+        check_memory(engine, target)
     records = run_synth(
         model,
         targets=targets,

@@ -146,3 +146,23 @@ def test_report_section_without_fmax_or_sim():
     text = "\n".join(mlp.report_section(data))
     assert "RTL simulation skipped: no simulator available" in text
     assert "MMAC/s peak" not in text  # no Fmax measured: no throughput claimed
+
+
+def test_synth_refuses_a_model_beyond_the_block_rams(tmp_path, capsys):
+    """Refused before any tool runs, saying what the engine needs and what the device has."""
+    from helu.hw.net.mlp import MLP
+    from helu.hw.net.synth import check_memory, ebr_blocks
+
+    assert ebr_blocks(64, 473) == 8 and ebr_blocks(32, 34) == 2 and ebr_blocks(16, 257) == 2
+    big = random_model(4, [512, 256, 10])
+    intmodel.save(big, tmp_path / "big")
+    out = tmp_path / "synth"
+    assert main(["synth", "--unit", "net", "--model", str(tmp_path / "big"), "--target", "up5k",
+                 "--out", str(out)]) == 1  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert (
+        len(err.splitlines()) == 1 and "needs about 272 block RAMs (weights 264, biases 4" in err
+    ), err
+    assert "the iCE40 UP5K sg48 has 30" in err and not out.exists()
+    small = check_memory(MLP(random_model(5, [16, 8, 4]), 4), "up5k")
+    assert small["total"] <= small["has"] == 30

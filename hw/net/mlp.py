@@ -325,6 +325,18 @@ class MLP(wiring.Component):
         return self.macs / self._lanes
 
     @property
+    def memory_shapes(self) -> dict[str, tuple[int, int]]:
+        """``(width, depth)`` of each memory: weights, biases, the two activation regions."""
+        region = max(max(p.in_words for p in self._plans),
+                     max(p.out_words for p in self._plans[:-1] or self._plans))  # fmt: skip
+        word = fixed.ACT_WIDTH * self._lanes
+        return {
+            "weights": (word, len(self._image.weights)),
+            "biases": (fixed.ACC_WIDTH, len(self._image.biases)),
+            "activations": (word, 2 * region),
+        }
+
+    @property
     def input_transfers(self) -> int:
         return self._plans[0].in_words
 
@@ -374,7 +386,7 @@ class MLP(wiring.Component):
         model, img, plans = self._model, self._image, self._plans
         nlayers = len(plans)
         convs = [p for p in plans if p.conv]  # the first layers (no conv after a dense layer)
-        region = max(max(p.in_words for p in plans), max(p.out_words for p in plans[:-1] or plans))
+        region = self.memory_shapes["activations"][1] // 2
         outs = [p.outs for p in plans]
         omax = max(max(outs), 1)
 

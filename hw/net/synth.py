@@ -27,9 +27,38 @@ from helu.hw.synth import (
 )
 from helu.hw.tools import find_tool, tool_version
 
-__all__ = ["synthesize_mlp", "MLP_TARGETS"]
+__all__ = ["synthesize_mlp", "MLP_TARGETS", "ICE40_EBR_SHAPES", "ebr_blocks", "check_memory"]
 
 MLP_TARGETS = ("up5k", "ecp5")
+
+ICE40_EBR_SHAPES = ((16, 256), (8, 512), (4, 1024), (2, 2048))
+"""(width, depth) configurations of one iCE40 ``SB_RAM40_4K`` block (4 kbit)."""
+
+
+def ebr_blocks(width: int, depth: int) -> int:
+    """iCE40 block RAMs a ``width`` x ``depth`` memory takes in the best configuration (Yosys's
+    memory mapping picks it; the digits CNN engine's estimate, 14, is what it used)."""
+    return min(-(-width // w) * -(-depth // d) for w, d in ICE40_EBR_SHAPES)
+
+
+def check_memory(engine, target: str) -> dict:
+    """The engine's memories in ``target``'s block RAMs: ``{"weights": n, "biases": n,
+    "activations": n, "total": n, "has": n}``; ``ValueError`` saying what it needs and what the
+    device has when they do not fit (checked before any tool runs). Only the iCE40 targets
+    (EBR counts) are estimated; others return ``{}``."""
+    capacity = TARGETS[target].get("capacity", {}).get("ram")
+    if capacity is None or not target.startswith(("ice40", "up5k")):
+        return {}
+    need = {name: ebr_blocks(width, depth) for name, (width, depth) in engine.memory_shapes.items()}
+    need["total"] = sum(need.values())
+    need["has"] = capacity
+    if need["total"] > capacity:
+        parts = ", ".join(f"{k} {v}" for k, v in need.items() if k not in ("total", "has"))
+        raise ValueError(
+            f"the engine needs about {need['total']} block RAMs ({parts}); the "
+            f"{TARGETS[target]['device']} has {capacity}: use a smaller model"
+        )
+    return need
 
 
 def synthesize_mlp(
