@@ -76,3 +76,54 @@ def test_load_wrong(tmp_path):
     (tmp_path / "manifest.json").write_text("[")
     with pytest.raises(ValueError, match="not valid JSON"):
         intmodel.load(tmp_path)
+
+
+def test_model_arrays_wrong():
+    """A layer of size 0, fractional weights and NaN are refused by name, never cast."""
+    fmt = PIXELS
+    with pytest.raises(ValueError, match=r"layer 0: weights of shape \(0, 4\)"):
+        IntModel([np.zeros((0, 4))], [np.zeros(0)], [0], 0, fmt)
+    with pytest.raises(ValueError, match=r"layer 0: weights hold fractional values \(for exa"):
+        IntModel([[[1.5, 2.0]]], [[0]], [0], 0, fmt)
+    with pytest.raises(ValueError, match="layer 1: biases hold NaN or infinite values"):
+        IntModel([np.ones((2, 2)), np.ones((1, 2))], [[0, 0], [np.nan]], [0, 0], 0, fmt)
+    with pytest.raises(ValueError, match="threshold must be integer codes"):
+        IntModel([[[1]]], [[0]], [0], "x", fmt)
+    # Integral floats are codes: taken as they are.
+    assert IntModel([[[1.0, -2.0]]], [[3.0]], [0], 0, fmt).weights[0].tolist() == [[1, -2]]
+
+
+def test_input_format_wrong():
+    with pytest.raises(ValueError, match=r"input codes \[5, 2\] must be an ordered range"):
+        intmodel.InputFormat(0, 5, 2)
+    with pytest.raises(ValueError, match="input format frac must be an integer"):
+        intmodel.InputFormat(0.5, 0, 2)
+    codes, clamped = intmodel.InputFormat(2, 0, 7).quantize([0.3, 1.0, 2.5, -1.0])
+    assert codes.tolist() == [1, 4, 7, 0] and clamped == 2  # 2.5 -> 10 > 7, -1 -> -4 < 0
+
+
+def test_conv_model_round_trip_and_format_1(tmp_path):
+    from helu.golden.layers import Conv2d, Dense
+
+    ops = [Conv2d((4, 4, 2), 3, 3, 2, 1), Dense(12, 2)]
+    rng = np.random.default_rng(0)
+    w = [rng.integers(-9, 9, (op.out_channels, op.fan_in)) for op in ops]
+    model = IntModel(w, [np.zeros(3), np.zeros(2)], [2, 3], -1,
+                     intmodel.InputFormat(3, -128, 127), ops)  # fmt: skip
+    intmodel.save(model, tmp_path / "m")
+    again = intmodel.load(tmp_path / "m")
+    assert again.ops == ops and again.input == model.input and again.sizes == [32, 12, 2]
+    # A format-1 folder (an MLP on digits pixels, before layers and input formats were stated).
+    intmodel.save(random_model(), tmp_path / "v1")
+    manifest = json.loads((tmp_path / "v1" / "manifest.json").read_text())
+    for key in ("layers", "input"):
+        del manifest[key]
+    manifest |= {"format_version": 1, "input_max": 16}
+    (tmp_path / "v1" / "manifest.json").write_text(json.dumps(manifest))
+    assert intmodel.load(tmp_path / "v1").input == PIXELS
+    manifest["layers"] = [{"op": "pool"}]
+    manifest["format_version"] = 2
+    manifest["input"] = PIXELS.to_dict()
+    (tmp_path / "v1" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="a layer must be one of dense, conv2d"):
+        intmodel.load(tmp_path / "v1")
