@@ -454,7 +454,7 @@ def summarize_cell(record: dict, reference: str = "relu") -> dict:
 def run_cells(cells, executor=None, done=None) -> list[dict]:
     """:func:`run_cell` for every cell, through ``executor`` (in this process when None).
 
-    ``executor.map(fn, items)`` must yield ``(index, result)`` pairs (see ``helu.executor``);
+    ``executor.map(fn, items)`` must yield ``(index, result)`` pairs (``helu.common.executor``);
     ``done(index, record)`` is called as each cell finishes (to save it, report progress).
     Returns the records in the order of ``cells``.
     """

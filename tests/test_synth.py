@@ -365,7 +365,7 @@ def test_sweep_wrong(tmp_path):
 @pytest.mark.slow
 def test_sweep_through_an_executor(tmp_path):
     need("yosys")
-    from helu.executor import PoolExecutor
+    from helu.common.executor import PoolExecutor
 
     with PoolExecutor(2) as pool:
         results, _ = sweep(

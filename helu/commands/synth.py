@@ -83,7 +83,7 @@ def run(args) -> int:
     import warnings
 
     from helu import outdir
-    from helu.executor import make_executor
+    from helu.common.executor import make_executor
     from helu.hw.synth import THRESHOLD_KINDS, sweep, sweep_params
     from helu.hw.units import UNITS
     from helu.synthreport import markdown_table, write_results
