@@ -21,6 +21,7 @@ from importlib import metadata
 from pathlib import Path
 
 from helu import mlp, onchipflow, proofs
+from helu.markdown import table
 
 __all__ = [
     "STEP_FILES",
@@ -287,12 +288,6 @@ def environment() -> dict:
     }
 
 
-def _table(header, rows) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join("" if c is None else str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def _fmt(x, spec=".3f"):
     return "n/a" if x is None else format(x, spec)
 
@@ -317,7 +312,7 @@ def _study_section(study, out_dir: Path) -> list[str]:
         f"Dataset `{study['dataset']}`, model `{study.get('model')}`; test accuracy over seeds "
         "(mean ± std), dead-unit fraction (units never positive on the training set) and the "
         "share of pre-activations inside the HeLU band (-alpha, 0].\n",
-        _table(["activation", "seeds", "test acc %", "dead frac", "band frac"], rows),
+        table(["activation", "seeds", "test acc %", "dead frac", "band frac"], rows),
         "",
     ]
     comparison = study.get("comparison", {})
@@ -350,7 +345,7 @@ def _golden_section(golden) -> list[str]:
         f"From `{golden.get('checkpoint')}` ({golden.get('act')}, alpha={golden.get('alpha')}, "
         f"test accuracy {_fmt(golden.get('accuracy'), '.4f')}), {golden.get('split', 'test')} "
         "split. `mask diff`: elements whose quantized mask differs from the float mask.\n",
-        _table(["set", "layer", "elements", "z format", "T", "sat.", "mask diff", "note"], rows),
+        table(["set", "layer", "elements", "z format", "T", "sat.", "mask diff", "note"], rows),
         "",
     ]
 
@@ -377,7 +372,7 @@ def _sim_section(sim) -> list[str]:
         "are checked with the threshold port (`T` driven per golden set) and with a constant `T` "
         "(the golden sets of that `T`). `sha256` is the simulated Verilog file's (its first 12 "
         "hex digits), the same file as under `verilog/` and in the synthesis table.\n",
-        _table(
+        table(
             [
                 "unit",
                 "simulator",
@@ -461,7 +456,7 @@ def render(found: dict, summary: dict, out_dir) -> str:
     parts += [
         "## Environment",
         "",
-        _table(
+        table(
             ["component", "version"],
             sorted((env["packages"] | env["tools"]).items(), key=lambda kv: kv[0]),
         ),
