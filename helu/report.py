@@ -109,8 +109,8 @@ def _check_record(step: str, data, path: Path) -> None:
 
 def _stale(found: dict, out_dir: Path) -> dict[str, str]:
     """Steps whose results are not tied to the inputs the report lists, with the reason."""
+    from helu.common.outdir import sha256_file
     from helu.golden.vectors import golden_digest
-    from helu.outdir import sha256_file
 
     reasons = {}
     golden, study = found.get("golden"), found.get("study")
@@ -469,9 +469,9 @@ def write_report(out_dir) -> tuple[Path, Path]:
     """Write ``report.md`` and ``summary.json`` into ``out_dir``; returns both paths.
 
     ``out_dir`` is a flow folder; another command's folder (whose own ``summary.json`` this would
-    overwrite) is refused (``helu.outdir``).
+    overwrite) is refused (``helu.common.outdir``).
     """
-    from helu import outdir
+    from helu.common import outdir
 
     out_dir = Path(out_dir)
     if not out_dir.is_dir():

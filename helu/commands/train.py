@@ -74,7 +74,7 @@ def run(args) -> int:
     from dataclasses import replace
     from pathlib import Path
 
-    from helu import outdir
+    from helu.common import outdir
     from helu.golden.train import PRESETS, format_table, run_study
 
     if args.integer:
