@@ -42,6 +42,11 @@ HeLU's rule.
 
 Statistics: Wilson score intervals for proportions, a distribution-free (order-statistic)
 interval for medians, and McNemar's exact test for paired binary outcomes; no scipy.
+
+Analysis (:func:`analyse`): per cell and HeLU arm a verdict against ReLU, helps / null / hurts
+(:func:`paired_verdict`: significant at ``SIGNIFICANCE`` per cell, McNemar), and the check of
+ReLU's born-dead rate against Lu et al.'s bounds for zero biases (:func:`lu_check`). The tables
+and plots of the study are the report layer's (``helu/collapse.py``).
 """
 
 import math
@@ -61,21 +66,27 @@ __all__ = [
     "GOOD_NMSE",
     "OPTIMIZERS",
     "SCALED_ALPHA",
+    "SIGNIFICANCE",
     "TARGETS",
+    "VERDICTS",
     "Cell",
+    "analyse",
     "arm_label",
     "born_dead",
     "dead_ray_bound",
     "init_params",
     "inputs",
+    "lu_check",
     "mcnemar",
     "median_ci",
     "outcomes",
+    "paired_verdict",
     "parse_arm",
     "run_cell",
     "run_cells",
     "summarize_cell",
     "target",
+    "verdicts",
     "wilson",
 ]
 
@@ -454,7 +465,7 @@ def summarize_cell(record: dict, reference: str = "relu") -> dict:
 def run_cells(cells, executor=None, done=None) -> list[dict]:
     """:func:`run_cell` for every cell, through ``executor`` (in this process when None).
 
-    ``executor.map(fn, items)`` must yield ``(index, result)`` pairs (see ``helu.executor``);
+    ``executor.map(fn, items)`` must yield ``(index, result)`` pairs (``helu.common.executor``);
     ``done(index, record)`` is called as each cell finishes (to save it, report progress).
     Returns the records in the order of ``cells``.
     """
@@ -481,3 +492,98 @@ def dead_ray_bound(width: int, depth: int) -> tuple[float, float]:
     """
     u = 1 - (1 - 2.0**-width) ** depth
     return (max(0.0, 2 * u - 1), u)
+
+
+# ------------------------------------------------------------------- the analysis: the verdicts
+
+SIGNIFICANCE = 0.05
+"""The per-cell significance level of the paired tests (McNemar, two-sided; not corrected for the
+number of cells)."""
+
+VERDICTS = ("helps", "null", "hurts")
+"""How a HeLU arm compares with ReLU on one cell and one outcome (:func:`paired_verdict`)."""
+
+
+def paired_verdict(test: dict, better: int) -> str:
+    """``"helps"``, ``"null"`` or ``"hurts"``: a paired test against ReLU (``summarize_cell``'s
+    ``vs_relu_*``: ``diff`` = arm - ReLU, ``p``) read as a verdict.
+
+    ``better`` is +1 when more of the outcome is better (good fits), -1 when less is (collapses).
+    The difference counts only when ``p < SIGNIFICANCE``; otherwise, or with no difference, the
+    cell is null.
+    """
+    if better not in (1, -1):
+        raise ValueError(f"better must be +1 or -1, not {better!r}")
+    if test["p"] >= SIGNIFICANCE or test["diff"] == 0:
+        return "null"
+    return "helps" if test["diff"] * better > 0 else "hurts"
+
+
+def verdicts(cells) -> dict:
+    """Per HeLU arm and outcome (``good``, ``collapsed``): the keys of the cells where it helps,
+    is null or hurts against ReLU (:func:`paired_verdict`). ``cells`` are summaries as
+    :func:`analyse` lists them (each with ``key`` and ``arms``)."""
+    out: dict = {}
+    for c in cells:
+        for arm, e in c["arms"].items():
+            if not arm.startswith("helu"):
+                continue
+            for what, better in (("good", 1), ("collapsed", -1)):
+                test = e.get(f"vs_relu_{what}")
+                if test is None:
+                    continue
+                slot = out.setdefault(arm, {}).setdefault(what, {v: [] for v in VERDICTS})
+                slot[paired_verdict(test, better)].append(c["key"])
+    return out
+
+
+def lu_check(cells) -> list[dict]:
+    """The check against Lu et al.: per (width, depth, bias), ReLU's born-dead rate (Wilson
+    interval) and, for zero biases, the bounds of :func:`dead_ray_bound` with ``within``: whether
+    the interval meets them. The init does not depend on optimizer or target, so each
+    (width, depth, bias) appears once (its first cell)."""
+    rows = {}
+    for c in cells:
+        bd = c["born_dead"]
+        row = {k: c[k] for k in ("width", "depth", "bias")} | {"born_dead": bd}
+        if c["bias"] == "zero":
+            lo, hi = dead_ray_bound(c["width"], c["depth"])
+            row |= {"bound_lo": lo, "bound_hi": hi, "within": bd["lo"] <= hi and bd["hi"] >= lo}
+        rows.setdefault((c["width"], c["depth"], c["bias"]), row)
+    return list(rows.values())
+
+
+def analyse(records) -> dict:
+    """The study's analysis of ``run_cell`` records: every cell's summary, the definitions, the
+    check against Lu et al. (:func:`lu_check`) and the verdict counts (:func:`verdicts`), as
+    ``collapse.json`` holds them."""
+    cells = []
+    for r in records:
+        cells.append(
+            {k: r[k] for k in ("key", "width", "depth", "bias", "optimizer", "target", "seeds")}
+            | {"steps": r["steps"], "lr": r["lr"], "arms": r["arms"], "seconds": r["seconds"]}
+            | {"cpu_seconds": r.get("cpu_seconds")}
+            | summarize_cell(r)
+        )
+    arms = list(dict.fromkeys(a for c in cells for a in c["arms"]))
+    return {
+        "definitions": {
+            "born_dead": "at init, with the ReLU forward, some hidden layer is 0 in every unit "
+            "for every training input",
+            "collapsed": f"Var(output) < {COLLAPSE_VAR:g} Var(target) after training",
+            "good_fit": f"final MSE < {GOOD_NMSE:g} Var(target) (R^2 > {1 - GOOD_NMSE:g})",
+            "recovered": "born dead and not collapsed after training",
+            "helu_scaled": f"alpha = {SCALED_ALPHA:g} x the layer's pre-activation std at init",
+            "significance": f"McNemar exact, two-sided, p < {SIGNIFICANCE:g} per cell "
+            "(not corrected for the number of cells)",
+            "dtype": "float32",
+        },
+        "labels": {a: arm_label(a) for a in arms},
+        "cells": cells,
+        "lu_check": lu_check(cells),
+        "verdicts": verdicts(cells),
+        "seconds": sum(c["seconds"] for c in cells),
+        "cpu_seconds": None
+        if any(c["cpu_seconds"] is None for c in cells)
+        else sum(c["cpu_seconds"] for c in cells),
+    }

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from helu import outdir
+from helu.common import outdir
 from helu.golden import fixed
 from helu.golden.activations import HeLU
 from helu.golden.checkpoint import load_checkpoint
@@ -294,7 +294,7 @@ def export_from_model(
     ``inputs``/``targets`` are one batch (all of it goes through in one pass); ``loss_fn(out,
     targets)`` must return the scalar training loss. ``meta`` adds to (and overrides) the
     manifest's fields (model, checkpoint, dataset, act, alpha, accuracy, split). ``out_dir``
-    follows ``helu.outdir``'s rule (``force``, and ``sources``, the files read, such as the
+    follows ``helu.common.outdir``'s rule (``force``, and ``sources``, the files read, such as the
     checkpoint: see ``vectors.write_golden``).
     """
     # Arguments are checked before the (possibly long) forward pass.

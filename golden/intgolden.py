@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from helu import outdir
+from helu.common import outdir
 from helu.golden import fixed, intmodel
 from helu.golden.vectors import hex_lines
 
@@ -93,7 +93,7 @@ def export_net(
 ) -> Path:
     """PTQ a float HeLU MLP and write the golden folder ``out``; returns the manifest path.
 
-    ``out`` follows ``helu.outdir``'s rule (new, empty or an integer-network golden folder of
+    ``out`` follows ``helu.common.outdir``'s rule (new, empty or an integer-network golden folder of
     ours; ``force`` for an unmarked one) and is written through a scratch folder.
 
     ``checkpoint``: a ``helu train`` MLP checkpoint on digits (its standardisation is folded into

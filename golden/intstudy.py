@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from helu.golden import data, fixed, intnet
 
-__all__ = ["IntStudyConfig", "QUICK", "FULL", "run_int_study", "alpha_thresholds", "format_table"]
+__all__ = ["IntStudyConfig", "QUICK", "FULL", "run_int_study", "alpha_thresholds", "write_metrics"]
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +208,8 @@ def _rows(label, mode, runs: dict, seeds, thresholds, lr_shift) -> list[dict]:
 
 
 def run_int_study(cfg: IntStudyConfig, out_dir=None, progress=None) -> dict:
-    """Run the study; write ``<out_dir>/int_metrics.json`` (and ``int_loss.png``) if given.
+    """Run the study; write ``<out_dir>/int_metrics.json`` if given (:func:`write_metrics`; the
+    table and the loss plot are the report layer's, ``helu/intflow.py``).
 
     Returns ``{"config", "split", "alpha_thresholds", "results": [row...], "seconds"}``; a row is
     ``{"label", "mode", "threshold" (None for float), "lr_shift", "seeds", "acc" (per seed),
@@ -307,52 +308,18 @@ def run_int_study(cfg: IntStudyConfig, out_dir=None, progress=None) -> dict:
             "seconds": time.perf_counter() - wall,
         }
         if out_dir is not None:
-            out_dir = Path(out_dir)
-            out_dir.mkdir(parents=True, exist_ok=True)
-            metrics["plot"] = _plot(out_dir, results)
-            tmp = out_dir / "int_metrics.json.tmp"
-            tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-            os.replace(tmp, out_dir / "int_metrics.json")
+            write_metrics(metrics, out_dir)
         return metrics
     finally:
         torch.set_num_threads(threads)
 
 
-def _plot(out_dir: Path, results) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 3.8))
-    for i, r in enumerate(results):
-        if r["mode"] == "scratch" and "lr" in r["label"]:
-            continue
-        # integer losses are in logit codes (Q8.5): squared, 2**10 times the float value
-        scale = 1.0 if r["mode"] == "float" else 2.0 ** (-2 * intnet.LOGITS_FRAC)
-        curve = [v * scale for v in r["loss_curve"]]
-        ax.plot(range(1, len(curve) + 1), curve, label=r["label"], color=f"C{i % 10}")
-    ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("training loss, float units (mean over seeds)")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax.set_title("Integer training on digits, batch 1 (ce: cross-entropy)")
-    fig.tight_layout()
-    fig.savefig(out_dir / "int_loss.png", dpi=120)
-    plt.close(fig)
-    return "int_loss.png"
-
-
-def format_table(metrics: dict) -> str:
-    """A plain-text table: setting, accuracy, dead fraction per hidden layer, band share."""
-    rows = [
-        f"{'setting':<24} {'acc % (mean +- std)':>20} {'dead l1':>8} {'dead l2':>8} {'band':>6}"
-    ]
-    for r in metrics["results"]:
-        band = "-" if r["band"] is None else f"{r['band']:.3f}"
-        d = r["dead_layers"]
-        rows.append(
-            f"{r['label']:<24} {100 * r['acc_mean']:>12.2f} +- {100 * r['acc_std']:<5.2f}"
-            f" {d[0]:>8.3f} {d[1]:>8.3f} {band:>6}"
-        )
-    return "\n".join(rows)
+def write_metrics(metrics: dict, out_dir) -> Path:
+    """Write ``metrics`` to ``<out_dir>/int_metrics.json`` (atomically: a half-written file is never
+    left under that name); returns its path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / "int_metrics.json.tmp"
+    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    os.replace(tmp, out_dir / "int_metrics.json")
+    return out_dir / "int_metrics.json"

@@ -506,7 +506,7 @@ def export(
     training trajectory; its manifest adds ``quantize`` (this import's layers, folded
     BatchNorms, scales and accuracies). Returns ``(manifest path, result)``.
     """
-    from helu import outdir
+    from helu.common import outdir
     from helu.golden import intgolden
 
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:

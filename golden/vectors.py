@@ -22,9 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from helu import outdir
+from helu.common import outdir
 from helu.golden import fixed
 from helu.golden.fixed import Format
+
+# The golden folder kinds (``helu.common.outdir``): a unit golden set (written here) and the
+# integer network's (``golden/intgolden.py``, which imports this module); both hold a manifest.
+GOLDEN_KIND = outdir.register_kind("golden", ["manifest.json"])
+GOLDEN_NET_KIND = outdir.register_kind("golden-net", ["manifest.json"])
 
 __all__ = [
     "GoldenSet",
@@ -155,8 +160,9 @@ def hex_lines(codes, width: int) -> str:
 def write_golden(out_dir, sets: list[GoldenSet], meta: dict, *, force=False, inputs=()) -> Path:
     """Write ``sets`` and a manifest into ``out_dir`` (replacing it); returns the manifest path.
 
-    ``out_dir`` must be new, empty or a golden folder (``helu.outdir``: a folder of other files is
-    refused; ``force`` replaces an unmarked golden folder; ``inputs`` may not lie inside it).
+    ``out_dir`` must be new, empty or a golden folder (``helu.common.outdir``: a folder of other
+    files is refused; ``force`` replaces an unmarked golden folder; ``inputs`` may not lie inside
+    it).
     Everything is written into a scratch sibling folder first and moved into place at the end,
     so a failure leaves no half-written golden folder behind.
     """

@@ -14,6 +14,7 @@ import warnings
 
 from helu import __version__
 from helu.commands import NAMES
+from helu.common.outdir import OutputFolderError, UnwritableFolderError
 
 __all__ = ["main", "build_parser"]
 
@@ -65,6 +66,22 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     print(f"helu: warning: {message}", file=sys.stderr)
 
 
+def _message(exc: BaseException) -> str:
+    """The one line a user error prints: the output-folder rule's errors worded as the options
+    the user typed (``--out``, ``--force``); any other error's first line."""
+    if isinstance(exc, OutputFolderError):
+        way_out = exc.way_out
+        if exc.force_kind is not None:
+            way_out = (
+                f"choose a new folder, or pass --force to replace this {exc.force_kind} folder"
+            )
+        return f"--out {exc.folder}: {exc.why}; {way_out}"
+    if isinstance(exc, UnwritableFolderError):
+        return f"--out {exc}"
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(_global_options(argv))
@@ -87,8 +104,7 @@ def main(argv=None) -> int:
         if os.environ.get("HELU_DEBUG"):
             raise
         _quiet_unused()
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"helu {args.command}: error: {message}", file=sys.stderr)
+        print(f"helu {args.command}: error: {_message(exc)}", file=sys.stderr)
         return 1
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -1,9 +1,11 @@
-"""`helu study collapse`: the grid, its files, plots, verdict and report section.
+"""`helu study collapse`: the grid, its files, plots and report section.
 
-The science (initialization, batched training, born-dead detection, Wilson, McNemar) is in
-``helu.golden.collapse``; this module chooses the cells (presets), runs them through an executor
-(``helu.executor``), keeps one raw file per cell so that an interrupted grid resumes where it
-stopped, and turns the records into ``collapse.json``, ``collapse.md`` and plots.
+The science (initialization, batched training, born-dead detection, Wilson, McNemar, and the
+analysis: the significance rule, the helps/null/hurts verdicts, the check against Lu et al.) is
+in ``helu.golden.collapse``; this module chooses the cells (presets), runs them through an
+executor (``helu.common.executor``), keeps one raw file per cell so that an interrupted grid
+resumes where it stopped, and presents the analysis as ``collapse.json``, ``collapse.md`` and
+plots.
 
 Files under the study folder:
 
@@ -18,11 +20,12 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from helu.markdown import table
+
 __all__ = [
     "PRESETS",
     "preset_cells",
     "run_study",
-    "analyse",
     "render_markdown",
     "report_section",
     "flow_step",
@@ -34,7 +37,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 REPORT_FILE = "collapse/collapse.json"  # where `helu flow` leaves the quick study
-SIGNIFICANCE = 0.05
 
 # Each preset: the grid's axes and the per-cell settings. `quick` is the flow's step (~10-30 s
 # on one core); `results` is the 16-cell grid behind docs/results/collapse.md (~15 CPU minutes);
@@ -154,7 +156,7 @@ def run_study(cells, out_dir, executor=None, *, resume: bool = True) -> dict:
     A cell whose raw file under ``cells/`` was made with the same settings is reused, so a grid
     stopped halfway resumes where it stopped; ``resume=False`` reruns every cell.
     """
-    from helu.golden.collapse import run_cells
+    from helu.golden.collapse import analyse, run_cells
 
     out_dir = Path(out_dir)
     folder = out_dir / "cells"
@@ -192,85 +194,6 @@ def run_study(cells, out_dir, executor=None, *, resume: bool = True) -> dict:
     return analysis
 
 
-# ---------------------------------------------------------------------------------- analysis
-
-
-def analyse(records) -> dict:
-    """Summaries of every cell, the check against Lu et al., and the verdict counts."""
-    from helu.golden.collapse import (
-        COLLAPSE_VAR,
-        GOOD_NMSE,
-        SCALED_ALPHA,
-        arm_label,
-        dead_ray_bound,
-        summarize_cell,
-    )
-
-    cells = []
-    for r in records:
-        s = summarize_cell(r)
-        cells.append(
-            {k: r[k] for k in ("key", "width", "depth", "bias", "optimizer", "target", "seeds")}
-            | {"steps": r["steps"], "lr": r["lr"], "arms": r["arms"], "seconds": r["seconds"]}
-            | {"cpu_seconds": r.get("cpu_seconds")}
-            | s
-        )
-    lu = {}  # (width, depth, bias) -> row; the init does not depend on optimizer or target
-    for c in cells:
-        bd = c["born_dead"]
-        row = {k: c[k] for k in ("width", "depth", "bias")} | {"born_dead": bd}
-        if c["bias"] == "zero":
-            lo, hi = dead_ray_bound(c["width"], c["depth"])
-            row |= {"bound_lo": lo, "bound_hi": hi, "within": bd["lo"] <= hi and bd["hi"] >= lo}
-        lu.setdefault((c["width"], c["depth"], c["bias"]), row)
-    verdicts = _verdicts(cells)
-    arms = list(dict.fromkeys(a for c in cells for a in c["arms"]))
-    return {
-        "definitions": {
-            "born_dead": "at init, with the ReLU forward, some hidden layer is 0 in every unit "
-            "for every training input",
-            "collapsed": f"Var(output) < {COLLAPSE_VAR:g} Var(target) after training",
-            "good_fit": f"final MSE < {GOOD_NMSE:g} Var(target) (R^2 > {1 - GOOD_NMSE:g})",
-            "recovered": "born dead and not collapsed after training",
-            "helu_scaled": f"alpha = {SCALED_ALPHA:g} x the layer's pre-activation std at init",
-            "significance": f"McNemar exact, two-sided, p < {SIGNIFICANCE:g} per cell "
-            "(not corrected for the number of cells)",
-            "dtype": "float32",
-        },
-        "labels": {a: arm_label(a) for a in arms},
-        "cells": cells,
-        "lu_check": list(lu.values()),
-        "verdicts": verdicts,
-        "seconds": sum(c["seconds"] for c in cells),
-        "cpu_seconds": None
-        if any(c["cpu_seconds"] is None for c in cells)
-        else sum(c["cpu_seconds"] for c in cells),
-    }
-
-
-def _verdicts(cells) -> dict:
-    """Per HeLU arm and outcome: cells where it beats ReLU, is null, or loses (paired)."""
-    out: dict = {}
-    for c in cells:
-        for arm, e in c["arms"].items():
-            if not arm.startswith("helu"):
-                continue
-            for what, better in (("good", 1), ("collapsed", -1)):
-                test = e.get(f"vs_relu_{what}")
-                if test is None:
-                    continue
-                slot = out.setdefault(arm, {}).setdefault(
-                    what, {"helps": [], "null": [], "hurts": []}
-                )
-                if test["p"] >= SIGNIFICANCE or test["diff"] == 0:
-                    slot["null"].append(c["key"])
-                elif test["diff"] * better > 0:
-                    slot["helps"].append(c["key"])
-                else:
-                    slot["hurts"].append(c["key"])
-    return out
-
-
 # -------------------------------------------------------------------------------------- plots
 
 
@@ -284,6 +207,8 @@ def _groups(cells, *fields):
 def plot(analysis: dict, out_dir) -> list[str]:
     """P(collapse) and P(good fit) against depth per width, each arm; heat maps of the paired
     HeLU - ReLU difference. Returns the file names written (none when matplotlib is missing)."""
+    from helu.golden.collapse import SIGNIFICANCE
+
     try:
         import matplotlib
 
@@ -396,11 +321,6 @@ def _rate(r, with_k=True) -> str:
     return f"{text} ({r['k']}/{r['n']})" if with_k else text
 
 
-def _table(header, rows) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
-
-
 def _seconds(c) -> str:
     cpu = c.get("cpu_seconds")
     return f"{c['seconds']:.0f} s" + ("" if cpu is None else f", {cpu:.0f} s CPU")
@@ -442,7 +362,7 @@ def render_markdown(analysis: dict, *, image_prefix: str = "") -> str:
         "x=+1 and x=-1 die; each dies within L layers with probability "
         "u = 1-(1-2^-width)^L; P in [2u-1, u]):",
         "",
-        _table(["bias", "width", "depth", "P(born dead)", "bounds (zero bias)", "CI meets"], rows),
+        table(["bias", "width", "depth", "P(born dead)", "bounds (zero bias)", "CI meets"], rows),
         "",
     ]
     for c in analysis["cells"]:
@@ -466,7 +386,7 @@ def render_markdown(analysis: dict, *, image_prefix: str = "") -> str:
             f"{c['optimizer']} lr {c['lr']:g}, {c['steps']} steps, target {c['target']}, "
             f"{c['seeds']} seeds, {_seconds(c)}): born dead {_rate(c['born_dead'])}",
             "",
-            _table(
+            table(
                 [
                     "arm",
                     "P(collapsed)",
@@ -498,7 +418,7 @@ def render_markdown(analysis: dict, *, image_prefix: str = "") -> str:
             "**HeLU against ReLU, cells by paired outcome** (helps: significantly more good "
             "fits, or fewer collapses):",
             "",
-            _table(["arm", "outcome", "helps", "null", "hurts"], rows),
+            table(["arm", "outcome", "helps", "null", "hurts"], rows),
             "",
         ]
     for name in analysis.get("plots", []):

@@ -5,13 +5,17 @@ scratch, ReLU ``T = 0`` against HeLU thresholds, 3 seeds, batch 1) into ``<out>/
 the integer network's golden folder with a training trajectory (``helu golden --net``) into
 ``<out>/golden-net/``, checked by replaying it. Report (:func:`section`, :func:`summary`): the
 rows, the dead-unit comparison, the loss curve, the PTQ accuracy and the trajectory's size.
+The study's presentation is here too (:func:`plot_loss`, :func:`format_table` for ``helu train
+--integer``); ``golden.intstudy`` computes the rows.
 """
 
 import json
 import logging
 from pathlib import Path
 
-__all__ = ["METRICS", "GOLDEN", "run_step", "section", "summary"]
+from helu.markdown import table
+
+__all__ = ["METRICS", "GOLDEN", "run_step", "plot_loss", "format_table", "section", "summary"]
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +33,7 @@ def run_step(out, seeds: int | None = None) -> dict:
     out = Path(out)
     cfg = intstudy.QUICK if seeds is None else replace(intstudy.QUICK, seeds=tuple(range(seeds)))
     metrics = intstudy.run_int_study(cfg, out / "intnet")
+    metrics["plot"] = plot_loss(out / "intnet", metrics["results"])
     manifest_path = intgolden.export_net(out / GOLDEN)
     errors = intgolden.check_inference(out / GOLDEN) + intgolden.check_trajectory(out / GOLDEN)
     if errors:
@@ -59,6 +64,50 @@ def run_step(out, seeds: int | None = None) -> dict:
     return metrics
 
 
+def plot_loss(out_dir, results) -> str:
+    """``<out_dir>/int_loss.png``: the mean training loss per epoch of every row (but the
+    learning-rate sweep's), in float units; returns the file name."""
+    import matplotlib
+
+    from helu.golden import intnet
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    for i, r in enumerate(results):
+        if r["mode"] == "scratch" and "lr" in r["label"]:
+            continue
+        # integer losses are in logit codes (Q8.5): squared, 2**10 times the float value
+        scale = 1.0 if r["mode"] == "float" else 2.0 ** (-2 * intnet.LOGITS_FRAC)
+        curve = [v * scale for v in r["loss_curve"]]
+        ax.plot(range(1, len(curve) + 1), curve, label=r["label"], color=f"C{i % 10}")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss, float units (mean over seeds)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_title("Integer training on digits, batch 1 (ce: cross-entropy)")
+    fig.tight_layout()
+    fig.savefig(Path(out_dir) / "int_loss.png", dpi=120)
+    plt.close(fig)
+    return "int_loss.png"
+
+
+def format_table(metrics: dict) -> str:
+    """A plain-text table: setting, accuracy, dead fraction per hidden layer, band share."""
+    rows = [
+        f"{'setting':<24} {'acc % (mean +- std)':>20} {'dead l1':>8} {'dead l2':>8} {'band':>6}"
+    ]
+    for r in metrics["results"]:
+        band = "-" if r["band"] is None else f"{r['band']:.3f}"
+        d = r["dead_layers"]
+        rows.append(
+            f"{r['label']:<24} {100 * r['acc_mean']:>12.2f} +- {100 * r['acc_std']:<5.2f}"
+            f" {d[0]:>8.3f} {d[1]:>8.3f} {band:>6}"
+        )
+    return "\n".join(rows)
+
+
 def summary(metrics: dict) -> dict:
     """``summary.json``'s ``intnet`` entry."""
     keys = ("label", "mode", "threshold", "acc_mean", "acc_std", "dead_layers", "band")
@@ -72,8 +121,6 @@ def summary(metrics: dict) -> dict:
 
 def section(metrics: dict, out_dir: Path) -> list[str]:
     """The report's Markdown section."""
-    from helu.report import _table
-
     cfg = metrics["config"]
     rows = [
         (
@@ -94,7 +141,7 @@ def section(metrics: dict, out_dir: Path) -> list[str]:
         "pre-activations with `T < q <= 0`. alpha gives T in Q8.4: "
         + ", ".join(f"{a} -> {t}" for a, t in metrics["alpha_thresholds"].items())
         + ".\n",
-        _table(
+        table(
             ["setting", "seeds", "test acc %", *(f"dead l{i + 1}" for i in range(layers)), "band"],
             rows,
         ),

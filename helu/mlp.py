@@ -99,7 +99,7 @@ def load_model(folder, unit: str = "net"):
 
 def verilog(args) -> int:
     """``helu verilog --unit mlp``: write ``<top>.v`` and ``<top>.json`` into ``--out``."""
-    from helu import outdir
+    from helu.common import outdir
     from helu.hw.net.verilog import generate
 
     model = load_model(args.model, args.unit)
@@ -217,8 +217,8 @@ def run_synth(model, *, targets, activations, macs=8, seeds=3, out="build/synth"
 
 def synth(args) -> int:
     """``helu synth --unit mlp --model DIR``: the table, plus ``<out>/mlp/results.json``."""
-    from helu import outdir
     from helu.commands.options import name_list
+    from helu.common import outdir
     from helu.hw.net.synth import MLP_TARGETS
 
     model = load_model(args.model, args.unit)

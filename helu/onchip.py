@@ -190,7 +190,7 @@ def run_onchip(
 
     if steps < 1:
         raise ValueError(f"steps must be >= 1, not {steps}")
-    from helu import outdir
+    from helu.common import outdir
 
     torch.set_num_threads(1)
     if model is not None:

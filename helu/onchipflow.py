@@ -67,8 +67,8 @@ def _command(steps: int, every: int, lanes: int, seed: int, model=None) -> str:
 def flow_step(flow) -> None:
     """The flow's training-on-chip step (module docstring); a missing Verilator skips it with the
     reason; any step that differs from golden stops the flow."""
+    from helu.common.outdir import sha256_file
     from helu.onchip import run_onchip
-    from helu.outdir import sha256_file
     from helu.sim import runner
 
     if flow.args.onchip == "off":
@@ -153,7 +153,7 @@ def check_record(data: dict, path: Path, need) -> None:
 
 def stale(data: dict, out_dir: Path) -> str | None:
     """Why the record is not tied to the Verilog it names (missing, or another hash), or None."""
-    from helu.outdir import sha256_file
+    from helu.common.outdir import sha256_file
 
     want = data.get("verilog_sha256")
     if not want or not data.get("verilog"):

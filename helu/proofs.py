@@ -69,7 +69,7 @@ def flow_options(args) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 def flow_step(flow) -> None:
     """Run the proofs for ``flow`` (a ``helu.commands.flow.Flow``): its units, out and jobs."""
-    from helu import outdir
+    from helu.common import outdir
     from helu.hw.formal import find_toolchain, prove_all
     from helu.hw.tools import ToolMissing
 

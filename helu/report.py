@@ -21,6 +21,7 @@ from importlib import metadata
 from pathlib import Path
 
 from helu import mlp, netflow, onchipflow, proofs
+from helu.markdown import table
 
 __all__ = [
     "STEP_FILES",
@@ -111,8 +112,8 @@ def _check_record(step: str, data, path: Path) -> None:
 
 def _stale(found: dict, out_dir: Path) -> dict[str, str]:
     """Steps whose results are not tied to the inputs the report lists, with the reason."""
+    from helu.common.outdir import sha256_file
     from helu.golden.vectors import golden_digest
-    from helu.outdir import sha256_file
 
     reasons = {}
     golden, study = found.get("golden"), found.get("study")
@@ -292,12 +293,6 @@ def environment() -> dict:
     }
 
 
-def _table(header, rows) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join("" if c is None else str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def _fmt(x, spec=".3f"):
     return "n/a" if x is None else format(x, spec)
 
@@ -322,7 +317,7 @@ def _study_section(study, out_dir: Path) -> list[str]:
         f"Dataset `{study['dataset']}`, model `{study.get('model')}`; test accuracy over seeds "
         "(mean ± std), dead-unit fraction (units never positive on the training set) and the "
         "share of pre-activations inside the HeLU band (-alpha, 0].\n",
-        _table(["activation", "seeds", "test acc %", "dead frac", "band frac"], rows),
+        table(["activation", "seeds", "test acc %", "dead frac", "band frac"], rows),
         "",
     ]
     comparison = study.get("comparison", {})
@@ -355,7 +350,7 @@ def _golden_section(golden) -> list[str]:
         f"From `{golden.get('checkpoint')}` ({golden.get('act')}, alpha={golden.get('alpha')}, "
         f"test accuracy {_fmt(golden.get('accuracy'), '.4f')}), {golden.get('split', 'test')} "
         "split. `mask diff`: elements whose quantized mask differs from the float mask.\n",
-        _table(["set", "layer", "elements", "z format", "T", "sat.", "mask diff", "note"], rows),
+        table(["set", "layer", "elements", "z format", "T", "sat.", "mask diff", "note"], rows),
         "",
     ]
 
@@ -382,7 +377,7 @@ def _sim_section(sim) -> list[str]:
         "are checked with the threshold port (`T` driven per golden set) and with a constant `T` "
         "(the golden sets of that `T`). `sha256` is the simulated Verilog file's (its first 12 "
         "hex digits), the same file as under `verilog/` and in the synthesis table.\n",
-        _table(
+        table(
             [
                 "unit",
                 "simulator",
@@ -467,7 +462,7 @@ def render(found: dict, summary: dict, out_dir) -> str:
     parts += [
         "## Environment",
         "",
-        _table(
+        table(
             ["component", "version"],
             sorted((env["packages"] | env["tools"]).items(), key=lambda kv: kv[0]),
         ),
@@ -480,9 +475,9 @@ def write_report(out_dir) -> tuple[Path, Path]:
     """Write ``report.md`` and ``summary.json`` into ``out_dir``; returns both paths.
 
     ``out_dir`` is a flow folder; another command's folder (whose own ``summary.json`` this would
-    overwrite) is refused (``helu.outdir``).
+    overwrite) is refused (``helu.common.outdir``).
     """
-    from helu import outdir
+    from helu.common import outdir
 
     out_dir = Path(out_dir)
     if not out_dir.is_dir():

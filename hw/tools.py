@@ -27,6 +27,7 @@ __all__ = [
     "ToolError",
     "ToolMissing",
     "ToolRun",
+    "ToolTimeout",
     "TOOLS",
     "find_tool",
     "tool_version",
@@ -36,6 +37,10 @@ __all__ = [
 
 class ToolError(RuntimeError):
     """An external tool failed: crashed, timed out, exited silently or left no usable output."""
+
+
+class ToolTimeout(ToolError):
+    """A tool gave no answer within the time it was allowed (it was killed, with its children)."""
 
 
 class ToolMissing(ToolError):
@@ -105,13 +110,15 @@ def tool_version(name: str) -> str:
 
 @dataclass(frozen=True)
 class ToolRun:
-    """A successful tool run: its log text and path, and how long it took."""
+    """A finished tool run: its log text and path, how long it took, and its exit status (0
+    unless the caller accepted others, ``check_exit=False``)."""
 
     tool: str
     design: str
     log: str
     log_path: Path
     seconds: float
+    returncode: int = 0
 
 
 def _tail(text: str) -> str:
@@ -133,6 +140,8 @@ def run_tool(
     expect_files=(),
     expect_log=(),
     tool: str | None = None,
+    env: dict[str, str] | None = None,
+    check_exit: bool = True,
 ) -> ToolRun:
     """Run ``argv`` in ``cwd``, write its combined stdout/stderr to ``log_path``, check the result.
 
@@ -155,10 +164,20 @@ def run_tool(
         Each must occur in the log (a ``str`` as a plain substring).
     tool : str, optional
         Name used in messages; default: the basename of ``argv[0]``.
+    env : dict, optional
+        Variables set for the tool on top of this process's environment (e.g. a ``PATH`` on
+        which it finds a program it runs by name).
+    check_exit : bool
+        Whether a non-zero exit is an error (default). A tool whose verdict is in its log and
+        whose exit status only repeats it (``yosys-smtbmc``: 1 for a counterexample) passes
+        ``False`` and reads ``ToolRun.returncode`` and the log itself.
 
-    Returns a :class:`ToolRun`. Raises :class:`ToolError` (one line: tool, design, what happened,
-    log path) on a non-zero exit, a timeout, a missing or empty output file, or a missing log
-    line; :class:`ToolMissing` when the executable does not exist.
+    The tool runs in its own process group: a timeout or an interrupt (Ctrl-C, or SIGTERM made a
+    ``KeyboardInterrupt``) kills the group, so a program it started (smtbmc's solver) does not
+    run on. Returns a :class:`ToolRun`. Raises :class:`ToolError` (one line: tool, design, what
+    happened, log path) on a non-zero exit, a missing or empty output file, or a missing log
+    line; :class:`ToolTimeout` on a timeout (the log then ends with ``killed after N s``);
+    :class:`ToolMissing` when the executable does not exist.
     """
     argv = [str(a) for a in argv]
     if not argv:
@@ -183,6 +202,7 @@ def run_tool(
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                env=None if env is None else {**os.environ, **env},
             )
         except FileNotFoundError as exc:
             raise ToolMissing(
@@ -196,7 +216,8 @@ def run_tool(
             returncode = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
-            raise ToolError(
+            log_file.write(f"\nkilled after {timeout:g} s\n")
+            raise ToolTimeout(
                 f"{where}: timed out after {timeout:g} s and was killed; log: {log_path}"
             ) from None
         except BaseException:
@@ -204,7 +225,7 @@ def run_tool(
             raise
     seconds = time.monotonic() - start
     log = log_path.read_text(errors="replace")
-    if returncode != 0:
+    if returncode != 0 and check_exit:
         what = f"killed by signal {-returncode}" if returncode < 0 else f"exit code {returncode}"
         last = _tail(log)
         detail = f" (last log line: {last})" if last else " with an empty log"
@@ -221,7 +242,10 @@ def run_tool(
             raise ToolError(
                 f"{where}: exited 0 but its log lacks {shown!r} (cut off?); log: {log_path}"
             )
-    return ToolRun(tool=tool, design=design, log=log, log_path=log_path, seconds=seconds)
+    return ToolRun(
+        tool=tool, design=design, log=log, log_path=log_path, seconds=seconds,
+        returncode=returncode,
+    )  # fmt: skip
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from helu import outdir
+from helu.common import outdir
 from helu.golden import fixed, intmodel
 from helu.sim import runner
 

@@ -34,9 +34,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from helu import outdir
+from helu.common import outdir
 from helu.hw.units import UNITS, UnitParams
 from helu.sim import stimulus as st
+
+SIM_KIND = outdir.register_kind("sim", ["summary.json"])  # a simulation folder
 
 __all__ = [
     "SIMULATORS",
@@ -372,8 +374,8 @@ def run_golden(
     format and alpha (constant ``T``). Corner cases are added per format. Returns the summary
     (also written to ``<out>/summary.json``). ``check_golden`` (default) first refuses a set whose
     ``y/mask/dz`` contradict ``golden.fixed`` (``ValueError`` naming it); switching it off lets
-    a test feed the benches a wrong golden set. ``out`` follows ``helu.outdir``'s rule (``force``
-    for an unmarked simulation folder).
+    a test feed the benches a wrong golden set. ``out`` follows ``helu.common.outdir``'s rule
+    (``force`` for an unmarked simulation folder).
     """
     from helu.golden.vectors import consistency_errors, golden_digest, load_golden
     from helu.hw.units import check_lanes

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from helu import outdir
+from helu.common import outdir
 from helu.golden import fixed
 from helu.sim import runner
 

@@ -1,4 +1,5 @@
-"""golden/collapse.py: statistics against known values, born-dead detection, pairing, batching."""
+"""golden/collapse.py: statistics against known values, born-dead detection, pairing, batching,
+and the analysis (verdicts against ReLU, the check against Lu et al.)."""
 
 import math
 
@@ -7,17 +8,21 @@ import pytest
 import torch
 
 from helu.golden.collapse import (
+    SIGNIFICANCE,
     Cell,
     born_dead,
     dead_ray_bound,
     init_params,
     inputs,
+    lu_check,
     mcnemar,
     median_ci,
     outcomes,
+    paired_verdict,
     parse_arm,
     run_cell,
     summarize_cell,
+    verdicts,
     wilson,
 )
 
@@ -210,6 +215,71 @@ def test_summarize_cell_pairs_against_relu():
     # collapsed: ReLU-only seed 0, HeLU-only seed 2
     assert (h["vs_relu_collapsed"]["ref_only"], h["vs_relu_collapsed"]["arm_only"]) == (1, 1)
     assert "vs_relu_good" not in s["arms"]["relu"]
+
+
+# -------------------------------------------------------------------------------- verdicts
+
+
+@pytest.mark.parametrize(
+    "diff, p, better, verdict",
+    [
+        (0.2, 0.01, 1, "helps"),  # significantly more good fits
+        (-0.2, 0.01, 1, "hurts"),
+        (0.2, 0.01, -1, "hurts"),  # significantly more collapses
+        (-0.2, 0.01, -1, "helps"),
+        (0.2, SIGNIFICANCE, 1, "null"),  # p = 0.05 is not below the level
+        (0.0, 0.001, 1, "null"),
+    ],
+)
+def test_paired_verdict(diff, p, better, verdict):
+    assert paired_verdict({"diff": diff, "p": p}, better) == verdict
+
+
+def test_paired_verdict_wrong():
+    with pytest.raises(ValueError, match="better must be"):
+        paired_verdict({"diff": 0.2, "p": 0.01}, 0)
+
+
+def _summary_cell(key, good, collapsed, **extra):
+    arms = {
+        "relu": {},
+        "helu:0.5": {"vs_relu_good": good, "vs_relu_collapsed": collapsed},
+        "leaky": {"vs_relu_good": {"diff": 0.5, "p": 1e-6}},  # not a HeLU arm: no verdict
+    }
+    return {"key": key, "arms": arms, **extra}
+
+
+def test_verdicts_sort_cells_by_outcome():
+    cells = [
+        _summary_cell("a", {"diff": 0.3, "p": 0.001}, {"diff": -0.3, "p": 0.001}),
+        _summary_cell("b", {"diff": 0.3, "p": 0.2}, {"diff": 0.3, "p": 0.001}),
+    ]
+    got = verdicts(cells)
+    assert list(got) == ["helu:0.5"], "only HeLU arms get a verdict"
+    assert got["helu:0.5"]["good"] == {"helps": ["a"], "null": ["b"], "hurts": []}
+    assert got["helu:0.5"]["collapsed"] == {"helps": ["a"], "null": [], "hurts": ["b"]}
+
+
+def _lu_cell(bias, lo, hi, optimizer="adam"):
+    born = {"p": (lo + hi) / 2, "lo": lo, "hi": hi, "k": 1, "n": 2}
+    return {"width": 2, "depth": 5, "bias": bias, "born_dead": born, "optimizer": optimizer}
+
+
+def test_lu_check_meets_and_misses_the_bounds():
+    lo, hi = dead_ray_bound(2, 5)
+    rows = lu_check(
+        [
+            _lu_cell("zero", lo - 0.01, hi + 0.01),
+            _lu_cell("zero", 0.0, 0.01, optimizer="sgd"),  # the same init again: not a new row
+            _lu_cell("symmetric", 0.0, 0.01),
+        ]
+    )
+    assert [r["bias"] for r in rows] == ["zero", "symmetric"]
+    assert rows[0]["within"] and (rows[0]["bound_lo"], rows[0]["bound_hi"]) == (lo, hi)
+    assert "within" not in rows[1], "the bounds hold for zero biases only"
+    # A born-dead rate far below the bounds (a wrong detector) is flagged, not passed.
+    (miss,) = lu_check([_lu_cell("zero", 0.0, lo / 2)])
+    assert miss["within"] is False
 
 
 # ---------------------------------------------------------------------------------- wrong

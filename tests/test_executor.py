@@ -1,10 +1,16 @@
-"""helu/executor.py: the same results here, in a process pool and on a local Dask cluster."""
+"""helu/common/executor.py: the same results here, in a process pool and on a local Dask cluster."""
 
 import math
 
 import pytest
 
-from helu.executor import DaskExecutor, PoolExecutor, SerialExecutor, make_executor
+from helu.common.executor import (
+    DaskExecutor,
+    PoolExecutor,
+    SerialExecutor,
+    make_executor,
+    run_all,
+)
 from helu.golden.collapse import Cell, run_cell, run_cells
 
 ITEMS = [5, 0, 12, 3, 7]
@@ -85,3 +91,17 @@ def test_dask_unreachable_scheduler():
     pytest.importorskip("dask.distributed", reason="Dask distributed is not installed")
     with pytest.raises(RuntimeError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
         DaskExecutor("tcp://127.0.0.1:9", timeout=2)
+
+
+def test_run_all_keeps_the_order_and_reports_progress():
+    """``run_all`` (the loop of the proofs and sweeps) returns results in the items' order, on any
+    executor, and calls ``progress`` once per result."""
+    want = [math.factorial(n) for n in ITEMS]
+    seen = []
+    assert run_all(math.factorial, ITEMS, progress=lambda *a: seen.append(a)) == want
+    assert [done for done, total, _ in seen] == [1, 2, 3, 4, 5] and seen[0][1] == len(ITEMS)
+    with PoolExecutor(2) as pool:
+        assert run_all(math.factorial, ITEMS, executor=pool) == want
+    assert run_all(math.factorial, ITEMS, jobs=2) == want
+    with pytest.raises(ValueError, match="factorial"):
+        run_all(math.factorial, [3, -1], jobs=2)

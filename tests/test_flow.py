@@ -65,7 +65,7 @@ def test_flow_ships_what_it_verified(flow):
     """Every file under verilog/ is, byte for byte, what cocotb simulated and Yosys synthesized."""
     _need("iverilog")
     _need("yosys")
-    from helu.outdir import sha256_file
+    from helu.common.outdir import sha256_file
 
     out, summary, report = flow
     simulated = {f["verilog_sha256"] for f in summary["sim"]["files"]}
@@ -153,9 +153,9 @@ def test_flow_report_names_missing_tools(flow):
 def test_check_shipped_wrong(tmp_path):
     """A verilog/ file that is not what a target synthesized stops the flow."""
     from helu.commands.flow import Flow
+    from helu.common.outdir import sha256_file
     from helu.hw.units import UnitParams
     from helu.hw.verilog import generate
-    from helu.outdir import sha256_file
 
     params = UnitParams(width=8, lanes=2)
     made = generate("forward", params, tmp_path)

@@ -1,9 +1,11 @@
-"""The integer-training study (golden/intstudy.py) and `helu train --integer`."""
+"""The integer-training study (golden/intstudy.py), its table and plot (helu/intflow.py) and
+`helu train --integer`."""
 
 import json
 
 import pytest
 
+from helu import intflow
 from helu.cli import main
 from helu.golden import intstudy
 
@@ -38,8 +40,9 @@ def test_study_rows(tmp_path):
     assert metrics["alpha_thresholds"] == {"0.001": -1, "0.01": -1, "0.05": -1, "0.1": -2}
     saved = json.loads((tmp_path / "int_metrics.json").read_text())
     assert saved["results"][0]["acc"] == metrics["results"][0]["acc"]
+    assert intflow.plot_loss(tmp_path, metrics["results"]) == "int_loss.png"
     assert (tmp_path / "int_loss.png").stat().st_size > 0
-    assert "int T=-4" in intstudy.format_table(metrics)
+    assert "int T=-4" in intflow.format_table(metrics)
 
 
 def test_config_wrong():
@@ -58,5 +61,7 @@ def test_cli_train_integer(tmp_path, capsys):
     )
     out = capsys.readouterr().out
     assert "integer study:" in out and "int T=-8" in out
+    assert (tmp_path / "int_loss.png").stat().st_size > 0  # the CLI draws the report's plot
+    assert json.loads((tmp_path / "int_metrics.json").read_text())["plot"] == "int_loss.png"
     assert main(["train", "--integer", "--epochs", "0", "--out", str(tmp_path / "x")]) == 1
     assert "epochs must be a positive integer" in capsys.readouterr().err

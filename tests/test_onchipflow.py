@@ -10,7 +10,7 @@ import json
 import pytest
 
 from helu import onchipflow
-from helu.outdir import sha256_file
+from helu.common.outdir import sha256_file
 from helu.report import collect, render, summarize
 
 STEPS = 4

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from golden_sets import random_set
 
-from helu import outdir
 from helu.cli import main
+from helu.common import outdir
 from helu.golden import fixed
 from helu.golden.vectors import load_golden, write_golden
 

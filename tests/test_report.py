@@ -43,7 +43,7 @@ SYNTH = {
 
 def write_steps(out, **steps):
     """Write step records; a simulation record is tied to the golden manifest written with it."""
-    from helu.outdir import sha256_file
+    from helu.common.outdir import sha256_file
 
     for step, content in sorted(steps.items(), key=lambda kv: kv[0] != "golden"):
         path = out / report.STEP_FILES[step]

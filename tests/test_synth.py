@@ -336,7 +336,7 @@ def test_generic_forward_has_no_datapath_gates(tmp_path):
     forward = synthesize("forward", UnitParams(width=8, lanes=lanes), "generic", out_dir=tmp_path)
     assert forward["gates"] <= lanes, forward["cells"]
     assert forward["fmax_mhz"] is None and forward["fmax_reason"]
-    from helu.outdir import sha256_file
+    from helu.common.outdir import sha256_file
 
     (verilog,) = (tmp_path / "generic").glob("*/*.v")  # the record names what it measured
     assert forward["verilog_sha256"] == sha256_file(verilog)
@@ -365,7 +365,7 @@ def test_sweep_wrong(tmp_path):
 @pytest.mark.slow
 def test_sweep_through_an_executor(tmp_path):
     need("yosys")
-    from helu.executor import PoolExecutor
+    from helu.common.executor import PoolExecutor
 
     with PoolExecutor(2) as pool:
         results, _ = sweep(

@@ -9,7 +9,15 @@ import time
 
 import pytest
 
-from helu.hw.tools import TOOLS, ToolError, ToolMissing, find_tool, run_tool, tool_version
+from helu.hw.tools import (
+    TOOLS,
+    ToolError,
+    ToolMissing,
+    ToolTimeout,
+    find_tool,
+    run_tool,
+    tool_version,
+)
 
 DESIGN = "toy_design (width 8, lanes 4, ice40)"
 
@@ -109,6 +117,38 @@ def test_run_tool_timeout(tmp_path):
         run(tmp_path, "import time; print('working', flush=True); time.sleep(60)", timeout=1)
     assert time.monotonic() - start < 30, "the hung tool was not killed"
     assert_one_line_naming(info.value, "timed out after 1 s")
+
+
+def test_tool_timeout_ends_the_solver_too(tmp_path):
+    """A timed-out tool run takes its children (smtbmc's solver) down with it."""
+    import os
+
+    script = "sleep 30 & echo $! > child.pid; wait"
+    with pytest.raises(ToolTimeout, match="timed out after 1 s"):
+        run_tool(["sh", "-c", script], cwd=tmp_path, timeout=1, log_path=tmp_path / "x.log",
+                 design=DESIGN)  # fmt: skip
+    child = int((tmp_path / "child.pid").read_text())
+    for _ in range(50):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the tool's child process {child} outlived the timeout")
+    assert "killed after 1 s" in (tmp_path / "x.log").read_text()
+
+
+def test_run_tool_env_and_unchecked_exit(tmp_path):
+    """``env`` reaches the tool; ``check_exit=False`` returns a failing run for its log."""
+    run = run_tool(
+        ["sh", "-c", "echo $HELU_PROBE; exit 1"], cwd=tmp_path, timeout=10,
+        log_path=tmp_path / "x.log", design=DESIGN, env={"HELU_PROBE": "seen"}, check_exit=False,
+    )  # fmt: skip
+    assert run.returncode == 1 and "seen" in run.log
+    with pytest.raises(ToolError, match="exit code 1"):
+        run_tool(["sh", "-c", "exit 1"], cwd=tmp_path, timeout=10, log_path=tmp_path / "y.log",
+                 design=DESIGN)  # fmt: skip
 
 
 def test_run_tool_missing_executable(tmp_path):

@@ -169,7 +169,7 @@ class Flow:
         self.seconds["intnet"] = time.monotonic() - start
 
     def verilog(self):
-        from helu import outdir
+        from helu.common import outdir
         from helu.golden.vectors import load_golden
         from helu.hw.synth import source_key
         from helu.hw.units import UNITS, UnitParams
@@ -239,7 +239,7 @@ class Flow:
             )
 
     def synth(self, metrics: dict):
-        from helu import outdir
+        from helu.common import outdir
         from helu.hw.synth import source_key, sweep, sweep_params
         from helu.hw.units import UNITS
         from helu.synthreport import plot_cost_vs_accuracy, write_results
@@ -313,8 +313,8 @@ class Flow:
     def _check_shipped(self, results):
         """Every file of verilog/ must be what each target synthesized (same SHA-256), unless
         its unit's lane limit kept it out (said in the notes)."""
+        from helu.common.outdir import sha256_file
         from helu.hw.units import UNITS
-        from helu.outdir import sha256_file
 
         synthesized = {(r["target"], r.get("verilog_sha256")) for r in results}
         targets = {r["target"] for r in results}
@@ -342,7 +342,7 @@ class Flow:
         self.seconds["collapse"] = time.monotonic() - start
 
     def run(self):
-        from helu import outdir
+        from helu.common import outdir
         from helu.report import NOTES, SKIPS, write_report
 
         # The folder is ours (or new): emptied first, so no result of an earlier flow can be

@@ -5,7 +5,8 @@ __all__ = ["int_list", "name_list", "add_unit_params", "unit_param_values", "add
 
 def add_force(parser, action: str) -> None:
     """``--force``: what the command then does with an output folder that looks like its own but
-    lacks helu's marker (``helu.outdir.claim``), e.g. ``"replace an --out golden folder"``."""
+    lacks helu's marker (``helu.common.outdir.claim``), e.g.
+    ``"replace an --out golden folder"``."""
     parser.add_argument(
         "--force",
         action="store_true",

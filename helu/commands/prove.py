@@ -6,7 +6,7 @@ valid/ready sequence, the four properties of ``hw.formal``: function (equal to t
 integer reference), stream rules, reset and throughput. Each proof prints one line; a failed one
 names the unit, the configuration, the broken property and the counterexample trace (VCD). The
 command writes ``results.json`` and ``results.md`` (the folder holds this run's proofs only: it
-is emptied first, and only a folder helu marked as proofs is, see ``helu.outdir``) and exits
+is emptied first, and only a folder helu marked as proofs is, see ``helu.common.outdir``) and exits
 non-zero when any proof fails or gives no verdict.
 """
 
@@ -55,7 +55,7 @@ def add_arguments(parser):
 def run(args) -> int:
     import time
 
-    from helu import outdir
+    from helu.common import outdir
     from helu.hw.formal import SOLVERS, find_toolchain, prove_all
     from helu.hw.units import UNITS
     from helu.proofs import proof_plan, write_results

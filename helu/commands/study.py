@@ -50,8 +50,8 @@ def add_arguments(parser):
 def run(args) -> int:
     from pathlib import Path
 
-    from helu import outdir
     from helu.collapse import preset_cells, run_study
+    from helu.common import outdir
     from helu.golden.collapse import BIASES, OPTIMIZERS, TARGETS
 
     overrides = {

@@ -82,8 +82,8 @@ def run(args) -> int:
     import time
     import warnings
 
-    from helu import outdir
-    from helu.executor import make_executor
+    from helu.common import outdir
+    from helu.common.executor import make_executor
     from helu.hw.synth import THRESHOLD_KINDS, sweep, sweep_params
     from helu.hw.units import UNITS
     from helu.synthreport import markdown_table, write_results

@@ -52,7 +52,8 @@ def add_arguments(parser):
 def run_integer(args) -> int:
     from dataclasses import replace
 
-    from helu.golden.intstudy import FULL, QUICK, format_table, run_int_study
+    from helu.golden.intstudy import FULL, QUICK, run_int_study, write_metrics
+    from helu.intflow import format_table, plot_loss
 
     cfg = FULL if args.preset == "full" else QUICK
     if args.seeds is not None:
@@ -62,6 +63,8 @@ def run_integer(args) -> int:
     if args.epochs is not None:
         cfg = replace(cfg, epochs=args.epochs)
     metrics = run_int_study(cfg, args.out)
+    metrics["plot"] = plot_loss(args.out, metrics["results"])
+    write_metrics(metrics, args.out)
     print(f"integer study: {args.out}/int_metrics.json ({metrics['seconds']:.0f} s)")
     print(format_table(metrics))
     return 0
@@ -71,7 +74,7 @@ def run(args) -> int:
     from dataclasses import replace
     from pathlib import Path
 
-    from helu import outdir
+    from helu.common import outdir
     from helu.golden.train import PRESETS, format_table, run_study
 
     if args.integer:

@@ -46,8 +46,8 @@ def add_arguments(parser):
 def run(args) -> int:
     import warnings
 
-    from helu import outdir
     from helu.commands.options import name_list
+    from helu.common import outdir
     from helu.hw.units import UNITS, UnitParams
     from helu.hw.verilog import generate
 
@@ -64,8 +64,8 @@ def run(args) -> int:
         **unit_param_values(args, UNITS),
     )
     # Every unit is generated into a scratch folder first and moved into --out only when all
-    # succeeded (helu.outdir.staged), so a unit that refuses the parameters (e.g. i-GELU at 32
-    # bits) or an interrupt leaves no half-written set of files behind; files of earlier runs in
+    # succeeded (helu.common.outdir.staged), so a unit that refuses the parameters (e.g. i-GELU at
+    # 32 bits) or an interrupt leaves no half-written set of files behind; files of earlier runs in
     # an --out of ours stay.
     out = outdir.claim(args.out, "verilog", force=args.force)
     notes = []

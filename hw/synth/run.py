@@ -9,6 +9,7 @@ import time
 import warnings
 from pathlib import Path
 
+from helu.common.outdir import sha256_file
 from helu.hw.synth.parse import (
     count_cells,
     parse_nextpnr_log,
@@ -24,7 +25,6 @@ from helu.hw.synth.targets import (
     tools_for,
 )
 from helu.hw.tools import ToolError, find_tool, run_tool, tool_version
-from helu.outdir import sha256_file
 
 __all__ = [
     "run_yosys",

@@ -1,7 +1,9 @@
-"""Many syntheses: every (target, parameter set, unit), in worker processes or on an executor."""
+"""Many syntheses: every (target, parameter set, unit), on any executor of
+``helu.common.executor`` (this process, worker processes, a Dask cluster)."""
 
 import warnings
 
+from helu.common.executor import run_all
 from helu.hw.synth.run import synthesize, threshold_kind
 from helu.hw.synth.targets import DEFAULT_FRAC, tools_for
 from helu.hw.tools import ToolError, find_tool
@@ -44,17 +46,6 @@ def sweep_params(widths, lanes_list, *, frac=None, alpha: float = 0.05, threshol
                     UnitParams(width=width, lanes=lanes, frac=f, alpha=alpha, threshold_port=port)
                 )
     return out
-
-
-def _worker_init():
-    """In a sweep worker, SIGTERM raises ``KeyboardInterrupt`` like Ctrl-C, so ``run_tool`` kills
-    the tool's process group before the worker ends (no Yosys left running, adopted by init)."""
-    import signal
-
-    def stop(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
 
 
 def _job(job):
@@ -117,10 +108,10 @@ def sweep(
     A target whose tools are missing is skipped (``skipped`` maps it to the reason, naming the
     package to install) instead of failing the sweep. A run whose tool fails yields a record with
     an ``error`` key and the sweep goes on; the caller decides what to do with it.
-    ``jobs > 1`` runs that many syntheses at once in worker processes; ``executor`` (an object
-    whose ``map(fn, items)`` yields ``(index, result)`` pairs as jobs finish, such as
-    ``helu.executor``'s process pool or Dask executor) runs them instead, and ``jobs`` is then
-    ignored. With a Dask cluster, ``out_dir`` must be on a file system the workers share.
+    ``jobs > 1`` runs that many syntheses at once in worker processes; ``executor`` (the
+    protocol of ``helu.common.executor``: its process pool or Dask executor) runs them instead,
+    and ``jobs`` is then ignored. With a Dask cluster, ``out_dir`` must be on a file system the
+    workers share.
     ``progress(done, total, record)`` is called after each run.
     """
     from helu.hw.units import UNITS, unelaborated
@@ -148,40 +139,6 @@ def sweep(
             continue
         runnable.append(target)
     work = _jobs(units, params_list, runnable, seeds, out_dir, yosys, sources or {})
-    results = []
-    if executor is not None:
-        for _index, record in executor.map(_job, work):
-            results.append(record)
-            if progress:
-                progress(len(results), len(work), results[-1])
-    elif jobs == 1 or len(work) <= 1:
-        for job in work:
-            results.append(_job(job))
-            if progress:
-                progress(len(results), len(work), results[-1])
-    else:
-        import concurrent.futures as cf
-
-        pool = cf.ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init)
-        try:
-            futures = [pool.submit(_job, job) for job in work]
-            for future in cf.as_completed(futures):
-                results.append(future.result())
-                if progress:
-                    progress(len(results), len(work), results[-1])
-        except BaseException:
-            # Interrupted (Ctrl-C, SIGTERM) or failed: stop the workers now, each killing its
-            # tool's process group (hw.tools.run_tool), instead of waiting for their runs.
-            for process in list((getattr(pool, "_processes", None) or {}).values()):
-                process.terminate()
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-        pool.shutdown(wait=True)
-    order = {
-        (u, p.width, p.lanes, t, threshold_kind(u, p)): k
-        for k, (u, p, t, *_rest) in enumerate(work)
-    }
-    results.sort(
-        key=lambda r: order[(r["unit"], r["width"], r["lanes"], r["target"], r.get("threshold"))]
-    )
+    # run_all returns the records in the order of the work, whatever order they finished in.
+    results = run_all(_job, work, executor=executor, jobs=jobs, progress=progress)
     return results, skipped

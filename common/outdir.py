@@ -1,16 +1,23 @@
-"""Output folders: the one rule every command that writes a folder follows, and file hashes.
+"""Output folders: the one rule every writer of a folder follows, and file hashes.
 
-A command only replaces (or writes into) a folder that it recognizably wrote itself:
+A writer (a command, a golden export, a simulation) only replaces or writes into a folder that it
+recognizably wrote itself. Each names its folder's **kind**, registered here by the module that
+owns the folder's format (:func:`register_kind`: ``golden`` and ``golden-net`` in
+``golden/vectors.py``, ``sim`` in ``sim/runner.py``, the commands' own kinds in ``helu/``), so
+this module names no command:
 
 - a folder that does not exist yet, or is empty, is taken;
 - a folder holding the marker file ``.helu-output.json`` of the same kind (``{"kind":
   "golden"}``, written by :func:`mark` when a command has filled it) is taken: it is ours;
 - a folder that looks like one of its kind but has no marker (written before markers existed)
-  is taken only with ``--force``;
-- anything else (a user's own files, another command's folder, a file, the current folder or a
-  folder above it, the home folder, ``/``, a folder that holds one of the command's inputs) is
-  refused with a one-line error naming the folder and the way out. ``--force`` never applies to
-  those.
+  is taken only with ``force``;
+- anything else (a user's own files, another kind's folder, a file, the current folder or a
+  folder above it, the home folder, ``/``, a folder that holds one of the writer's inputs) is
+  refused with :class:`OutputFolderError`, one line naming the folder and the way out. ``force``
+  never applies to those.
+
+The errors name the folder, not an option: the command line words them as its ``--out`` and
+``--force`` options (``helu.cli``), using the error's fields.
 
 :func:`staged` generalizes scratch-then-move: a command writes into a hidden sibling scratch
 folder and the result is moved in only when every file was written, so a failure or an interrupt
@@ -19,6 +26,7 @@ write in place for a long time (``helu flow``, ``helu sim``'s build cache): it c
 creates it and marks it.
 
 :func:`sha256_file` is the one place where files are hashed to tie a result to its inputs.
+Standard library only: ``golden``, ``hw``, ``sim`` and the command line all import it.
 """
 
 import contextlib
@@ -32,6 +40,9 @@ from pathlib import Path
 __all__ = [
     "MARKER",
     "KINDS",
+    "OutputFolderError",
+    "UnwritableFolderError",
+    "register_kind",
     "claim",
     "mark",
     "kind_of",
@@ -42,20 +53,48 @@ __all__ = [
 ]
 
 MARKER = ".helu-output.json"
-# The kinds of folder the commands write, and the files that make an unmarked folder look like
-# one of that kind (what --force may replace).
-KINDS = {
-    "train": ("metrics.json", "checkpoints"),
-    "golden": ("manifest.json",),
-    "golden-net": ("manifest.json",),
-    "verilog": (),
-    "sim": ("summary.json",),
-    "synth": ("results.json",),
-    "prove": ("results.json",),
-    "onchip": ("onchip.json",),
-    "flow": ("report.md", "summary.json", "skipped.json"),
-    "collapse": ("collapse.json", "cells"),
-}
+
+KINDS: dict[str, object] = {}
+"""The registered kinds of folder: kind -> what makes an unmarked folder look like one of that
+kind (what ``force`` may replace): a set of names, or a callable on the folder's names."""
+
+
+class OutputFolderError(ValueError):
+    """A folder a writer may not use: ``folder``, ``why`` and ``way_out`` (the message is
+    ``"{folder}: {why}; {way_out}"``). ``force_kind`` is the kind a ``force`` would replace, when
+    that is the way out (the command line then names its ``--force``)."""
+
+    def __init__(self, folder, why: str, way_out: str, *, force_kind: str | None = None):
+        super().__init__(f"{folder}: {why}; {way_out}")
+        self.folder = folder
+        self.why = why
+        self.way_out = way_out
+        self.force_kind = force_kind
+
+
+class UnwritableFolderError(OSError):
+    """A folder that cannot be created or written (``folder``; the message says why)."""
+
+    def __init__(self, folder, detail: str):
+        super().__init__(f"{folder}: cannot write there ({detail}); choose a writable folder")
+        self.folder = folder
+
+
+def register_kind(kind: str, names=(), *, looks_like=None) -> str:
+    """Register folder kind ``kind``; returns it.
+
+    An unmarked folder looks like one of this kind when it holds any of ``names`` (file or folder
+    names), or, with ``looks_like``, when ``looks_like(set of its names)`` is true. Registering a
+    kind again with the same names is a no-op (modules may be imported twice); with another rule
+    it raises ``ValueError``: two writers would disagree about one kind of folder.
+    """
+    if not isinstance(kind, str) or not kind:
+        raise ValueError(f"a folder kind is a non-empty string, not {kind!r}")
+    rule = looks_like if looks_like is not None else frozenset(names)
+    if KINDS.get(kind, rule) != rule:
+        raise ValueError(f"folder kind {kind!r} is already registered with another rule")
+    KINDS[kind] = rule
+    return kind
 
 
 def sha256_file(path) -> str:
@@ -84,22 +123,21 @@ def kind_of(folder) -> str | None:
     return data.get("kind") if isinstance(data, dict) else None
 
 
-def _refuse(folder, why: str, way_out: str = "choose a new or empty folder"):
-    raise ValueError(f"--out {folder}: {why}; {way_out}")
+def _refuse(folder, why: str, way_out: str = "choose a new or empty folder", **kwargs):
+    raise OutputFolderError(folder, why, way_out, **kwargs)
 
 
 def _looks_like(folder: Path, kind: str) -> bool:
-    names = {p.name for p in folder.iterdir()}
-    if kind == "verilog":
-        return bool(names) and all(Path(n).suffix in (".v", ".json") for n in names)
-    return any(n in names for n in KINDS[kind])
+    rule, found = KINDS[kind], {p.name for p in folder.iterdir()}
+    return bool(rule(found) if callable(rule) else found & rule)
 
 
 def claim(out, kind: str, *, force: bool = False, inputs=()) -> Path:
-    """Check that a ``kind`` command may write folder ``out``; returns it (nothing is created).
+    """Check that a ``kind`` writer may write folder ``out``; returns it (nothing is created).
 
-    ``inputs`` are the files or folders the command reads: ``out`` may be none of them and hold
-    none of them. Raises ``ValueError`` with a one-line message naming the folder and what to do.
+    ``inputs`` are the files or folders the writer reads: ``out`` may be none of them and hold
+    none of them. Raises :class:`OutputFolderError` (a ``ValueError``), one line naming the
+    folder and what to do, and ``ValueError`` for a kind nobody registered.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown output kind {kind!r}; one of {', '.join(KINDS)}")
@@ -131,22 +169,21 @@ def claim(out, kind: str, *, force: bool = False, inputs=()) -> Path:
         _refuse(
             out,
             f"holds files helu did not mark as its own (a {kind} folder from an older helu?)",
-            f"choose a new folder, or pass --force to replace this {kind} folder",
+            f"choose a new folder, or force the replacement of this {kind} folder",
+            force_kind=kind,
         )
     _refuse(out, "holds files that helu did not write (they would be lost)")
     return out
 
 
 def mark(folder, kind: str) -> None:
-    """Mark ``folder`` as written by a ``kind`` command (see :func:`claim`)."""
+    """Mark ``folder`` as written by a ``kind`` writer (see :func:`claim`)."""
     Path(folder).mkdir(parents=True, exist_ok=True)
     (Path(folder) / MARKER).write_text(json.dumps({"kind": kind}) + "\n")
 
 
 def _writable(out: Path, exc: OSError):
-    return OSError(
-        f"--out {out}: cannot write there ({exc.strerror or exc}); choose a writable folder"
-    )
+    return UnwritableFolderError(out, str(exc.strerror or exc))
 
 
 def prepare(out, kind: str, *, force: bool = False, inputs=(), clear: bool = False) -> Path:
@@ -190,9 +227,10 @@ def staged(out, kind: str, *, force: bool = False, inputs=(), merge: bool = Fals
                 target = out / item.name
                 if (target.exists() or target.is_symlink()) and target.is_dir() != item.is_dir():
                     what = "a folder" if target.is_dir() else "a file"
-                    raise ValueError(
-                        f"--out {out}: {target} is {what}, in the way of a file of this run; "
-                        "move it away or choose another folder"
+                    raise OutputFolderError(
+                        out,
+                        f"{target} is {what}, in the way of a file of this run",
+                        "move it away or choose another folder",
                     )
             for item in items:
                 target = out / item.name

@@ -1,0 +1,226 @@
+"""The reference as logic: numpy code evaluated on Amaranth values (:class:`Symbolic`).
+
+A proof needs a unit's integer reference as a circuit, not a table, and an engine can want a rule
+of ``golden.fixed`` as logic too. The registry's references are written with numpy operators and
+a few numpy functions only (``np.where``, ``np.clip``, ``np.minimum``, ``np.maximum``,
+``np.abs``, ``np.sign``, ``.clip``, ``.astype``), so :class:`Symbolic`, an array-like wrapper of
+an Amaranth value that implements numpy's dispatch protocols (``__array_ufunc__``,
+``__array_function__``), runs the *same* reference code on free variables and yields Amaranth
+expressions. There is no second copy of any rule: ``golden.fixed`` stays the one place where the
+threshold, the forward select and the backward gate are written, and a new unit whose reference
+sticks to these operations is proved without touching ``hw.formal``. Amaranth arithmetic widens
+instead of wrapping, so the expressions compute the exact integers numpy computes in int64 (the
+references keep their intermediates far below 63 bits).
+"""
+
+import operator
+
+import numpy as np
+from amaranth.hdl import Mux, Value
+
+__all__ = ["Symbolic", "all_of"]
+
+
+def _operand(x):
+    """An Amaranth operand for ``x``: a symbolic code's value, or a Python/numpy integer."""
+    if isinstance(x, Symbolic):
+        return x.value
+    if isinstance(x, (bool, np.bool_, int, np.integer)):
+        return int(x)
+    if isinstance(x, np.ndarray) and x.ndim == 0 and np.issubdtype(x.dtype, np.integer):
+        return int(x)
+    raise TypeError(f"a symbolic code combines only with integers, not {x!r}")
+
+
+def _symbolic(x) -> "Symbolic":
+    return x if isinstance(x, Symbolic) else Symbolic(_operand(x))
+
+
+def _binary(op, *, boolean=False, reflected=False):
+    def method(self, other):
+        a, b = self.value, _operand(other)
+        return Symbolic(op(b, a) if reflected else op(a, b), boolean=boolean)
+
+    return method
+
+
+def _where(condition, x, y):
+    return Symbolic(Mux(_symbolic(condition).astype(bool).value, _operand(x), _operand(y)))
+
+
+def _clip(a, a_min=None, a_max=None):
+    return _symbolic(a).clip(a_min, a_max)
+
+
+def _minimum(a, b):
+    return _where(_symbolic(a) < b, a, b)
+
+
+def _maximum(a, b):
+    return _where(_symbolic(a) > b, a, b)
+
+
+def _sign(a):
+    v = _operand(a)
+    return Symbolic(Mux(v > 0, 1, Mux(v < 0, -1, 0)))
+
+
+class Symbolic:
+    """One integer code as logic: numpy's operators and functions, evaluated as Amaranth values.
+
+    A reference written for int64 numpy arrays runs unchanged on ``Symbolic`` codes (the
+    ``golden`` rules let objects implementing numpy's ``__array_function__`` protocol through) and
+    returns ``Symbolic`` results whose ``value`` is the circuit computing it. Arithmetic is exact
+    (Amaranth widens where numpy's int64 would need to), comparisons give booleans, and anything
+    the class does not implement, or a Python ``if`` on a code, raises ``TypeError`` instead of
+    silently computing something else.
+
+    Parameters
+    ----------
+    value : Amaranth value or int
+        The code; signed or unsigned shapes keep their integer value.
+    boolean : bool
+        Whether the code is a numpy boolean (a comparison's result): ``~`` is then logical not.
+    """
+
+    __slots__ = ("_value", "_boolean")
+    __array_priority__ = 1000
+    __hash__ = None
+    shape = ()
+    ndim = 0
+
+    def __init__(self, value, *, boolean=False):
+        self._value = Value.cast(value)
+        self._boolean = boolean
+
+    @property
+    def value(self) -> Value:
+        return self._value
+
+    @property
+    def boolean(self) -> bool:
+        return self._boolean
+
+    def __repr__(self):
+        return f"Symbolic({self._value!r}{', boolean=True' if self._boolean else ''})"
+
+    def __bool__(self):
+        raise TypeError(
+            "a symbolic code has no truth value: the reference branches in Python on a code; "
+            "write the rule with np.where so that it can be proved"
+        )
+
+    __add__ = _binary(operator.add)
+    __radd__ = _binary(operator.add, reflected=True)
+    __sub__ = _binary(operator.sub)
+    __rsub__ = _binary(operator.sub, reflected=True)
+    __mul__ = _binary(operator.mul)
+    __rmul__ = _binary(operator.mul, reflected=True)
+    __and__ = _binary(operator.and_)
+    __rand__ = _binary(operator.and_, reflected=True)
+    __or__ = _binary(operator.or_)
+    __ror__ = _binary(operator.or_, reflected=True)
+    __xor__ = _binary(operator.xor)
+    __rxor__ = _binary(operator.xor, reflected=True)
+    __gt__ = _binary(operator.gt, boolean=True)
+    __ge__ = _binary(operator.ge, boolean=True)
+    __lt__ = _binary(operator.lt, boolean=True)
+    __le__ = _binary(operator.le, boolean=True)
+    __eq__ = _binary(operator.eq, boolean=True)
+    __ne__ = _binary(operator.ne, boolean=True)
+
+    def __rshift__(self, amount):
+        return Symbolic(self._value >> self._amount(amount))
+
+    def __lshift__(self, amount):
+        return Symbolic(self._value << self._amount(amount))
+
+    @staticmethod
+    def _amount(amount) -> int:
+        if isinstance(amount, bool) or not isinstance(amount, (int, np.integer)) or amount < 0:
+            raise TypeError(f"a symbolic code shifts only by a constant >= 0, not {amount!r}")
+        return int(amount)
+
+    def __neg__(self):
+        return Symbolic(-self._value)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return Symbolic(abs(self._value))
+
+    def __invert__(self):
+        if self._boolean:
+            return Symbolic(~self._value, boolean=True)
+        return Symbolic(-self._value - 1)  # two's complement ~k, at any width
+
+    def __pow__(self, exponent):
+        if isinstance(exponent, bool) or not isinstance(exponent, (int, np.integer)):
+            raise TypeError(f"a symbolic code takes only constant powers, not {exponent!r}")
+        if exponent < 1:
+            raise TypeError(f"a symbolic code takes only powers >= 1, not {exponent}")
+        result = self._value
+        for _ in range(int(exponent) - 1):
+            result = result * self._value
+        return Symbolic(result)
+
+    def astype(self, dtype, copy=True):
+        kind = np.dtype(dtype).kind
+        if kind == "b":
+            return self if self._boolean else Symbolic(self._value != 0, boolean=True)
+        if kind in "iu":
+            return Symbolic(self._value)
+        raise TypeError(f"a symbolic code converts only to integers or booleans, not {dtype}")
+
+    def clip(self, min=None, max=None):  # noqa: A002 (numpy's names)
+        v = self._value
+        if min is not None:
+            v = Mux(v < _operand(min), _operand(min), v)
+        if max is not None:
+            v = Mux(v > _operand(max), _operand(max), v)
+        return Symbolic(v)
+
+    _UFUNCS = {
+        np.add: operator.add,
+        np.subtract: operator.sub,
+        np.multiply: operator.mul,
+        np.bitwise_and: operator.and_,
+        np.bitwise_or: operator.or_,
+        np.bitwise_xor: operator.xor,
+        np.greater: operator.gt,
+        np.greater_equal: operator.ge,
+        np.less: operator.lt,
+        np.less_equal: operator.le,
+        np.equal: operator.eq,
+        np.not_equal: operator.ne,
+        np.right_shift: operator.rshift,
+        np.left_shift: operator.lshift,
+        np.power: operator.pow,
+        np.negative: operator.neg,
+        np.positive: operator.pos,
+        np.absolute: operator.abs,
+        np.invert: operator.invert,
+        np.minimum: _minimum,
+        np.maximum: _maximum,
+        np.sign: _sign,
+    }
+    _FUNCTIONS = {np.where: _where, np.clip: _clip}
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if method != "__call__" or kwargs or ufunc not in self._UFUNCS:
+            raise TypeError(f"a symbolic code does not implement numpy's {ufunc.__name__}")
+        return self._UFUNCS[ufunc](*(_symbolic(x) for x in inputs))
+
+    def __array_function__(self, func, types, args, kwargs):
+        if func not in self._FUNCTIONS:
+            raise TypeError(f"a symbolic code does not implement numpy's {func.__name__}")
+        return self._FUNCTIONS[func](*args, **kwargs)
+
+
+def all_of(conditions) -> Value:
+    """The AND of Amaranth ``conditions`` (1 for none)."""
+    result = Value.cast(1)
+    for c in conditions:
+        result = result & c
+    return result
