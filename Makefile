@@ -32,7 +32,7 @@ flow: setup
 	$(BIN)/helu flow --out $(OUT)
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=10
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -37,10 +37,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from helu.common.errors import UserError
+
 __all__ = [
     "MARKER",
     "KINDS",
     "OutputFolderError",
+    "UserError",
     "UnwritableFolderError",
     "register_kind",
     "claim",
@@ -59,7 +62,7 @@ KINDS: dict[str, object] = {}
 kind (what ``force`` may replace): a set of names, or a callable on the folder's names."""
 
 
-class OutputFolderError(ValueError):
+class OutputFolderError(UserError):
     """A folder a writer may not use: ``folder``, ``why`` and ``way_out`` (the message is
     ``"{folder}: {why}; {way_out}"``). ``force_kind`` is the kind a ``force`` would replace, when
     that is the way out (the command line then names its ``--force``)."""

@@ -1,7 +1,9 @@
 """The ``helu`` command line: one subcommand per step of the flow.
 
-Errors a user can fix (bad parameters, missing files, a tool that fails) end in one line on
-stderr and a non-zero exit; set ``HELU_DEBUG=1`` to see the traceback instead.
+Errors a user can fix (``helu.common.errors.UserError``, bad parameters, missing files, a tool
+that fails) end in one line on stderr and a non-zero exit; set ``HELU_DEBUG=1`` to see the
+traceback instead. Any other exception (a ``TypeError`` above all) is a bug and keeps its
+traceback.
 """
 
 import argparse
@@ -14,12 +16,15 @@ import warnings
 
 from helu import __version__
 from helu.commands import NAMES
+from helu.common.errors import UserError
 from helu.common.outdir import OutputFolderError, UnwritableFolderError
 
 __all__ = ["main", "build_parser"]
 
-# Exceptions that mean "the input or the environment is wrong", not "the program is wrong".
-USER_ERRORS = (ValueError, TypeError, OSError, RuntimeError)
+# Exceptions that mean "the input or the environment is wrong", not "the program is wrong":
+# UserError (a ValueError) and the ValueError/OSError/RuntimeError (hw.tools.ToolError) that
+# wrong values, missing files and failing tools raise. A TypeError is a bug: it surfaces.
+USER_ERRORS = (UserError, ValueError, OSError, RuntimeError)
 
 
 def build_parser() -> argparse.ArgumentParser:

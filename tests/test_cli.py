@@ -94,3 +94,24 @@ def test_flow_checks_options_before_training(tmp_path, argv, message):
     done = run_cli("-q", "flow", "--out", str(tmp_path / "out"), *argv)
     assert done.returncode == 1 and message in done.stderr, done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_user_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch, capsys):
+    """A UserError (or ValueError) ends in one line and rc 1; a TypeError is a bug and surfaces
+    with its traceback instead of passing for a user's mistake."""
+    import helu.commands.verilog as verilog_command
+    from helu.common.errors import UserError
+
+    def wrong_input(args):
+        raise UserError("--unit 'x': no such unit\nsecond line")
+
+    monkeypatch.setattr(verilog_command, "run", wrong_input)
+    assert main(["verilog"]) == 1
+    assert capsys.readouterr().err.strip() == "helu verilog: error: --unit 'x': no such unit"
+
+    def bug(args):
+        raise TypeError("unsupported operand type(s)")
+
+    monkeypatch.setattr(verilog_command, "run", bug)
+    with pytest.raises(TypeError, match="unsupported operand"):
+        main(["verilog"])

@@ -8,6 +8,7 @@ import json
 import shutil
 
 import pytest
+from conftest import need
 
 from helu.cli import main
 
@@ -24,11 +25,6 @@ def flow(tmp_path_factory):
     assert main(argv) == 0
     summary = json.loads((out / "summary.json").read_text())
     return out, summary, (out / "report.md").read_text()
-
-
-def _need(tool):
-    if not shutil.which(tool):
-        pytest.skip(f"{tool} is not installed: the flow skipped the step that needs it")
 
 
 @pytest.mark.slow
@@ -63,8 +59,8 @@ def test_flow_verilog(flow):
 @pytest.mark.slow
 def test_flow_ships_what_it_verified(flow):
     """Every file under verilog/ is, byte for byte, what cocotb simulated and Yosys synthesized."""
-    _need("iverilog")
-    _need("yosys")
+    need("iverilog")
+    need("yosys")
     from helu.common.outdir import sha256_file
 
     out, summary, report = flow
@@ -83,7 +79,7 @@ def test_flow_ships_what_it_verified(flow):
 
 @pytest.mark.slow
 def test_flow_simulation(flow):
-    _need("iverilog")
+    need("iverilog")
     out, summary, report = flow
     from helu.golden.vectors import load_golden
 
@@ -99,7 +95,7 @@ def test_flow_simulation(flow):
 
 @pytest.mark.slow
 def test_flow_synthesis(flow):
-    _need("yosys")
+    need("yosys")
     _out, summary, _report = flow
     units = {(r["unit"], r["lanes"]) for r in summary["synth"]}
     assert units == {(u, n) for u in UNITS.split(",") for n in (1, 4)}
@@ -121,7 +117,7 @@ def test_flow_formal(flow):
 
 @pytest.mark.slow
 def test_flow_mlp(flow):
-    _need("iverilog")
+    need("iverilog")
     _out, summary, report = flow
     mlp = summary["mlp"]  # the integer MLP engine: every test sample bit-exact
     assert mlp["sizes"] == [64, 32, 32, 10] and mlp["sim"][0]["checked"] == 360
@@ -148,6 +144,48 @@ def test_flow_report_names_missing_tools(flow):
     assert ("_Not run: " in report) == bool(skipped), skipped
     for why in skipped.values():
         assert why.split(";")[0][:40] in report
+
+
+def _bare_flow(tmp_path, **fields):
+    """A ``Flow`` with only the attributes its sim and synth steps read."""
+    from types import SimpleNamespace
+
+    from helu.commands.flow import Flow
+
+    flow = Flow.__new__(Flow)
+    flow.out, flow.skipped, flow.seconds, flow.notes, flow.generated = tmp_path, {}, {}, [], []
+    flow.args = SimpleNamespace(sim="icarus", fmax_seeds=1, jobs=1)
+    flow._begin = lambda what: 0.0
+    for name, value in fields.items():
+        setattr(flow, name, value)
+    return flow
+
+
+def test_flow_sim_names_a_missing_simulator(tmp_path, monkeypatch):
+    """The missing-tool branch the end-to-end test cannot reach on a machine with every tool:
+    without Icarus the sim step is skipped with the reason, and simulates nothing."""
+    from helu.sim import runner
+
+    monkeypatch.setattr(runner, "tool_missing", lambda sim: f"{sim} hidden by the test")
+    monkeypatch.setattr(runner, "run_generated", lambda *a, **k: pytest.fail("simulated"))
+    flow = _bare_flow(tmp_path)
+    flow.sim()
+    assert flow.skipped == {"sim": "icarus hidden by the test"}
+
+
+def test_flow_synth_names_a_missing_yosys(tmp_path, monkeypatch):
+    """Without Yosys every target is skipped and the synth step says which tool is missing."""
+    from helu.hw.tools import TOOLS
+
+    monkeypatch.setitem(TOOLS, "yosys", (("helu-no-such-yosys",), "Debian package 'yosys'"))
+    flow = _bare_flow(
+        tmp_path, units=["forward"], synth_lanes=(1,), synth_widths=(8,), frac_by_width={8: 4},
+        targets=["generic"],
+    )  # fmt: skip
+    flow.synth({})
+    assert list(flow.skipped) == ["synth"]
+    assert flow.skipped["synth"].startswith("generic: yosys is not installed"), flow.skipped
+    assert "Debian package 'yosys'" in flow.skipped["synth"]
 
 
 def test_check_shipped_wrong(tmp_path):

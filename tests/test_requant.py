@@ -48,6 +48,30 @@ def test_requantize_matches_golden(shift):
     np.testing.assert_array_equal(got, fixed.requantize(accs.astype(np.int64), shift))
 
 
+# (shift, accumulator, int8 code) worked by hand from the rule in docs/design.md, not from any
+# helper of the project: (acc + 2**(shift-1)) >> shift (floor), then clamp to [-128, 127].
+PINNED = [
+    (0, 5, 5), (0, 300, 127), (0, -300, -128), (0, -128, -128),
+    (1, 1, 1), (1, -1, 0), (1, 3, 2), (1, -3, -1), (1, 254, 127), (1, 255, 127),
+    (4, 7, 0), (4, 8, 1), (4, -8, 0), (4, -9, -1), (4, 24, 2), (4, -24, -1),
+    (4, 2039, 127), (4, 2040, 127), (4, -2056, -128), (4, -2057, -128), (4, -2040, -127),
+    (9, 255, 0), (9, 256, 1), (9, -256, 0), (9, -257, -1), (9, 1000, 2),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("shift", sorted({s for s, _a, _q in PINNED}))
+def test_requantize_pinned_values(shift):
+    """Hand-worked codes: the hardware helper (and the golden rule it shares) give exactly these,
+    so a wrong rounding (half even, half away from zero, truncation) or clamp fails here even
+    though hardware and golden would still agree with each other."""
+    cases = [(a, q) for s, a, q in PINNED if s == shift]
+    accs = np.array([a for a, _q in cases], dtype=np.int64)
+    want = [q for _a, q in cases]
+    got = _simulate(lambda a, _i: requantize(a, shift), accs, [0] * len(accs))
+    assert got.tolist() == want, f"shift {shift}: accumulators {accs.tolist()}"
+    assert fixed.requantize(accs, shift).tolist() == want, f"golden rule, shift {shift}"
+
+
 def test_round_select_then_saturate_matches_golden():
     shifts = [7, 3, 7, 0]
     accs = _accumulators(1)

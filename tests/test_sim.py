@@ -9,6 +9,7 @@ import json
 import shutil
 
 import pytest
+from conftest import need
 from golden_sets import random_set
 
 from helu.golden import fixed
@@ -19,12 +20,6 @@ from helu.sim import stimulus as st
 
 LANES = 3  # odd, so every set ends in a padded transfer
 STALL = 0.5  # valid and ready each low about half the time
-
-
-def _need(simulator):
-    missing = runner.tool_missing(simulator)
-    if missing:
-        pytest.skip(f"{simulator} not available: {missing}")
 
 
 META = {"model": "synthetic", "checkpoint": None, "dataset": "random", "act": "helu",
@@ -63,7 +58,7 @@ def _assert_clean(summary):
 @pytest.mark.slow
 @pytest.mark.parametrize("unit", list(UNITS))
 def test_golden_icarus(unit, golden, out):
-    _need("icarus")
+    need("icarus")
     summary = runner.run_golden(golden, units=[unit], lanes=LANES, width=8, out=out)
     _assert_clean(summary)
     # every golden element plus the corner cases went through the RTL
@@ -77,7 +72,7 @@ def test_golden_icarus(unit, golden, out):
 @pytest.mark.parametrize("unit", ["forward-train", "backward-z"])
 def test_constant_threshold_icarus(unit, golden, out):
     """One build per format with T as a constant: a build per 8-bit set here."""
-    _need("icarus")
+    need("icarus")
     summary = runner.run_golden(
         golden, units=[unit], lanes=LANES, width=8, out=out, threshold_port=False
     )
@@ -89,7 +84,7 @@ def test_constant_threshold_icarus(unit, golden, out):
 @pytest.mark.slow
 def test_verilator_stall_storm_and_reset(golden, out):
     """forward-train and backward-z on Verilator under a stall storm, then a mid-stream reset."""
-    _need("verilator")
+    need("verilator")
     summary = runner.run_golden(
         golden,
         units=["forward-train", "backward-z"],
@@ -125,7 +120,7 @@ def _check_reset(build, golden):
 
 @pytest.mark.slow
 def test_stall_storm_icarus(golden, out):
-    _need("icarus")
+    need("icarus")
     summary = runner.run_golden(
         golden, units=["backward-mask"], lanes=LANES, width=8, out=out, stall=STALL, seed=5
     )
@@ -138,7 +133,7 @@ def test_stall_storm_icarus(golden, out):
 
 @pytest.mark.slow
 def test_reset_mid_stream_icarus(golden, out):
-    _need("icarus")
+    need("icarus")
     build = runner.build_unit("forward-train", _params(golden), "icarus", out)
     _check_reset(build, golden)
 
@@ -151,7 +146,7 @@ def _params(golden):
 @pytest.mark.slow
 def test_corrupted_golden_fails(golden, out, tmp_path, capsys):
     """One expected value flipped: the run fails and names the set, element and values."""
-    _need("icarus")
+    need("icarus")
     meta, sets = load_golden(golden)
     bad = sets[0]
     element = 77
@@ -218,7 +213,7 @@ endmodule
 def test_faulty_units_caught(golden, out, tmp_path):
     """A unit that loses data under backpressure passes at full rate but fails the stall storm;
     one whose valid survives reset fails the mid-stream reset test."""
-    _need("icarus")
+    need("icarus")
     params = UnitParams(width=8, lanes=LANES)
     reference = runner.build_unit("forward", params, "icarus", out)
     stim = _forward_stim(reference, golden)
@@ -235,7 +230,7 @@ def test_faulty_units_caught(golden, out, tmp_path):
 
 @pytest.mark.slow
 def test_waves_icarus(golden, tmp_path):
-    _need("icarus")
+    need("icarus")
     params = UnitParams(width=8, lanes=1)
     build = runner.build_unit("forward", params, "icarus", tmp_path, waves=True)
     assert build.directory.name.endswith("-waves")
@@ -263,7 +258,7 @@ def test_sim_cli_wrong(golden, tmp_path, capsys):
 
 def test_sim_cli_width_wrong(golden, tmp_path, capsys):
     """A width no golden set has: checked after the simulator is found, so it needs Icarus."""
-    _need("icarus")
+    need("icarus")
     from helu.cli import main
 
     argv = ["sim", "--golden", str(golden), "--width", "12", "--out", str(tmp_path / "o")]

@@ -11,6 +11,7 @@ import warnings
 
 import pytest
 from amaranth.hdl import Fragment
+from conftest import need
 
 from helu.hw.synth import (
     DoesNotFit,
@@ -24,7 +25,7 @@ from helu.hw.synth import (
     sweep_params,
     synthesize,
 )
-from helu.hw.tools import TOOLS, ToolError, ToolMissing, find_tool
+from helu.hw.tools import TOOLS, ToolError
 from helu.hw.units import UNITS, UnitParams, study_units
 from helu.synthreport import markdown_table, plot_cost_vs_accuracy, ratio_table, write_results
 
@@ -56,14 +57,6 @@ module wide(input clk, input [{PINS - 1}:0] a, output reg y);
   always @(posedge clk) y <= ^a;
 endmodule
 """
-
-
-def need(*tools):
-    for tool in tools:
-        try:
-            find_tool(tool)
-        except ToolMissing as exc:
-            pytest.skip(str(exc))
 
 
 def synth_toy(folder, source, top, target, json_out=None):

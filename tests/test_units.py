@@ -110,11 +110,6 @@ def test_check_threshold_wrong():
         check_threshold(None, 8)
 
 
-def test_unknown_attribute_wrong():
-    with pytest.raises(AttributeError, match="has no attribute 'NOPE'"):
-        units.NOPE  # noqa: B018
-
-
 def test_every_unit_describes_itself():
     from helu.golden.activations import STUDY_ACTIVATIONS
 
