@@ -244,7 +244,7 @@ def array_generic(codes) -> bool:
     """Whether the rules take ``codes`` as they are instead of as an int64 numpy array.
 
     True for a torch tensor and for an array-like other than a numpy array that implements
-    numpy's ``__array_function__`` protocol (``hw.formal.Symbolic``: the formal proofs evaluate
+    numpy's ``__array_function__`` protocol (``hw.symbolic.Symbolic``: the formal proofs evaluate
     these very rules as logic). The rules below use only operators, ``.clip``, ``.astype`` and
     ``np.where``, so they mean the same on all of them.
     """

@@ -42,6 +42,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# The output-folder kind (``helu.common.outdir``) of the folders written here: a manifest.
+FOLDER_KIND = outdir.register_kind("golden-net", ["manifest.json"])
 KIND = "helu-intnet-golden"
 VERSION = 1
 MANIFEST = "manifest.json"
@@ -106,7 +108,7 @@ def export_net(
     """
     from helu.golden import data, intnet
 
-    out = outdir.claim(out, "golden-net", force=force, inputs=(checkpoint,))
+    out = outdir.claim(out, FOLDER_KIND, force=force, inputs=(checkpoint,))
     source: dict
     if checkpoint is not None:
         from helu.golden.checkpoint import load_checkpoint
@@ -176,7 +178,7 @@ def write_net(
     model = q.model
     x_train, y_train = (np.asarray(a, dtype=np.int64) for a in train)
     x_test, y_test = (np.asarray(a, dtype=np.int64) for a in test)
-    out = outdir.claim(out, "golden-net", force=force, inputs=inputs)
+    out = outdir.claim(out, FOLDER_KIND, force=force, inputs=inputs)
     logits, cls = intmodel.infer(model, x_test)
     int_acc = float(np.mean(cls == y_test))
     log.info(
@@ -186,7 +188,7 @@ def write_net(
         len(x_test),
     )
 
-    with outdir.staged(out, "golden-net", force=force, inputs=inputs) as tmp:
+    with outdir.staged(out, FOLDER_KIND, force=force, inputs=inputs) as tmp:
         intmodel.save(model, tmp / "model")
         arrays = {"x": x_test, "logits": logits, "cls": cls, "labels": y_test}
         arrays = {k: np.asarray(v, dtype=np.int64) for k, v in arrays.items()}

@@ -45,6 +45,7 @@ __all__ = [
     "ptq",
     "accuracy",
     "FINE_TUNE_LR_SHIFT",
+    "CNN_OPS",
 ]
 
 INPUT_FRAC = 4  # pixel codes 0..16 stand for pixel / 16
@@ -355,6 +356,15 @@ SCRATCH_W_FRACS = (6, 6, 6)
 SCRATCH_OUT_FRACS = (4, 4, LOGITS_FRAC)
 
 
+# The digits CNN of the integer study (the example user model's shape, golden.examples):
+# conv3x3 1->8 (pad 1), conv3x3 stride 2 8->16 (pad 1), dense 256->10, on HWC pixel codes.
+CNN_OPS = (
+    intmodel.Conv2d((8, 8, 1), 8, 3, 1, 1),
+    intmodel.Conv2d((8, 8, 8), 16, 3, 2, 1),
+    intmodel.Dense(256, 10),
+)
+
+
 def scratch_scales(delta_gain: int = 2, lr_shift: int = 5) -> Scales:
     return Scales.chain(INPUT_FRAC, SCRATCH_W_FRACS, SCRATCH_OUT_FRACS, delta_gain, lr_shift)
 
@@ -419,10 +429,15 @@ class IntNet:
         return cls(masters, biases, scales, t, model.ops, model.input)
 
     @classmethod
-    def scratch(cls, seeds, scales: Scales, thresholds, sizes=(64, *HIDDEN, 10)):
-        """Fresh masters, ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` rounded, zero biases, per seed."""
+    def scratch(cls, seeds, scales: Scales, thresholds, sizes=(64, *HIDDEN, 10), ops=None):
+        """Fresh masters, ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` rounded, zero biases, per seed.
+
+        ``ops`` (``golden.layers``; the digits CNN: :data:`CNN_OPS`) replaces the MLP ``sizes``.
+        """
+        if ops is None:
+            ops = [intmodel.Dense(a, b) for a, b in zip(sizes, sizes[1:], strict=False)]
         masters, biases = [], []
-        for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:], strict=False)):
+        for i, (n_in, n_out) in enumerate((op.fan_in, op.out_channels) for op in ops):
             frac = scales.w_fracs[i] + fixed.SHADOW_SHIFT
             runs = []
             for seed in seeds:
@@ -431,7 +446,7 @@ class IntNet:
                 runs.append(torch.round(u * 2.0**frac / math.sqrt(n_in)).long())
             masters.append(torch.stack(runs))
             biases.append(torch.zeros(len(seeds), n_out, dtype=torch.int64))
-        return cls(masters, biases, scales, thresholds)
+        return cls(masters, biases, scales, thresholds, ops)
 
     def shadows(self) -> list[torch.Tensor]:
         return [fixed.shadow_weights(m) for m in self.masters]
@@ -509,15 +524,22 @@ class IntNet:
     def evaluate(self, x, labels) -> dict:
         """Accuracy (R,), dead-unit fractions (R, hidden layers) and band share (R,) on ``x``.
 
-        A unit is dead when its pre-activation is never positive on ``x``; the band is
-        ``T < q <= 0`` (output 0, gradient flowing).
+        A unit is dead when its pre-activation is never positive on ``x`` (a convolution's
+        channel: at no position of any sample); the band is ``T < q <= 0`` (output 0, gradient
+        flowing).
         """
         x = torch.as_tensor(x, dtype=torch.int64).expand(self.runs, -1, -1)
         _, qs = self.forward(x)
         labels = torch.as_tensor(labels)
         cls = intmodel.argmax(qs[-1].reshape(-1, qs[-1].shape[-1])).reshape(self.runs, -1)
         acc = (cls == labels).double().mean(1)
-        dead = torch.stack([(q <= 0).all(1).double().mean(1) for q in qs[:-1]], 1)
+        dead = torch.stack(
+            [
+                (q.reshape(self.runs, -1, op.out_channels) <= 0).all(1).double().mean(1)
+                for q, op in zip(qs[:-1], self.ops, strict=False)
+            ],
+            1,
+        )
         t = self.thresholds[:, None, None]
         band = sum(((q > t) & (q <= 0)).sum((1, 2)) for q in qs[:-1])
         band = band.double() / sum(q.shape[1] * q.shape[2] for q in qs[:-1])

@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 class IntStudyConfig:
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     thresholds: tuple[int, ...] = (0, -1, -2, -4, -8)  # T in hidden LSB; 0 is ReLU
-    modes: tuple[str, ...] = ("scratch", "finetune", "float")
+    modes: tuple[str, ...] = ("scratch", "finetune", "float", "cnn")
     epochs: int = 20  # scratch and float runs
     finetune_epochs: int = 5
     lr_shift: int = 3  # learning rate 2**-3, as shifts
@@ -57,6 +57,8 @@ class IntStudyConfig:
     alphas: tuple[float, ...] = (0.001, 0.01, 0.05, 0.1)  # reported as their T in Q8.4
     float_epochs: int = 40  # of the float model that fine-tuning starts from
     max_train: int | None = None  # use only the first N training samples (quick tests)
+    cnn_epochs: int = 5  # the CNN rows (intnet.CNN_OPS) from scratch, at lr_shift
+    cnn_thresholds: tuple[int, ...] | None = None  # default: the MLP's thresholds
 
     def __post_init__(self):
         self.seeds, self.thresholds = tuple(self.seeds), tuple(self.thresholds)
@@ -67,17 +69,28 @@ class IntStudyConfig:
         if not self.thresholds or any(not lo <= t <= 0 for t in self.thresholds):
             raise ValueError(f"thresholds must be integers in {lo}..0, not {self.thresholds}")
         for mode in self.modes:
-            if mode not in ("scratch", "finetune", "float"):
-                raise ValueError(f"unknown mode {mode!r}; choose scratch, finetune or float")
-        names = ("epochs", "finetune_epochs", "lr_shift", "finetune_lr_shift", "ce_lr_shift")
+            if mode not in ("scratch", "finetune", "float", "cnn"):
+                raise ValueError(f"unknown mode {mode!r}; choose scratch, finetune, float or cnn")
+        names = ("epochs", "finetune_epochs", "lr_shift", "finetune_lr_shift", "ce_lr_shift",
+                 "cnn_epochs")  # fmt: skip
+        if self.cnn_thresholds is not None:
+            self.cnn_thresholds = tuple(self.cnn_thresholds)
         for name in (*names, "float_epochs") + (("max_train",) if self.max_train else ()):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
 
 
-# The flow's row: from scratch, ReLU against two thresholds, 3 seeds, a few epochs (~20 s).
-QUICK = IntStudyConfig(seeds=(0, 1, 2), thresholds=(0, -2, -8), modes=("scratch",), epochs=4)
+# The flow's rows: from scratch, ReLU against two thresholds, 3 seeds, a few epochs (~20 s); the
+# CNN, ReLU against T = -2, 5 seeds, one epoch (~12 s).
+QUICK = IntStudyConfig(
+    seeds=(0, 1, 2),
+    thresholds=(0, -2, -8),
+    modes=("scratch", "cnn"),
+    epochs=4,
+    cnn_epochs=1,
+    cnn_thresholds=(0, -2),
+)
 # The documented study (docs/results/intnet.md).
 FULL = IntStudyConfig(lr_sweep=(2, 4, 5))
 
@@ -251,6 +264,17 @@ def run_int_study(cfg: IntStudyConfig, out_dir=None, progress=None) -> dict:
             results += scratch(cfg.lr_shift, ts)
             for lr_shift in cfg.lr_sweep:
                 results += scratch(lr_shift, tuple(dict.fromkeys((0, min(ts)))))
+        if "cnn" in cfg.modes:
+            cnn_ts = cfg.cnn_thresholds or ts
+            cnn_seeds = seeds if len(seeds) >= 5 else tuple(range(5))  # at least 5 seeds
+            sc = intnet.scratch_scales(cfg.delta_gain, cfg.lr_shift)
+            run_t = [t for t in cnn_ts for _ in cnn_seeds]
+            run_s = [s for _ in cnn_ts for s in cnn_seeds]
+            net = intnet.IntNet.scratch(run_s, sc, run_t, ops=intnet.CNN_OPS)
+            out = _train_int(net, x_train, y_train, x_test, y_test, run_s, cfg.cnn_epochs)
+            results += _rows(
+                lambda t: f"CNN int T={t}", "cnn", out, cnn_seeds, cnn_ts, cfg.lr_shift
+            )
         if "finetune" in cfg.modes:
             merged = None
             for seed in seeds:

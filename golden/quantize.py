@@ -512,7 +512,9 @@ def export(
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be an integer >= 0, not {steps!r}")
     inputs = (checkpoint,) + ((data,) if data is not None and Path(str(data)).exists() else ())
-    outdir.claim(out, "golden-net", force=force, inputs=inputs)  # before any work: fail fast
+    outdir.claim(
+        out, intgolden.FOLDER_KIND, force=force, inputs=inputs
+    )  # before any work: fail fast
     model, facts = load_model(checkpoint)
     if data is None:
         if "dataset" not in facts:

@@ -26,10 +26,9 @@ from helu.common import outdir
 from helu.golden import fixed
 from helu.golden.fixed import Format
 
-# The golden folder kinds (``helu.common.outdir``): a unit golden set (written here) and the
-# integer network's (``golden/intgolden.py``, which imports this module); both hold a manifest.
+# The golden folder kind of a unit golden set (``helu.common.outdir``); the integer network's,
+# ``golden-net``, is registered by its writer, ``golden/intgolden.py``.
 GOLDEN_KIND = outdir.register_kind("golden", ["manifest.json"])
-GOLDEN_NET_KIND = outdir.register_kind("golden-net", ["manifest.json"])
 
 __all__ = [
     "GoldenSet",

@@ -281,7 +281,9 @@ def flow_step(flow) -> None:
     start = time.monotonic()
     # The network the flow exported once (the intnet step's golden-net/); exported here only
     # when that step did not run.
-    golden = flow.out / "golden-net"
+    from helu.intflow import GOLDEN
+
+    golden = flow.out / GOLDEN
     if not (golden / intgolden.MANIFEST).is_file():
         golden = intgolden.export_net(out / "golden").parent
     manifest, model, _ = intgolden.load_net(golden)

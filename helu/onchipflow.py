@@ -82,7 +82,9 @@ def flow_step(flow) -> None:
     out = flow.out / "onchip"
     start = time.monotonic()
     # The network the flow exported (golden-net/), trained from its exported state.
-    model = flow.out / "golden-net"
+    from helu.intflow import GOLDEN
+
+    model = flow.out / GOLDEN
     model = model if (model / "manifest.json").is_file() else None
     s = run_onchip(out, steps=SHORT_STEPS, every=EVERY, lanes=LANES, simulators=("verilator",),
                    evaluate=False, model=model)  # fmt: skip

@@ -21,15 +21,17 @@ def test_study_rows(tmp_path):
         lr_shift=4,
         float_epochs=10,
         max_train=300,
+        cnn_epochs=2,
     )
     metrics = intstudy.run_int_study(cfg, tmp_path)
     labels = [r["label"] for r in metrics["results"]]
     assert labels == [
-        "int T=0", "int T=-4", "int T=0 lr 2^-5", "int T=-4 lr 2^-5",
-        "PTQ+int T=0", "PTQ+int T=-4", "float ReLU mse", "float ReLU ce", "float ReLU ce lr 2^-5",
+        "int T=0", "int T=-4", "int T=0 lr 2^-5", "int T=-4 lr 2^-5", "CNN int T=0",
+        "CNN int T=-4", "PTQ+int T=0", "PTQ+int T=-4", "float ReLU mse", "float ReLU ce", "float ReLU ce lr 2^-5",
     ]  # fmt: skip
     for r in metrics["results"]:
-        assert len(r["acc"]) == 2 and len(r["dead_layers"]) == 2
+        # The CNN rows take at least 5 seeds; dead_layers counts channels of its two convs.
+        assert len(r["acc"]) == (5 if r["mode"] == "cnn" else 2) and len(r["dead_layers"]) == 2
         assert len(r["loss_curve"]) == (1 if r["mode"] == "finetune" else 2)
         assert (0.5 if r["mode"] != "float" else 0) < r["acc_mean"] <= 1, r
         assert all(0 <= d <= 1 for d in r["dead_layers"])
