@@ -27,7 +27,8 @@ def test_study_rows(tmp_path):
     labels = [r["label"] for r in metrics["results"]]
     assert labels == [
         "int T=0", "int T=-4", "int T=0 lr 2^-5", "int T=-4 lr 2^-5", "CNN int T=0",
-        "CNN int T=-4", "PTQ+int T=0", "PTQ+int T=-4", "float ReLU mse", "float ReLU ce", "float ReLU ce lr 2^-5",
+        "CNN int T=-4", "PTQ+int T=0", "PTQ+int T=-4", "float ReLU mse", "float ReLU ce",
+        "float ReLU ce lr 2^-5",
     ]  # fmt: skip
     for r in metrics["results"]:
         # The CNN rows take at least 5 seeds; dead_layers counts channels of its two convs.
