@@ -1,38 +1,51 @@
-"""The integer MLP inference engine: a trained ``golden.intmodel.IntModel`` on chip, bit-exact.
+"""The integer network inference engine: a ``golden.intmodel.IntModel`` on chip, bit-exact.
 
-One sequential datapath serves every layer, ``lanes`` (``P``) multiply-accumulates per cycle:
+Dense and 2-D convolution layers (``golden.layers``; convolutions first, then dense layers) on
+one sequential datapath of ``lanes`` (``P``) int8 multipliers:
 
-- **Memories** (``amaranth.lib.memory.Memory``, block RAM after synthesis): the weights, one word
-  of ``P`` int8 codes per (neuron, chunk of ``P`` inputs), all layers one after the other, in the
-  order they are read; the biases, one int32 word per neuron; the activations, two regions of
-  ``P``-code words (layer ``l`` reads region ``l % 2`` and writes region ``(l + 1) % 2``; the input
-  sample lands in region 0). Weights and biases start as the model's image (:func:`image`) and
-  can be rewritten through the ``load`` port, so one bitstream serves retrained weights of the same
-  shapes and shifts.
+- **Memories** (``amaranth.lib.memory.Memory``, block RAM after synthesis): the weights, all
+  layers one after the other in the order they are read (:func:`image`): a dense layer one word
+  of ``P`` codes per (neuron, input word), a convolution one word per (group of ``P`` output
+  channels, tap, input channel); the biases, one int32 word per neuron (a convolution ``P`` per
+  group); the activations, two regions of ``P``-code words in the activation layout of
+  ``golden.layers.word_index`` (per position, its channels in ``ceil(C / P)`` words; layer ``l``
+  reads region ``l % 2`` and writes region ``(l + 1) % 2``; the input sample lands in region 0).
+  Weights and biases can be rewritten through the ``load`` port, so one bitstream serves
+  retrained weights of the same shapes and shifts.
 - **Datapath**, one stage per register: read the weight, activation and bias words; ``P`` int8 x
-  int8 products; their sum; the int32 accumulator (``bias + sum`` on a neuron's first chunk, else
-  ``acc + sum``); requantization ``golden.fixed.requantize`` with the layer's shift
-  (``hw.net.requant``, two stages: the rounding shift, then the saturation); then, between
-  layers, the HeLU forward unit ``hw.units.forward.Forward`` (inference build, 1 lane) whose
-  output is written into the next activation region, or, on the last layer, the logit register
-  and the running argmax (first index of the largest logit).
-- **Sequencer**: takes the sample's ``ceil(inputs / P)`` input transfers, then issues one
-  (neuron, chunk) read a cycle through every layer. Between layers it waits until the last
-  activation of the layer is written (``drain`` cycles), since the next layer reads them. Before
-  the last layer it waits until the previous result has left the output register, which holds
-  the logits; the pipeline behind the sequencer never stalls.
+  int8 products; then, for a **dense** layer, their sum into one int32 accumulator (``bias +
+  sum`` on a neuron's first word, else ``acc + sum``), or, for a **convolution**, each product
+  into its own accumulator (one per output channel of the group: the input code of the current
+  tap and channel is broadcast to all ``P`` lanes, 0 at a padding tap; bias ``k`` is added on
+  the group's cycle ``k``); requantization ``golden.fixed.requantize`` with the layer's shift
+  (``hw.net.requant``, two stages: the rounding shift, then the saturation; ``P`` in parallel for
+  a convolution's group); then, between layers, the HeLU forward unit
+  ``hw.units.forward.Forward`` (inference build; 1 lane, ``P`` when the model has convolutions)
+  whose output is written into the next activation region (a convolution's group as one whole
+  word), or, on the last layer, the logit register and the running argmax (first index of the
+  largest logit).
+- **Sequencer**: takes the sample's input transfers (one per word of the first layer's input),
+  then runs each layer's loop nest at one issue a cycle: dense (neuron, input word); conv
+  (output position, group, then tap x input channel, padded to at least ``P`` cycles a group so
+  that every bias enters). Between layers it waits until the last activation of the layer is
+  written (``drain`` cycles), since the next layer reads them. Before the last layer it waits
+  until the previous result has left the output register; the pipeline never stalls.
 
 Accumulators never overflow: ``IntModel.check`` bounds every partial sum with
 ``golden.fixed.check_accumulator`` for inputs in the model's input format, so a ``ACC_WIDTH``-bit
 register is exact (wrapping sums of an exact total stay exact).
 
-Timing (``cycles_per_sample``, ``latency``, checked by the tests): at full rate a sample takes
-``ceil(in_0 / P)`` input cycles, ``sum_l out_l * ceil(in_l / P)`` compute cycles (the ideal
-``MACs / P`` when every ``in_l`` is a multiple of ``P``), ``drain`` = 7 idle cycles at each of
-the ``L - 1`` layer boundaries and one cycle to claim the output register; for the 64-32-32-10
-digits network at ``P = 8``: 8 + 424 + 14 + 1 = 447 cycles, 1.05 x the ideal 424. The result is
-valid ``latency`` cycles after the sample's last input transfer. Samples do not overlap, except
-that the next sample's input is taken while the last layer is still in the pipeline.
+Timing (``cycles_per_sample``, ``layer_cycles``, ``latency``, checked by the tests): at full
+rate a sample takes its input transfers, each layer's issue cycles (dense ``out * in_words``;
+conv ``positions * ceil(C_out / P) * max(k * k * C_in, P)``), ``drain`` = 7 idle cycles at each
+of the ``L - 1`` layer boundaries and one cycle to claim the output register. The ideal is
+``MACs / P`` (:attr:`MLP.ideal_cycles`; a convolution's padding taps counted): a dense layer
+meets it when its inputs fill whole words, a convolution when ``C_out`` is a multiple of ``P``
+and ``k * k * C_in >= P``. The 64-32-32-10 digits MLP at ``P = 8``: 8 + 424 + 14 + 1 = 447
+cycles, 1.05 x the ideal 424; the digits CNN (conv3x3 1->8, conv3x3/2 8->16, dense 256->10):
+64 + (576 + 2304 + 320) + 14 + 1 = 3,279 cycles, 1.025 x the ideal 3,200. The result is valid
+``latency`` cycles after the sample's last input transfer. Samples do not overlap, except that
+the next sample's input is taken while the last layer is still in the pipeline.
 """
 
 from dataclasses import dataclass
@@ -474,12 +487,11 @@ class MLP(wiring.Component):
                 stmts += [s.eq(0) for s in counters] + [gbias.eq(bbase)]
             return stmts
 
-        def next_state(index):
-            """The state that runs layer ``index`` (or OUTPUT before the last layer)."""
-            if not convs:
-                return
-            with m.If(index < len(convs)):
-                m.next = "CONV"
+        def conv_state(index):
+            """Run layer ``index`` in the CONV state when it is a convolution (they come first)."""
+            if convs:
+                with m.If(index < len(convs)):
+                    m.next = "CONV"
 
         load_word = Signal(range(max(self.input_transfers, 2)))
         with m.FSM():
@@ -554,7 +566,7 @@ class MLP(wiring.Component):
                         m.next = "OUTPUT"
                     with m.Else():
                         m.next = "RUN"
-                        next_state(layer + 1)
+                        conv_state(layer + 1)
             with m.State("OUTPUT"):
                 # The last layer writes the output register: wait until it is free (the previous
                 # sample's last layer done and its result taken).
