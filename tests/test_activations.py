@@ -355,10 +355,17 @@ def test_torch_compile_aot_eager_equals_eager():
     reason="torch.compile's inductor backend needs a C++ compiler (g++ or c++) on CPU",
 )
 def test_torch_compile_inductor_equals_eager():
+    # Inductor fuses and reorders the model's reductions (bias gradients), so the model is
+    # compared within float tolerance and the activation alone, elementwise, bit for bit.
     x = compile_inputs()
     eager = forward_backward(small_model(), x)
-    compiled = torch.compile(small_model(), fullgraph=True)
-    assert_same(forward_backward(compiled, x), eager, "torch.compile(inductor)")
+    got = forward_backward(torch.compile(small_model(), fullgraph=True), x)
+    for i, (a, b) in enumerate(zip(got, eager, strict=True)):
+        diff = (a - b).abs().max().item()
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), f"tensor {i}: max difference {diff}"
+    z = torch.cat([boundary_points(torch.float32, 0.1), torch.randn(100) * 0.2])
+    g = torch.randn_like(z)
+    check_against_authors(torch.compile(helu, fullgraph=True), z, g, 0.1)
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
