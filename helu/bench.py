@@ -22,7 +22,7 @@ def main(argv=None) -> int:
     from helu.golden import bench as golden_bench
 
     print("\n== HeLU training cost (golden/bench.py) ==")
-    results["golden"] = golden_bench.run()
+    results["golden"] = golden_bench.run(machine=env["machine"])
     from helu.sim import bench as sim_bench
 
     print("\n== Verification throughput (sim/bench.py) ==")

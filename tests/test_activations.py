@@ -1,13 +1,16 @@
 """HeLU autograd (golden/activations.py) against the authors' float semantics."""
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from helu.golden import fixed
+from helu.golden import activations, fixed
 from helu.golden.activations import HeLU, HeLUFunction, helu, swap_activations
+from helu.golden.bench import AuthorsHeLU
 
 torch.set_num_threads(1)
 
@@ -207,3 +210,168 @@ def test_study_activations_registry():
     )
     with pytest.raises(RuntimeError, match="'relu' is registered twice"):
         register_activation("relu", lambda alpha: torch.nn.ReLU())
+
+
+# --- Issue 25: the fast kernels against the authors' formulation --------------------------------
+
+DTYPES = [torch.float32, torch.float64, torch.bfloat16]
+# Both kernel choices of HeLUFunction: a few elements, and more than _FEW_ELEMENTS.
+SIZES = [64, activations._FEW_ELEMENTS + 64]
+
+
+def authors(z, g, alpha):
+    """``(y, dz)`` of ``golden/bench.py``'s AuthorsHeLU, the reference formulation."""
+    z = z.clone().requires_grad_(True)
+    y = AuthorsHeLU(alpha)(z)
+    y.backward(g)
+    return y.detach(), z.grad
+
+
+def check_against_authors(fn, z, g, alpha):
+    """Raise AssertionError naming the first element where ``fn`` differs from the authors'."""
+    zz = z.clone().requires_grad_(True)
+    y = fn(zz, alpha)
+    y.backward(g)
+    pairs = zip(("y", "dz"), (y.detach(), zz.grad), authors(z, g, alpha), strict=True)
+    for what, got, want in pairs:
+        assert got.dtype == want.dtype, f"{what} dtype {got.dtype}, authors' {want.dtype}"
+        bad = (got != want).nonzero()
+        if len(bad):
+            i = tuple(bad[0].tolist())
+            raise AssertionError(
+                f"{what} differs at {i} (z={z[i].item()!r}, alpha={alpha}): "
+                f"{got[i].item()!r}, authors' {want[i].item()!r} ({len(bad)} elements)"
+            )
+
+
+def boundary_points(dtype, alpha):
+    """0, -0, -alpha (rounded to ``dtype``) and the neighbouring values of each."""
+    a = torch.tensor(-alpha, dtype=dtype)
+    zero = torch.tensor(0.0, dtype=dtype)
+    up, down = torch.tensor(1.0, dtype=dtype), torch.tensor(-1.0, dtype=dtype)
+    points = [zero, -zero, torch.nextafter(zero, up), torch.nextafter(zero, down)]
+    points += [a, torch.nextafter(a, up), torch.nextafter(a, down)]
+    return torch.stack(points)
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("alpha", [0.05, 0.5])
+def test_matches_authors_on_random_data_and_boundaries(size, dtype, alpha):
+    gen = torch.Generator().manual_seed(size)
+    z = (torch.randn(size, generator=gen) * 0.3).to(dtype)
+    points = boundary_points(dtype, alpha)
+    z[: len(points)] = points
+    z[-len(points) :] = points  # the last block of a vectorized kernel as well as the first
+    g = torch.randn(size, generator=gen).to(dtype)
+    check_against_authors(helu, z, g, alpha)
+
+
+def test_check_against_authors_fails_on_a_wrong_boundary():
+    # A mutant with >= instead of > differs only at z = -alpha: the checker must name it.
+    class NonStrict(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, z, alpha):
+            ctx.save_for_backward(z >= -alpha)
+            return torch.relu(z)
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * ctx.saved_tensors[0], None
+
+    z = boundary_points(torch.float32, 0.05)
+    with pytest.raises(AssertionError, match=r"dz differs at \(4,\) \(z=-0.05000000074505806"):
+        check_against_authors(NonStrict.apply, z, torch.ones_like(z), 0.05)
+
+
+def bits(t):
+    return t.view({2: torch.int16, 4: torch.int32, 8: torch.int64}[t.element_size()])
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_alpha_zero_is_relu_bit_for_bit(size, dtype):
+    gen = torch.Generator().manual_seed(3)
+    z = torch.randn(size, generator=gen).to(dtype)
+    z[:7] = boundary_points(dtype, 0.0)
+    g = torch.randn(size, generator=gen).to(dtype)
+    zh, zr = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
+    yh, yr = HeLU(0.0)(zh), F.relu(zr)
+    yh.backward(g)
+    yr.backward(g)
+    assert torch.equal(bits(yh.detach()), bits(yr.detach())), "forward differs from ReLU's bits"
+    assert torch.equal(bits(zh.grad), bits(zr.grad)), "backward differs from ReLU's bits"
+    assert zh.grad[:2].tolist() == [0.0, 0.0], "z = 0 and -0 must get no gradient"
+    assert type(yh.grad_fn) is type(yr.grad_fn), "alpha = 0 takes ReLU's own autograd path"
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_stash_is_one_byte_per_element_for_both_kernels(size):
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        helu(torch.randn(size, requires_grad=True), 0.05)
+    assert [(t.dtype, t.untyped_storage().nbytes()) for t in saved] == [(torch.bool, size)]
+
+
+def test_no_gradient_wanted_is_relu():
+    z = torch.randn(100)
+    assert helu(z, 0.05).grad_fn is None and torch.equal(helu(z, 0.05), F.relu(z))
+    with torch.no_grad():
+        assert torch.equal(helu(z.requires_grad_(True), 0.05), F.relu(z))
+
+
+def small_model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(8, 16), HeLU(0.1), nn.Linear(16, 4))
+
+
+def forward_backward(model, x):
+    y = model(x)
+    y.square().sum().backward()
+    return [y.detach()] + [p.grad.clone() for p in model.parameters()]
+
+
+def assert_same(got, want, what):
+    for i, (a, b) in enumerate(zip(got, want, strict=True)):
+        assert torch.equal(a, b), f"{what}: tensor {i} differs from eager"
+
+
+def compile_inputs():
+    # Values inside the band (-0.1, 0] reach the layer, so a wrong mask would show.
+    return torch.randn(32, 8, generator=torch.Generator().manual_seed(4))
+
+
+def test_torch_compile_aot_eager_equals_eager():
+    # aot_eager: Dynamo and AOTAutograd's traced forward and backward, no C compiler needed.
+    x = compile_inputs()
+    eager = forward_backward(small_model(), x)
+    compiled = torch.compile(small_model(), backend="aot_eager", fullgraph=True)
+    assert_same(forward_backward(compiled, x), eager, "torch.compile(aot_eager)")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    shutil.which("g++") is None and shutil.which("c++") is None,
+    reason="torch.compile's inductor backend needs a C++ compiler (g++ or c++) on CPU",
+)
+def test_torch_compile_inductor_equals_eager():
+    # Inductor fuses and reorders the model's reductions (bias gradients), so the model is
+    # compared within float tolerance and the activation alone, elementwise, bit for bit.
+    x = compile_inputs()
+    eager = forward_backward(small_model(), x)
+    got = forward_backward(torch.compile(small_model(), fullgraph=True), x)
+    for i, (a, b) in enumerate(zip(got, eager, strict=True)):
+        diff = (a - b).abs().max().item()
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), f"tensor {i}: max difference {diff}"
+    z = torch.cat([boundary_points(torch.float32, 0.1), torch.randn(100) * 0.2])
+    g = torch.randn_like(z)
+    check_against_authors(torch.compile(helu, fullgraph=True), z, g, 0.1)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_torch_jit_script_equals_eager():
+    # torch.jit.script works; torch.jit.trace records the autograd.Function as a Python op and
+    # fails its own sanity check (graphs differ across invocations), so it is not supported.
+    x = compile_inputs()
+    eager = forward_backward(small_model(), x)
+    assert_same(forward_backward(torch.jit.script(small_model()), x), eager, "torch.jit.script")
