@@ -31,9 +31,10 @@ def add_flow_arguments(parser) -> None:
     parser.add_argument(
         "--cnn",
         choices=("full", "sim", "off"),
-        default="full",
-        help="your-network step on the example digits CNN: import, quantize, RTL simulation and "
-        "UP5K synthesis (full), without synthesis (sim), or skipped (off) (default: %(default)s)",
+        default="sim",
+        help="your-network step on the example digits CNN: import, quantize and RTL simulation "
+        "(sim), with UP5K synthesis (full: about 70 s more), or skipped (off) (default: "
+        "%(default)s)",
     )
 
 
@@ -104,7 +105,11 @@ def flow_step(flow) -> None:
         for r in run_mlp(int_model, vectors, lanes=LANES, simulators=sims, out=out / "sim"):
             summary["sim"].append({k: r.get(k) for k in SIM_KEYS} | {"expected": len(vectors["x"])})
     if flow.args.cnn == "sim":
-        summary["synth_skipped"] = "helu flow --cnn sim"
+        # The default keeps make flow under 10 minutes on 2 cores; the command gives the cost.
+        summary["synth_skipped"] = (
+            f"helu flow --cnn sim (the default); helu flow --cnn full, or helu synth --unit net "
+            f"--model {golden} --target up5k,ecp5, synthesizes it"
+        )
     else:
         targets = ["up5k"] + (["ecp5"] if "ecp5" in flow.targets else [])
         # One nextpnr seed: the CNN engine's place and route takes about a minute a seed.
