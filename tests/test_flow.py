@@ -22,6 +22,7 @@ def flow(tmp_path_factory):
     argv += ["--targets", "generic", "--synth-widths", "8", "--synth-lanes", "1,4"]
     argv += ["--prove-widths", "8", "--prove-lanes", "1"]
     argv += ["--mlp", "sim", "--onchip", "off"]  # the RTL training: minutes of Verilator build
+    argv += ["--cnn", "off"]  # the CNN on the RTL: tests/test_sim_net.py, test_netflow.py
     assert main(argv) == 0
     summary = json.loads((out / "summary.json").read_text())
     return out, summary, (out / "report.md").read_text()
@@ -239,8 +240,15 @@ def test_flow_collapse(flow):
 def test_flow_integer_network(flow):
     out, summary, report = flow
     intnet = summary["intnet"]  # the quick batch-1 integer study, ReLU against two thresholds
-    assert [r["threshold"] for r in intnet["results"]] == [0, -2, -8]
-    assert all(r["seeds"] == 1 and 0.5 < r["acc_mean"] <= 1 for r in intnet["results"])
+    mlp = [r for r in intnet["results"] if r["mode"] == "scratch"]
+    cnn = [r for r in intnet["results"] if r["mode"] == "cnn"]
+    assert [r["threshold"] for r in mlp] == [0, -2, -8]
+    assert all(r["seeds"] == 1 and 0.5 < r["acc_mean"] <= 1 for r in mlp)
+    # The CNN rows: ReLU against T = -2, at least 5 seeds, dead channels of both convolutions.
+    assert [r["threshold"] for r in cnn] == [0, -2]
+    assert all(r["seeds"] == 5 and len(r["dead_layers"]) == 2 for r in cnn)
+    assert "CNN int T=-2" in report
+    assert "helu flow --cnn off" in report
     assert intnet["golden_net"]["trajectory_steps"] > 0
     assert "## 10. Integer network" in report and "T=-8 vs ReLU" in report
     assert (out / "golden-net" / "trajectory" / "trajectory.npz").is_file()

@@ -79,8 +79,7 @@ def test_cnn_checker_sees_one_lsb(cnn, sim_out):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["wine-mlp", "cancer-mlp"])
-@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+@pytest.mark.parametrize(("name", "sim"), [("wine-mlp", "verilator"), ("cancer-mlp", "icarus")])
 def test_tabular_user_models_bit_exact(tmp_path_factory, sim_out, name, sim):
     _need(sim)
     _, model, vectors = _export(tmp_path_factory, name, epochs=10)

@@ -48,7 +48,7 @@ def test_study_collapse_writes_results_and_resumes(tmp_path, capsys, caplog):
     assert (out / "cells" / "w2-d3-zero-adam-abs.json").stat().st_mtime_ns == saved
     report, summary = write_report(tmp_path)
     text = report.read_text()
-    assert "## 7. Collapse of deep, narrow nets" in text
+    assert "## 9. Collapse of deep, narrow nets" in text
     assert "![paired_good_adam_abs.png](collapse/paired_good_adam_abs.png)" in text
     helu = json.loads(summary.read_text())["collapse"]["cells"][1]["arms"]["helu:0.5"]
     assert helu["good_vs_relu_p"] == cell_p(analysis, 1)
