@@ -46,8 +46,8 @@ def golden_run(net: IntNet, x, labels):
 def run(dut, x, labels, *, read=True, idle=0.0, stall=0.0, seed=0, loads=()):
     """Train ``dut`` on ``x``/``labels``; returns per step ``(logits, cls, skipped)``, the words
     read back after each step (``read``) and the cycle each output was taken."""
-    lanes, n_in = dut.lanes, x.shape[1]
-    chunks = -(-n_in // lanes)
+    lanes = dut.lanes
+    index = dut.input_index  # the engine's input layout: (transfers, lanes), -1 padding
     rng = np.random.default_rng(seed)
     outs, states, times, digests = [], [], [], []
     cycle = {"n": 0}
@@ -59,14 +59,13 @@ def run(dut, x, labels, *, read=True, idle=0.0, stall=0.0, seed=0, loads=()):
     async def tb(ctx):
         await load_words(ctx, dut.load, loads)
         for xs, lab in zip(x, labels, strict=True):
-            row = np.zeros(chunks * lanes, dtype=np.int64)
-            row[:n_in] = xs
-            for c in range(chunks):
+            row = np.concatenate([np.asarray(xs, dtype=np.int64), [0]])[index]
+            for c in range(len(index)):
                 while idle and rng.random() < idle:
                     ctx.set(dut.i.valid, 0)
                     await ctx.tick()
                 for k in range(lanes):
-                    ctx.set(dut.i.payload.x[k], int(row[c * lanes + k]))
+                    ctx.set(dut.i.payload.x[k], int(row[c, k]))
                 ctx.set(dut.i.payload.label, int(lab))
                 ctx.set(dut.i.valid, 1)
                 await ctx.tick().until(dut.i.ready)
@@ -94,11 +93,11 @@ def run(dut, x, labels, *, read=True, idle=0.0, stall=0.0, seed=0, loads=()):
                     (data,) = await ctx.tick().sample(dut.rdata.payload.data).until(dut.rdata.valid)
                     ctx.set(dut.rdata.ready, 0)
                     words.append(int(data))
-                states.append(decode(words, dut.sizes, lanes))
+                states.append(decode(words, dut.ops, lanes))
                 # The digest covers the whole state: it equals the one of the words read.
                 if outs[-1][2] == 0:
                     img = Image(words[: dut.weight_words], words[dut.weight_words :])
-                    assert digests[-1] == digest(img, dut.sizes, lanes), f"digest, step {len(outs)}"
+                    assert digests[-1] == digest(img, dut.ops, lanes), f"digest, step {len(outs)}"
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
