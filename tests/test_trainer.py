@@ -286,6 +286,13 @@ def test_trainer_parameters_wrong():
         Trainer(TrainSpec(**{**fields, "delta_shifts": (-1,)}))
     with pytest.raises(ValueError, match="Inputs up to 200"):
         Trainer(TrainSpec(**{**fields, "input_max": 200}))
+    conv = Conv2d((2, 2, 1), 3, 1)
+    with pytest.raises(ValueError, match="layer 1: a convolution after a dense layer"):
+        Trainer(TrainSpec(**{**fields, "ops": (Dense(4, 4), Conv2d((2, 2, 1), 2, 1))}))
+    with pytest.raises(ValueError, match="the last layer is a conv1x1/1 pad 0 2x2x1->2x2x3: it "):
+        Trainer(TrainSpec(**{**fields, "ops": (Conv2d((2, 2, 1), 1, 1), conv)}))
+    with pytest.raises(ValueError, match=r"layer 0 \(conv1x1.*\): masters must be \(3, 1\)"):
+        Trainer(TrainSpec(**{**fields, "ops": (conv, Dense(12, 2))}))
 
 
 def test_trainer_refuses_addresses_past_the_last_word():
