@@ -44,7 +44,8 @@ def golden_trajectory(net, x, labels, lanes: int, every: int) -> dict:
         raise ValueError(f"the full-check interval must be >= 1, not {every}")
     x = np.asarray(x, dtype=np.int64)
     labels = np.asarray(labels, dtype=np.int64)
-    sizes = (net.masters[0].shape[2], *(m.shape[1] for m in net.masters))
+    ops = list(net.ops)
+    sizes = (ops[0].in_size, *(op.out_size for op in ops))
     logits, digests, full_steps, full_state = [], [], [], []
     for n, (xs, lab) in enumerate(zip(x, labels, strict=True)):
         xt = torch.as_tensor(xs)[None, :]
@@ -55,7 +56,7 @@ def golden_trajectory(net, x, labels, lanes: int, every: int) -> dict:
             logits.append(net.forward(xt[:, None, :])[1][-1][0, 0].numpy())
         masters = [m[0].numpy() for m in net.masters]
         biases = [b[0].numpy() for b in net.biases]
-        digests.append(digest(image(masters, biases, lanes), sizes, lanes))
+        digests.append(digest(image(masters, biases, lanes, ops), ops, lanes))
         if (n + 1) % every == 0 or n == len(x) - 1:
             full_steps.append(n)
             full_state.append(flat_state(masters, biases))
@@ -75,12 +76,14 @@ def _exported(folder, data=None):
     from helu.golden import intgolden, intnet
 
     manifest, model, arrays = intgolden.load_net(folder)
-    if not model.is_mlp:
-        conv = next(op for op in model.ops if not isinstance(op, intnet.intmodel.Dense))
+    ops, layer = model.ops, intnet.intmodel
+    pairs = zip(ops[:-1], ops[1:], strict=True)
+    if not isinstance(ops[-1], layer.Dense) or any(
+        isinstance(b, layer.Conv2d) and isinstance(a, layer.Dense) for a, b in pairs
+    ):
         raise ValueError(
-            f"{folder}: a {conv.describe()} layer; the training engine trains dense layers only "
-            "so far (the folder's golden trajectory trains it in PyTorch; 'helu sim --unit net' "
-            "runs its inference on the RTL)"
+            f"{folder}: layers {', '.join(op.describe() for op in ops)}; the training engine "
+            "trains convolutions first, then dense layers, the last one dense"
         )
     sc = manifest.get("scales") or {}
     lr_shift = (manifest.get("trajectory") or {}).get("scales", {}).get("lr_shift")

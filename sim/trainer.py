@@ -83,6 +83,8 @@ def generate(spec, lanes: int, out) -> tuple[Path, Path, dict]:
     meta = {
         "top": top,
         "sizes": list(sizes),
+        "ops": [op.to_dict() for op in dut.ops],
+        "input_index": dut.input_index.tolist(),
         "lanes": lanes,
         "classes": sizes[-1],
         "words": dut.words,

@@ -24,6 +24,7 @@ from cocotb.triggers import First, ReadOnly, RisingEdge, Timer
 from cocotb.utils import get_sim_time
 
 from helu.golden import fixed
+from helu.golden.layers import op_from_dict
 from helu.hw.net.trainer import Image, decode, digest
 from helu.sim.bench_unit import JOB_ENV
 from helu.sim.trainer import flat_state
@@ -134,13 +135,15 @@ async def train(dut):
     t = np.load(job["trajectory"])
     x, labels, want_logits = t["x"], t["labels"], t["logits"]
     want_digests, full_steps, full_state = t["digests"], list(t["full_steps"]), t["full_state"]
-    lanes, sizes, classes = meta["lanes"], meta["sizes"], meta["classes"]
-    chunks = -(-sizes[0] // lanes)
-    padded = np.zeros((len(x), chunks * lanes), dtype=np.int64)
-    padded[:, : sizes[0]] = x
-    codes = fixed.to_unsigned(padded, fixed.ACT_WIDTH).astype(object)
+    lanes, classes = meta["lanes"], meta["classes"]
+    # The layers (decode and digest follow their memory layout) and the input layout
+    # (golden.layers.word_index: lanes from the flat HWC sample, 0 in padding lanes).
+    ops = [op_from_dict(d) for d in meta["ops"]]
+    index = np.asarray(meta["input_index"], dtype=np.int64)
+    padded = np.concatenate([x.astype(np.int64), np.zeros((len(x), 1), dtype=np.int64)], 1)
+    codes = fixed.to_unsigned(padded[:, index], fixed.ACT_WIDTH).astype(object)
     shifts = fixed.ACT_WIDTH * np.arange(lanes, dtype=object)
-    x_words = (codes.reshape(len(x), chunks, lanes) << shifts).sum(axis=2)
+    x_words = (codes << shifts).sum(axis=2)  # (samples, transfers)
 
     Clock(dut.clk, PERIOD_NS, unit="ns").start()
     eng = _Engine(dut, meta)
@@ -175,14 +178,14 @@ async def train(dut):
             words = await eng.read_all()
             read_ns += get_sim_time("ns") - before
             w = meta["weight_words"]
-            got_state = flat_state(*decode(words, sizes, lanes))
+            got_state = flat_state(*decode(words, ops, lanes))
             want_state = full_state[full_steps.index(n)]
             wrong = np.flatnonzero(got_state != want_state)
             full_checks += 1
             if len(wrong):
                 k = int(wrong[0])
                 fail(n, f"state[{k}] ({len(wrong)} wrong)", int(got_state[k]), int(want_state[k]))
-            if digest(Image(words[:w], words[w:]), sizes, lanes) != got_digest and not skipped:
+            if digest(Image(words[:w], words[w:]), ops, lanes) != got_digest and not skipped:
                 fail(n, "digest of the words read", got_digest, None)
     cycles = round((get_sim_time("ns") - start) / PERIOD_NS)
     steps = len(x)

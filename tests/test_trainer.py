@@ -11,6 +11,7 @@ from streams import load_words
 
 from helu.golden import fixed
 from helu.golden.intnet import IntNet, Scales
+from helu.golden.layers import Conv2d, Dense
 from helu.hw.net.trainer import Image, Trainer, TrainSpec, decode, digest, image
 
 
@@ -46,8 +47,8 @@ def golden_run(net: IntNet, x, labels):
 def run(dut, x, labels, *, read=True, idle=0.0, stall=0.0, seed=0, loads=()):
     """Train ``dut`` on ``x``/``labels``; returns per step ``(logits, cls, skipped)``, the words
     read back after each step (``read``) and the cycle each output was taken."""
-    lanes, n_in = dut.lanes, x.shape[1]
-    chunks = -(-n_in // lanes)
+    lanes = dut.lanes
+    index = dut.input_index  # the engine's input layout: (transfers, lanes), -1 padding
     rng = np.random.default_rng(seed)
     outs, states, times, digests = [], [], [], []
     cycle = {"n": 0}
@@ -59,14 +60,13 @@ def run(dut, x, labels, *, read=True, idle=0.0, stall=0.0, seed=0, loads=()):
     async def tb(ctx):
         await load_words(ctx, dut.load, loads)
         for xs, lab in zip(x, labels, strict=True):
-            row = np.zeros(chunks * lanes, dtype=np.int64)
-            row[:n_in] = xs
-            for c in range(chunks):
+            row = np.concatenate([np.asarray(xs, dtype=np.int64), [0]])[index]
+            for c in range(len(index)):
                 while idle and rng.random() < idle:
                     ctx.set(dut.i.valid, 0)
                     await ctx.tick()
                 for k in range(lanes):
-                    ctx.set(dut.i.payload.x[k], int(row[c * lanes + k]))
+                    ctx.set(dut.i.payload.x[k], int(row[c, k]))
                 ctx.set(dut.i.payload.label, int(lab))
                 ctx.set(dut.i.valid, 1)
                 await ctx.tick().until(dut.i.ready)
@@ -94,11 +94,11 @@ def run(dut, x, labels, *, read=True, idle=0.0, stall=0.0, seed=0, loads=()):
                     (data,) = await ctx.tick().sample(dut.rdata.payload.data).until(dut.rdata.valid)
                     ctx.set(dut.rdata.ready, 0)
                     words.append(int(data))
-                states.append(decode(words, dut.sizes, lanes))
+                states.append(decode(words, dut.ops, lanes))
                 # The digest covers the whole state: it equals the one of the words read.
                 if outs[-1][2] == 0:
                     img = Image(words[: dut.weight_words], words[dut.weight_words :])
-                    assert digests[-1] == digest(img, dut.sizes, lanes), f"digest, step {len(outs)}"
+                    assert digests[-1] == digest(img, dut.ops, lanes), f"digest, step {len(outs)}"
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -286,6 +286,13 @@ def test_trainer_parameters_wrong():
         Trainer(TrainSpec(**{**fields, "delta_shifts": (-1,)}))
     with pytest.raises(ValueError, match="Inputs up to 200"):
         Trainer(TrainSpec(**{**fields, "input_max": 200}))
+    conv = Conv2d((2, 2, 1), 3, 1)
+    with pytest.raises(ValueError, match="layer 1: a convolution after a dense layer"):
+        Trainer(TrainSpec(**{**fields, "ops": (Dense(4, 4), Conv2d((2, 2, 1), 2, 1))}))
+    with pytest.raises(ValueError, match="the last layer is a conv1x1/1 pad 0 2x2x1->2x2x3: it "):
+        Trainer(TrainSpec(**{**fields, "ops": (Conv2d((2, 2, 1), 1, 1), conv)}))
+    with pytest.raises(ValueError, match=r"layer 0 \(conv1x1.*\): masters must be \(3, 1\)"):
+        Trainer(TrainSpec(**{**fields, "ops": (conv, Dense(12, 2))}))
 
 
 def test_trainer_refuses_addresses_past_the_last_word():
@@ -314,3 +321,120 @@ def test_trainer_refuses_addresses_past_the_last_word():
     sim.add_testbench(tb)
     sim.run()
     assert seen == {True: [0, 0, 0, 0, 1], False: [0, 0, 0, 0, 1]}
+
+
+def conv_net(seed: int, ops, *, lr_shift: int = 5, threshold: int = -3) -> IntNet:
+    """A seeded scratch ``IntNet`` (one run) over the layer ``ops``: random masters at the
+    scratch scale and random biases, digits-like scales, inputs 0..16."""
+    from helu.golden import intmodel
+
+    n = len(ops)
+    scales = Scales.chain(4, (6,) * n, (4,) * (n - 1) + (5,), 2, lr_shift)
+    gen = torch.Generator().manual_seed(seed)
+    masters, biases = [], []
+    for i, op in enumerate(ops):
+        frac = scales.w_fracs[i] + fixed.SHADOW_SHIFT
+        u = torch.rand(1, op.out_channels, op.fan_in, generator=gen, dtype=torch.float64) * 2 - 1
+        masters.append(torch.round(u * 2.0**frac / op.fan_in**0.5).long())
+        biases.append(torch.randint(-400, 1200, (1, op.out_channels), generator=gen))
+    return IntNet(masters, biases, scales, threshold, ops, intmodel.InputFormat(4, 0, 16))
+
+
+def conv_samples(seed: int, ops, n: int):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 17, size=(n, ops[0].in_size)), rng.integers(0, ops[-1].out_size, n)
+
+
+CONV = {
+    # stride 1 and 2, padding 0 and 1, channels not multiples of P, a conv above a conv (the
+    # transposed convolution) and a dense layer over a map with padding lanes.
+    "s1p1-c3-P2": ([Conv2d((4, 4, 1), 3, 3, 1, 1), Conv2d((4, 4, 3), 3, 3, 2, 0),
+                    Dense(3, 4)], 2),
+    "s2p1-c5-P4": ([Conv2d((5, 5, 2), 5, 3, 2, 1), Conv2d((3, 3, 5), 6, 2, 1, 0),
+                    Dense(24, 3)], 4),
+    "s1p0-dense-P4": ([Conv2d((5, 4, 3), 6, 2, 1, 0), Dense(72, 5), Dense(5, 3)], 4),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", CONV)
+def test_trainer_conv_matches_golden_step_by_step(case):
+    ops, lanes = CONV[case]
+    net = conv_net(len(case), ops)
+    x, labels = conv_samples(2, ops, 3)
+    check_steps(net, lanes, x, labels)
+
+
+def test_trainer_conv_full_rate_cycles():
+    """A conv chain's back-to-back steps take exactly ``cycles_per_sample`` (the docstring's
+    formula: forward loop nests, the delta and gradient passes, their drains)."""
+    ops, lanes = CONV["s2p1-c5-P4"]
+    net = conv_net(4, ops)
+    x, labels = conv_samples(3, ops, 3)
+    dut = Trainer(TrainSpec.from_net(net), lanes)
+    _, _, times = run(dut, x, labels, read=False)
+    assert (np.diff(times) == dut.cycles_per_sample).all(), (np.diff(times), dut.cycles_per_sample)
+
+
+def test_check_catches_a_wrong_conv_update():
+    """The step-by-step check fails on a conv engine whose read-back is one LSB off: a conv
+    master, a conv bias, a logit."""
+    ops, lanes = CONV["s1p1-c3-P2"]
+    net = conv_net(5, ops)
+    x, labels = conv_samples(4, ops, 2)
+    dut = Trainer(TrainSpec.from_net(net), lanes)
+    outs, states, _ = run(dut, x, labels)
+    want = golden_run(net, x, labels)
+    compare(dut, outs, states, *want, labels)
+    states[1][0][0][2, 5] += 1
+    with pytest.raises(AssertionError, match="masters 0, step 1"):
+        compare(dut, outs, states, *want, labels)
+    states[1][0][0][2, 5] -= 1
+    states[0][1][1][1] += 1
+    with pytest.raises(AssertionError, match="biases 1, step 0"):
+        compare(dut, outs, states, *want, labels)
+    states[0][1][1][1] -= 1
+    outs[1][0][2] += 1
+    with pytest.raises(AssertionError, match="logits, step 1"):
+        compare(dut, outs, states, *want, labels)
+
+
+def test_conv_image_decode_digest():
+    """A conv chain's image decodes to its masters and biases; the digest sees a flipped bit in
+    a conv word, a padding bias and a dense word."""
+    ops, lanes = CONV["s2p1-c5-P4"]
+    net = conv_net(6, ops)
+    masters = [m[0].numpy() for m in net.masters]
+    biases = [b[0].numpy() for b in net.biases]
+    img = image(masters, biases, lanes, ops)
+    # conv 0: 2 groups x 18 words; conv 1: 2 groups x 20 words; dense over 2x2x6 (2 words a
+    # position): 3 x 8 words. Biases: 8 + 8 (P per group) + 3.
+    assert len(img.weights) == 36 + 40 + 24 and len(img.biases) == 19
+    got_m, got_b = decode(img.weights + img.biases, ops, lanes)
+    for a, b in zip(got_m + got_b, masters + biases, strict=True):
+        np.testing.assert_array_equal(a, b)
+    word = img.weights[1]  # conv 0, group 0, tap 0, channel 1: output channel k in lane k
+    assert [fixed.to_signed((word >> (16 * k)) & 0xFFFF, 16) for k in range(4)] == list(
+        masters[0][:4, 1]
+    )
+    base = digest(img, ops, lanes)
+    for i in (0, 40, 90):
+        words = list(img.weights)
+        words[i] ^= 1 << 5
+        assert digest(Image(words, img.biases), ops, lanes) != base, i
+    pad = list(img.biases)
+    pad[7] ^= 1  # conv 0's padding channel 7
+    assert digest(Image(img.weights, pad), ops, lanes) != base
+
+
+def test_trainer_cnn_figures():
+    """The digits CNN at P = 8: cycles per step against the ideal (forward + delta + gradient
+    MACs / P); the conv delta pass issues only the taps of the right stride phase."""
+    ops = [Conv2d((8, 8, 1), 8, 3, 1, 1), Conv2d((8, 8, 8), 16, 3, 2, 1), Dense(256, 10)]
+    dut = Trainer(TrainSpec.from_net(conv_net(0, ops)), 8)
+    macs = 4608 + 18432 + 2560
+    assert dut.macs == macs and dut.ideal_cycles == (2 * macs + 18432 + 2560) / 8
+    plans = dut._plans
+    assert dut.conv_delta_cycles(plans[1]) == 18432 // 8  # 144 tap phases x 8 channels x 2
+    assert dut.conv_grad_cycles(plans[0]) == 4608 // 8 + 8
+    assert dut.cycles_per_sample <= dut.ideal_cycles
+    assert dut.mask_bits == 512 + 256

@@ -68,6 +68,7 @@ from amaranth.utils import ceil_log2
 
 from helu.golden import fixed, intmodel, layers
 from helu.golden.intmodel import IntModel
+from helu.hw.net import layout
 from helu.hw.net.requant import round_select, saturate, select
 from helu.hw.net.stages import delayed, logit_argmax
 from helu.hw.units import check_lanes, refusal, unelaborated
@@ -106,66 +107,12 @@ class Image:
         ]
 
 
-def _chunks(n: int, lanes: int) -> int:
-    return -(-n // lanes)
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """How one layer runs: its loop nest in issue cycles, and where its words are.
-
-    Dense (``conv`` false): ``outs`` neurons, each over the ``chunks`` words of its input, ``P``
-    lanes a word (one output at a time: ``P`` MACs into one accumulator). Conv: for each of
-    ``positions`` output positions and ``groups`` groups of ``P`` output channels, one cycle per
-    tap and input channel (``taps * c_in`` cycles, at least ``P``: the ``P`` biases enter one a
-    cycle), one input code broadcast to ``P`` lanes of weights (``P`` accumulators, one per
-    output channel).
-    """
-
-    op: object
-    conv: bool
-    in_shape: tuple  # the activation layout the layer reads (a conv's output map for a dense)
-    in_words: int
-    out_words: int
-    wbase: int  # first weight word
-    bbase: int  # first bias word
-    outs: int = 0  # dense: neurons
-    chunks: int = 0  # dense: input words per neuron
-    groups: int = 0  # conv: groups of P output channels (= words per output position)
-    group_cycles: int = 0  # conv: issue cycles per group
-
-    @property
-    def issues(self) -> int:
-        if self.conv:
-            return self.op.positions * self.groups * self.group_cycles
-        return self.outs * self.chunks
+_chunks = layout.chunks
+_Plan = layout.Plan
 
 
 def _plans(model: IntModel, lanes: int) -> list[_Plan]:
-    plans, wbase, bbase = [], 0, 0
-    for i, op in enumerate(model.ops):
-        in_shape = model.ops[i - 1].out_shape if i else op.in_shape
-        in_words, out_words = layers.words(in_shape, lanes), layers.words(op.out_shape, lanes)
-        if isinstance(op, intmodel.Conv2d):
-            groups = _chunks(op.out_channels, lanes)
-            cycles = max(op.kernel * op.kernel * op.in_shape[2], lanes)
-            plan = _Plan(op, True, in_shape, in_words, out_words, wbase, bbase, groups=groups,
-                         group_cycles=cycles)  # fmt: skip
-            wbase += groups * op.fan_in
-            bbase += groups * lanes
-        else:
-            plan = _Plan(op, False, in_shape, in_words, out_words, wbase, bbase,
-                         outs=op.out_features, chunks=in_words)  # fmt: skip
-            wbase += op.out_features * in_words
-            bbase += op.out_features
-        plans.append(plan)
-    return plans
-
-
-def _pack(codes: np.ndarray, lanes: int) -> list[int]:
-    """Rows of ``lanes`` int8 codes as unsigned words, lane ``k`` at bit ``8 * k``."""
-    codes = fixed.to_unsigned(codes, fixed.ACT_WIDTH).reshape(-1, lanes).astype(object)
-    return [int(v) for v in (codes << (fixed.ACT_WIDTH * np.arange(lanes, dtype=object))).sum(1)]
+    return layout.plans(model.ops, lanes)
 
 
 def image(model: IntModel, lanes: int) -> Image:
@@ -174,24 +121,13 @@ def image(model: IntModel, lanes: int) -> Image:
     Dense layer: one word per (neuron, input word), lane ``k`` the weight of the input that lane
     ``k`` of that activation word holds (``golden.layers.word_index``), 0 in padding lanes.
     Conv layer: one word per (group, tap, input channel), lane ``k`` the weight of output channel
-    ``group * P + k`` (0 past the last), and ``P`` biases per group.
+    ``group * P + k`` (0 past the last), and ``P`` biases per group (``hw.net.layout``).
     """
     check_lanes(lanes)
     words, biases = [], []
     for plan, w, b in zip(_plans(model, lanes), model.weights, model.biases, strict=True):
-        if plan.conv:
-            c_out, fan_in = w.shape
-            padded = np.zeros((plan.groups * lanes, fan_in), dtype=np.int64)
-            padded[:c_out] = w
-            # (group, lane, fan_in) -> (group, fan_in, lane): one word per (group, tap, channel)
-            words += _pack(padded.reshape(plan.groups, lanes, fan_in).transpose(0, 2, 1), lanes)
-            bias = np.zeros(plan.groups * lanes, dtype=np.int64)
-            bias[:c_out] = b
-        else:
-            index = layers.word_index(plan.in_shape, lanes)  # (in_words, lanes)
-            padded = np.concatenate([w, np.zeros((w.shape[0], 1), dtype=np.int64)], axis=1)
-            words += _pack(padded[:, index], lanes)  # (out, in_words, lanes)
-            bias = b
+        codes, bias = layout.layer_words(plan, w, b, lanes)
+        words += layout.pack(codes, fixed.ACT_WIDTH, lanes)
         biases += [int(v) for v in fixed.to_unsigned(bias, fixed.ACC_WIDTH)]
     return Image(words, biases)
 
