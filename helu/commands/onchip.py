@@ -21,9 +21,10 @@ def add_arguments(parser):
     )
     parser.add_argument(
         "--sim",
-        default="verilator",
+        default=None,
         metavar="icarus|verilator|all",
-        help="simulator(s) to run (default: verilator)",
+        help="simulator(s) to run (default: verilator; icarus for a model with convolutions, "
+        "whose engine Verilator takes tens of minutes to compile)",
     )
     parser.add_argument(
         "--model",
@@ -47,11 +48,27 @@ def add_arguments(parser):
     add_force(parser, "replace an --out onchip folder")
 
 
+def _has_conv(folder) -> bool:
+    from helu.golden import intgolden
+
+    try:
+        _, model, _ = intgolden.load_net(folder)
+    except ValueError:
+        return False  # run_onchip says what is wrong with the folder
+    return not model.is_mlp
+
+
 def run(args) -> int:
     from helu.onchip import run_onchip
     from helu.sim.runner import SIMULATORS
 
-    sims = name_list(args.sim, SIMULATORS, "simulator")
+    sim = args.sim
+    if sim is None:
+        sim = "verilator"
+        if args.model is not None and _has_conv(args.model):
+            sim = "icarus"
+            log.warning("a model with convolutions: simulating on Icarus (see --sim)")
+    sims = name_list(sim, SIMULATORS, "simulator")
     if args.data is not None and args.model is None:
         raise ValueError("--data needs --model DIR (the network to train on it)")
     s = run_onchip(
