@@ -265,7 +265,10 @@ def load_net(folder) -> tuple[dict, intmodel.IntModel, dict]:
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError):
-        raise ValueError(f"{folder} has no readable {MANIFEST}; run 'helu golden --net'") from None
+        raise ValueError(
+            f"{folder} has no readable {MANIFEST}; make one with 'helu quantize' or "
+            "'helu golden --net'"
+        ) from None
     if not isinstance(manifest, dict) or manifest.get("kind") != KIND:
         raise ValueError(f"{folder} is not an integer-network golden folder (kind {KIND!r})")
     model = intmodel.load(folder / manifest.get("model", "model"))
