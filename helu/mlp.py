@@ -30,7 +30,12 @@ __all__ = [
     "SUMMARY",
     "MARLANN",
     "UNIT_NAMES",
+    "SIM_KEYS",
 ]
+
+SIM_KEYS = ("simulator", "checked", "mismatches", "message", "accuracy", "cycles_per_sample",
+            "ideal", "macs", "seconds", "wall_s")  # fmt: skip
+"""What a flow step keeps of each engine simulation (``sim.mlp.run_mlp``'s result)."""
 
 UNIT_NAMES = ("net", "mlp")
 """``--unit net`` (and its older name ``mlp``): the integer network engine."""
@@ -304,23 +309,7 @@ def flow_step(flow) -> None:
     }
     if usable:
         for r in run_sim(golden, simulators=usable, macs=macs, out=out / "sim"):
-            summary["sim"].append(
-                {
-                    k: r.get(k)
-                    for k in (
-                        "simulator",
-                        "checked",
-                        "mismatches",
-                        "message",
-                        "accuracy",
-                        "cycles_per_sample",
-                        "ideal",
-                        "macs",
-                        "seconds",
-                        "wall_s",
-                    )
-                }
-            )
+            summary["sim"].append({k: r.get(k) for k in SIM_KEYS})
     else:
         summary["sim_skipped"] = "no simulator available"
     targets = ["up5k"] + (["ecp5"] if "ecp5" in flow.targets else [])

@@ -22,8 +22,6 @@ EXAMPLE = "digits-cnn"
 LANES = 8
 TRAJECTORY_STEPS = 16  # golden training steps recorded in the CNN's folder (checked by replay)
 ICARUS_SAMPLES = 40  # without Verilator, the first test samples on Icarus (about 0.3 s each)
-SIM_KEYS = ("simulator", "checked", "mismatches", "message", "accuracy", "cycles_per_sample",
-            "ideal", "seconds", "wall_s")  # fmt: skip
 
 
 def add_flow_arguments(parser) -> None:
@@ -104,7 +102,9 @@ def flow_step(flow) -> None:
         from helu.sim.mlp import run_mlp
 
         for r in run_mlp(int_model, vectors, lanes=LANES, simulators=sims, out=out / "sim"):
-            summary["sim"].append({k: r.get(k) for k in SIM_KEYS} | {"expected": len(vectors["x"])})
+            summary["sim"].append(
+                {k: r.get(k) for k in mlp.SIM_KEYS} | {"expected": len(vectors["x"])}
+            )
     if flow.args.cnn == "sim":
         # The default keeps make flow under 10 minutes on 2 cores; the command gives the cost.
         summary["synth_skipped"] = (
