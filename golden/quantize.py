@@ -35,7 +35,16 @@ from helu.golden import fixed, intmodel, intnet
 from helu.golden.activations import HeLU
 from helu.golden.layers import Conv2d, Dense
 
-__all__ = ["Data", "Imported", "Result", "load_data", "load_model", "import_model", "quantize"]
+__all__ = [
+    "Data",
+    "Imported",
+    "Result",
+    "flat_hwc",
+    "load_data",
+    "load_model",
+    "import_model",
+    "quantize",
+]
 
 # What each refused module should become (shown after "is not supported; ").
 _INSTEAD = {
@@ -72,6 +81,24 @@ class Data:
     @property
     def classes(self) -> int:
         return int(max(self.y_train.max(), self.y_test.max())) + 1
+
+    def check_labels(self, classes: int) -> None:
+        """``ValueError`` when a label does not name one of a model's ``classes`` outputs."""
+        for part, y in (("y_train", self.y_train), ("y_test", self.y_test)):
+            if int(y.max()) >= classes:
+                raise ValueError(
+                    f"{self.name}: {part} holds label {int(y.max())} but the model has {classes} "
+                    "outputs"
+                )
+
+
+def flat_hwc(x) -> np.ndarray:
+    """Samples as a model takes them, (N, C, H, W) or (N, F), as the integer network's flat HWC
+    rows (N, in_size)."""
+    x = np.asarray(x)
+    if x.ndim == 4:
+        x = x.transpose(0, 2, 3, 1)
+    return x.reshape(len(x), -1)
 
 
 def _check_split(name: str, x, y, part: str) -> tuple[np.ndarray, np.ndarray]:
@@ -190,11 +217,8 @@ class Imported:
         return [(layer.w, layer.b) for layer in self.layers]
 
     def to_codes_layout(self, x) -> np.ndarray:
-        """The model's input ``x`` (N, C, H, W) or (N, F) as flat HWC rows (N, in_size)."""
-        x = np.asarray(x)
-        if x.ndim == 4:
-            x = x.transpose(0, 2, 3, 1)
-        return x.reshape(len(x), -1)
+        """The model's input ``x`` (N, C, H, W) or (N, F) as flat HWC rows (:func:`flat_hwc`)."""
+        return flat_hwc(x)
 
     def forward(self, x) -> np.ndarray:
         """The imported float network on flat HWC inputs (float64): what the import claims."""
@@ -464,12 +488,7 @@ def quantize(model: nn.Module, data: Data, alpha: float | None = None) -> Result
     """
     imported = import_model(model, data.x_train[:64])
     classes = imported.layers[-1].op.out_size
-    for part, y in (("y_train", data.y_train), ("y_test", data.y_test)):
-        if int(y.max()) >= classes:
-            raise ValueError(
-                f"{data.name}: {part} holds label {int(y.max())} but the model has {classes} "
-                "outputs"
-            )
+    data.check_labels(classes)
     alpha = imported.alpha if alpha is None else fixed.validate_alpha(alpha)
     x_train = imported.to_codes_layout(data.x_train)
     fmt = input_format(x_train)

@@ -105,17 +105,8 @@ def _exported(folder, data=None):
                 f"{data}: samples of {int(np.prod(d.x_train.shape[1:]))} values, the model takes "
                 f"{model.sizes[0]}"
             )
-        codes = []
-        for x in (d.x_train, d.x_test):
-            if x.ndim == 4:  # (N, C, H, W) images: the network's inputs are flat HWC
-                x = x.transpose(0, 2, 3, 1)
-            codes.append(model.input.quantize(x.reshape(len(x), -1))[0])
-        for part, y in (("y_train", d.y_train), ("y_test", d.y_test)):
-            if int(y.max()) >= model.classes:
-                raise ValueError(
-                    f"{data}: {part} holds label {int(y.max())}, the model has {model.classes} "
-                    "outputs"
-                )
+        codes = [model.input.quantize(quantize.flat_hwc(x))[0] for x in (d.x_train, d.x_test)]
+        d.check_labels(model.classes)
         return net, (codes[0], d.y_train), (codes[1], d.y_test), d.name
     entry = manifest.get("trajectory")
     if not entry:
