@@ -49,6 +49,7 @@ the next sample's input is taken while the last layer is still in the pipeline.
 """
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 from amaranth.hdl import (
@@ -70,7 +71,7 @@ from helu.golden import fixed, intmodel, layers
 from helu.golden.intmodel import IntModel
 from helu.hw.net import layout
 from helu.hw.net.requant import round_select, saturate, select
-from helu.hw.net.stages import delayed, logit_argmax
+from helu.hw.net.stages import conv_issue_step, delayed, logit_argmax
 from helu.hw.units import check_lanes, refusal, unelaborated
 
 __all__ = ["MLP", "Image", "image", "reference", "ACTIVATIONS", "IGELU_FRAC"]
@@ -465,35 +466,10 @@ class MLP(wiring.Component):
             if convs:
                 with m.State("CONV"):
                     m.d.comb += conv_issue.eq(1)
-                    in_c = per_conv(lambda p: Const(p.op.in_shape[2] - 1))
-                    k_last = per_conv(lambda p: Const(p.op.kernel - 1))
-                    with m.If(conv_real):
-                        m.d.sync += [w_addr.eq(w_addr + 1), c.eq(c + 1), cl.eq(cl + 1)]
-                        with m.If(cl == lanes - 1):
-                            m.d.sync += [cl.eq(0), cw.eq(cw + 1)]
-                        with m.If(c == in_c):
-                            m.d.sync += [c.eq(0), cl.eq(0), cw.eq(0), kx.eq(kx + 1)]
-                            with m.If(kx == k_last):
-                                m.d.sync += [kx.eq(0), ky.eq(ky + 1)]
-                                with m.If(ky == k_last):
-                                    m.d.sync += ky.eq(0)
-                    m.d.sync += j.eq(j + 1)
-                    with m.If(j == per_conv(lambda p: Const(p.group_cycles - 1))):
-                        # The group is issued: the next group, position or layer.
-                        m.d.sync += [j.eq(0), g.eq(g + 1), oword.eq(oword + 1),
-                                     gbias.eq(gbias + lanes)]  # fmt: skip
-                        with m.If(g == per_conv(lambda p: Const(p.groups - 1))):
-                            m.d.sync += [
-                                g.eq(0),
-                                gbias.eq(per_conv(lambda p: Const(p.bbase, len(b_addr)))),
-                                w_addr.eq(per_conv(lambda p: Const(p.wbase, len(w_addr)))),
-                                ox.eq(ox + 1),
-                            ]
-                            with m.If(ox == per_conv(lambda p: Const(p.op.out_shape[1] - 1))):
-                                m.d.sync += [ox.eq(0), oy.eq(oy + 1)]
-                                with m.If(oy == per_conv(lambda p: Const(p.op.out_shape[0] - 1))):
-                                    m.d.sync += [oy.eq(0), wait.eq(self.drain - 1)]
-                                    m.next = "DRAIN"
+                    loop = SimpleNamespace(oy=oy, ox=ox, g=g, j=j, ky=ky, kx=kx, c=c, cw=cw,
+                                           cl=cl, gbias=gbias, oword=oword,
+                                           conv_real=conv_real)  # fmt: skip
+                    conv_issue_step(m, loop, per_conv, lanes, w_addr, wait, self.drain, "DRAIN")
             with m.State("DRAIN"):
                 m.d.sync += wait.eq(wait - 1)
                 with m.If(wait == 0):

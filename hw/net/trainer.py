@@ -77,6 +77,7 @@ fewer cycles than the ideal "forward, backward-delta and weight-gradient multipl
 """
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
@@ -89,7 +90,7 @@ from helu.golden import fixed
 from helu.golden.layers import Conv2d, Dense, word_index
 from helu.hw.net import layout
 from helu.hw.net.requant import requantize, round_select, saturate, select
-from helu.hw.net.stages import delayed, logit_argmax
+from helu.hw.net.stages import conv_issue_step, delayed, logit_argmax
 from helu.hw.units import check_lanes, check_threshold, refusal
 from helu.hw.units.backward import STASH_KINDS, Backward
 from helu.hw.units.forward import Forward
@@ -921,35 +922,12 @@ class Trainer(wiring.Component):
             if convs:
                 with m.State("CONV"):
                     m.d.comb += conv_issue.eq(1)
-                    in_c = per_conv(lambda p: Const(p.op.in_shape[2] - 1))
-                    k_last = per_conv(lambda p: Const(p.op.kernel - 1))
-                    with m.If(conv_real):
-                        m.d.sync += [w_addr.eq(w_addr + 1), c.eq(c + 1), cl.eq(cl + 1)]
-                        with m.If(cl == lanes - 1):
-                            m.d.sync += [cl.eq(0), cw.eq(cw + 1)]
-                        with m.If(c == in_c):
-                            m.d.sync += [c.eq(0), cl.eq(0), cw.eq(0), kx.eq(kx + 1)]
-                            with m.If(kx == k_last):
-                                m.d.sync += [kx.eq(0), ky.eq(ky + 1)]
-                                with m.If(ky == k_last):
-                                    m.d.sync += ky.eq(0)
-                    m.d.sync += j.eq(j + 1)
-                    with m.If(j == per_conv(lambda p: Const(p.group_cycles - 1))):
-                        # The group is issued: the next group, position or layer.
-                        m.d.sync += [j.eq(0), g.eq(g + 1), oword.eq(oword + 1),
-                                     gbias.eq(gbias + lanes)]  # fmt: skip
-                        with m.If(g == per_conv(lambda p: Const(p.groups - 1))):
-                            m.d.sync += [
-                                g.eq(0),
-                                gbias.eq(per_conv(lambda p: Const(p.bbase, len(b_addr)))),
-                                w_addr.eq(per_conv(lambda p: Const(p.wbase, len(w_addr)))),
-                                ox.eq(ox + 1),
-                            ]
-                            with m.If(ox == per_conv(lambda p: Const(p.op.out_shape[1] - 1))):
-                                m.d.sync += [ox.eq(0), oy.eq(oy + 1)]
-                                with m.If(oy == per_conv(lambda p: Const(p.op.out_shape[0] - 1))):
-                                    m.d.sync += [oy.eq(0), wait.eq(self.fwd_drain - 1)]
-                                    m.next = "FDRAIN"
+                    loop = SimpleNamespace(oy=oy, ox=ox, g=g, j=j, ky=ky, kx=kx, c=c, cw=cw,
+                                           cl=cl, gbias=gbias, oword=oword,
+                                           conv_real=conv_real)  # fmt: skip
+                    conv_issue_step(
+                        m, loop, per_conv, lanes, w_addr, wait, self.fwd_drain, "FDRAIN"
+                    )
                 with m.State("CDELTA"):
                     m.d.comb += [issue.eq(1), cd_issue.eq(1)]
                     m.d.sync += dg.eq(dg + 1)
