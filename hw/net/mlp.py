@@ -1,7 +1,9 @@
 """The integer network inference engine: a ``golden.intmodel.IntModel`` on chip, bit-exact.
 
 Dense and 2-D convolution layers (``golden.layers``; convolutions first, then dense layers) on
-one sequential datapath of ``lanes`` (``P``) int8 multipliers:
+one sequential datapath of ``lanes`` (``P``) int8 multipliers, built from the engine core
+(``hw.net.core``: memories, the dense and conv loop nests, the pipeline sideband, a conv group's
+accumulators, the write-back and the load port), as the training engine is:
 
 - **Memories** (``amaranth.lib.memory.Memory``, block RAM after synthesis): the weights, all
   layers one after the other in the order they are read (:func:`image`): a dense layer one word
@@ -49,7 +51,6 @@ the next sample's input is taken while the last layer is still in the pipeline.
 """
 
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 import numpy as np
 from amaranth.hdl import (
@@ -58,20 +59,30 @@ from amaranth.hdl import (
     Mux,
     ResetSignal,
     Signal,
-    Value,
     signed,
     unsigned,
 )
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from helu.golden import fixed, intmodel, layers
 from helu.golden.intmodel import IntModel
 from helu.hw.net import layout
+from helu.hw.net.core import (
+    ConvNest,
+    DenseNest,
+    Stage,
+    check_stages,
+    conv_group,
+    delayed,
+    load_port,
+    logit_argmax,
+    memory,
+    place,
+    write_code,
+)
 from helu.hw.net.requant import round_select, saturate, select
-from helu.hw.net.stages import conv_issue_step, delayed, logit_argmax
 from helu.hw.units import check_lanes, refusal, unelaborated
 
 __all__ = ["MLP", "Image", "image", "reference", "ACTIVATIONS", "IGELU_FRAC"]
@@ -337,27 +348,17 @@ class MLP(wiring.Component):
         nlayers = len(plans)
         convs = [p for p in plans if p.conv]  # the first layers (no conv after a dense layer)
         region = self.memory_shapes["activations"][1] // 2
-        outs = [p.outs for p in plans]
-        omax = max(max(outs), 1)
+        omax = max(max(p.outs for p in plans), 1)
 
         # Memories ----------------------------------------------------------------------------
-        m.submodules.wmem = wmem = Memory(
-            shape=unsigned(width * lanes), depth=len(img.weights), init=img.weights
-        )
-        m.submodules.bmem = bmem = Memory(
-            shape=unsigned(fixed.ACC_WIDTH), depth=len(img.biases), init=img.biases
-        )
-        m.submodules.amem = amem = Memory(shape=unsigned(width * lanes), depth=2 * region, init=[])
-        w_rd, b_rd, a_rd = (mem.read_port(transparent_for=()) for mem in (wmem, bmem, amem))
-        w_wr, b_wr = wmem.write_port(), bmem.write_port()
-        a_wr = amem.write_port(granularity=width)
+        word = unsigned(width * lanes)
+        w_rd, w_wr = memory(m, "wmem", word, len(img.weights), img.weights)
+        b_rd, b_wr = memory(m, "bmem", unsigned(fixed.ACC_WIDTH), len(img.biases), img.biases)
+        a_rd, a_wr = memory(m, "amem", word, 2 * region, granularity=width)
 
         # Sequencer ---------------------------------------------------------------------------
-        chunks_of = [Const(max(p.chunks - 1, 0), range(region)) for p in plans]
-        outs_of = [Const(max(n - 1, 0), range(omax)) for n in outs]
         layer = Signal(range(max(nlayers, 2)))
-        neuron = Signal(range(omax))
-        chunk = Signal(range(max(region, 2)))
+        dense = DenseNest(plans, layer, region)
         w_addr = Signal(range(len(img.weights)))
         b_addr = Signal(range(max(len(img.biases), 2)))
         wait = Signal(range(self.drain + 1))
@@ -365,64 +366,32 @@ class MLP(wiring.Component):
         issue = Signal()
         pending = Signal()  # a last layer is in the pipeline: its logits are not all written
         in_base = Mux(layer[0], region, 0)  # layer l reads region l % 2, writes the other
-
-        # A convolution's loop nest: position (oy, ox), group g, then j over (ky, kx, c) and
-        # the bubbles up to P cycles; c is kept as (word cw, lane cl) of the input map.
-        conv_issue, conv_real = Signal(), Signal()
-        if convs:
-            biggest = max(convs, key=lambda p: p.op.positions)
-            oy, ox = (Signal(range(max(n, 2))) for n in biggest.op.out_shape[:2])
-            g = Signal(range(max(max(p.groups for p in convs), 2)))
-            j = Signal(range(max(p.group_cycles for p in convs) + 1))
-            ky = Signal(range(max(max(p.op.kernel for p in convs), 2)))
-            kx = Signal.like(ky)
-            cw = Signal(range(max(max(_chunks(p.op.in_shape[2], lanes) for p in convs), 2)))
-            cl = Signal(range(max(lanes, 2)))
-            c = Signal(range(max(max(p.op.in_shape[2] for p in convs), 2)))
-            gbias = Signal.like(b_addr)  # first bias word of the group
-            oword = Signal(range(max(max(p.out_words for p in convs), 2)))
-
-            def per_conv(make):
-                return select(layer, [make(p) for p in convs])
-
-            def const(v):
-                return Const(v, signed(max(v.bit_length() + 1, 2)))
-
-            iy = per_conv(lambda p: oy * p.op.stride + ky - const(p.op.padding))
-            ix = per_conv(lambda p: ox * p.op.stride + kx - const(p.op.padding))
-            h_in = per_conv(lambda p: const(p.op.in_shape[0]))
-            w_in = per_conv(lambda p: const(p.op.in_shape[1]))
-            inside = (iy >= 0) & (iy < h_in) & (ix >= 0) & (ix < w_in)
-            cc_in = per_conv(lambda p: const(_chunks(p.op.in_shape[2], lanes)))
-            conv_word = (iy * w_in + ix) * cc_in + cw
-            taps_c = per_conv(lambda p: Const(p.op.fan_in))
-            m.d.comb += conv_real.eq(conv_issue & (j < taps_c))
+        conv_issue = Signal()
+        conv = ConvNest(convs, lanes, layer, b_addr.shape()) if convs else None
+        fields = dict(v=issue, first=dense.chunk == 0, last=dense.last_chunk,
+                      nfirst=dense.neuron == 0, layer=layer)  # fmt: skip
+        side = Stage(m, **fields, **(conv.issue(conv_issue) if conv else {}))
 
         m.d.comb += [
             w_rd.addr.eq(w_addr),
             b_rd.addr.eq(b_addr),
-            a_rd.addr.eq(in_base + chunk),
+            a_rd.addr.eq(in_base + dense.chunk),
         ]
-        if convs:
+        if conv:
             with m.If(conv_issue):
                 m.d.comb += [
-                    a_rd.addr.eq(in_base + conv_word[: len(a_rd.addr)]),
-                    b_rd.addr.eq(gbias + j),
+                    a_rd.addr.eq(in_base + conv.word[: len(a_rd.addr)]),
+                    b_rd.addr.eq(conv.gbias + conv.j),
                 ]
 
         def start_layer(index):
             """Counters and addresses for layer ``index`` (a constant or a Value)."""
             bbase = select(index, [Const(p.bbase, len(b_addr)) for p in plans])
-            stmts = [
-                neuron.eq(0),
-                chunk.eq(0),
+            stmts = dense.start() + [
                 w_addr.eq(select(index, [Const(p.wbase, len(w_addr)) for p in plans])),
                 b_addr.eq(bbase),
             ]
-            if convs:
-                counters = (oy, ox, g, j, ky, kx, cw, cl, c, oword)
-                stmts += [s.eq(0) for s in counters] + [gbias.eq(bbase)]
-            return stmts
+            return stmts + (conv.start(bbase) if conv else [])
 
         def conv_state(index):
             """Run layer ``index`` in the CONV state when it is a convolution (they come first)."""
@@ -454,22 +423,18 @@ class MLP(wiring.Component):
                             m.next = "CONV"
             with m.State("RUN"):
                 m.d.comb += issue.eq(1)
-                m.d.sync += [chunk.eq(chunk + 1), w_addr.eq(w_addr + 1)]
-                with m.If(chunk == select(layer, chunks_of)):
-                    m.d.sync += [chunk.eq(0), neuron.eq(neuron + 1), b_addr.eq(b_addr + 1)]
-                    with m.If(neuron == select(layer, outs_of)):
-                        m.d.sync += [neuron.eq(0), wait.eq(self.drain - 1)]
-                        with m.If(last_layer):
-                            m.next = "INPUT"
-                        with m.Else():
-                            m.next = "DRAIN"
-            if convs:
+                with dense.step(m, w_addr, b_addr):
+                    m.d.sync += wait.eq(self.drain - 1)
+                    with m.If(last_layer):
+                        m.next = "INPUT"
+                    with m.Else():
+                        m.next = "DRAIN"
+            if conv:
                 with m.State("CONV"):
                     m.d.comb += conv_issue.eq(1)
-                    loop = SimpleNamespace(oy=oy, ox=ox, g=g, j=j, ky=ky, kx=kx, c=c, cw=cw,
-                                           cl=cl, gbias=gbias, oword=oword,
-                                           conv_real=conv_real)  # fmt: skip
-                    conv_issue_step(m, loop, per_conv, lanes, w_addr, wait, self.drain, "DRAIN")
+                    with conv.step(m, side.creal, w_addr):
+                        m.d.sync += wait.eq(self.drain - 1)
+                        m.next = "DRAIN"
             with m.State("DRAIN"):
                 m.d.sync += wait.eq(wait - 1)
                 with m.If(wait == 0):
@@ -487,186 +452,74 @@ class MLP(wiring.Component):
                     m.next = "RUN"
 
         # Datapath ----------------------------------------------------------------------------
-        # Stage 1: read data (memories), with the flags of what was issued.
-        v1, first1, last1, nfirst1 = Signal(), Signal(), Signal(), Signal()
-        layer1 = Signal.like(layer)
-        m.d.sync += [
-            v1.eq(issue),
-            first1.eq(chunk == 0),
-            last1.eq(chunk == select(layer, chunks_of)),
-            nfirst1.eq(neuron == 0),
-            layer1.eq(layer),
-        ]
-        # Conv sideband: a real product (not a bubble), the tap inside the map, the input lane,
-        # a bias to add (into lane j, for j < P), the group's first and last cycles, its word.
-        cv1, creal1, cin1, cbias1 = Signal(), Signal(), Signal(), Signal()
-        clane1 = Signal(range(max(lanes, 2)))
-        blane1 = Signal(range(max(lanes, 2)))
-        cfirst1, clast1 = Signal(), Signal()
-        if convs:
-            oword1 = Signal.like(oword)
-            m.d.sync += [
-                cv1.eq(conv_issue),
-                creal1.eq(conv_real),
-                cin1.eq(inside),
-                clane1.eq(cl),
-                cbias1.eq(conv_issue & (j < lanes)),
-                blane1.eq(j[: len(blane1)]),
-                cfirst1.eq(j == 0),
-                clast1.eq(j == per_conv(lambda p: Const(p.group_cycles - 1))),
-                oword1.eq(oword),
-            ]
-        # Stage 2: products.
-        prod_shape = signed(2 * width)
-        prods = [Signal(prod_shape, reset_less=True, name=f"prod{k}") for k in range(lanes)]
-        bias2 = Signal(signed(fixed.ACC_WIDTH), reset_less=True)
-        v2, first2, last2, nfirst2 = Signal(), Signal(), Signal(), Signal()
-        layer2 = Signal.like(layer)
-        # A conv broadcasts one input code (0 at a padding tap) to every lane.
-        code = a_rd.data.word_select(clane1, width).as_signed()
-        broadcast = Mux(cin1, code, 0)
+        # Stage 1: read data (memories), with the sideband of what was issued.
+        s1 = side.next()
+        # Stage 2: products. A conv broadcasts one input code (0 at a padding tap) to every lane.
+        prods = [Signal(signed(2 * width), reset_less=True, name=f"prod{k}") for k in range(lanes)]
+        if conv:
+            code = a_rd.data.word_select(s1.clane, width).as_signed()
+            broadcast = Mux(s1.cin, code, 0)
         for k, p in enumerate(prods):
             wk = w_rd.data[k * width : (k + 1) * width].as_signed()
             xk = a_rd.data[k * width : (k + 1) * width].as_signed()
-            m.d.sync += p.eq(wk * (Mux(cv1, broadcast, xk) if convs else xk))
-        m.d.sync += [
-            bias2.eq(b_rd.data.as_signed()),
-            v2.eq(v1),
-            first2.eq(first1),
-            last2.eq(last1),
-            nfirst2.eq(nfirst1),
-            layer2.eq(layer1),
-        ]
-        # Stage 3: the sum of the products.
+            m.d.sync += p.eq(wk * (Mux(s1.cv, broadcast, xk) if conv else xk))
+        s2 = s1.next(bias=b_rd.data.as_signed())
+        # Stage 3: the sum of the products (a conv keeps them apart: one per output channel).
         total = prods[0]
         for p in prods[1:]:
             total = total + p
-        sum3 = Signal(signed(2 * width + ceil_log2(lanes)), reset_less=True)
-        bias3 = Signal.like(bias2)
-        v3, first3, last3, nfirst3 = Signal(), Signal(), Signal(), Signal()
-        layer3 = Signal.like(layer)
-        m.d.sync += [
-            sum3.eq(total),
-            bias3.eq(bias2),
-            v3.eq(v2),
-            first3.eq(first2),
-            last3.eq(last2),
-            nfirst3.eq(nfirst2),
-            layer3.eq(layer2),
-        ]
+        s3 = s2.next(sum=total, **({f"cp{k}": p for k, p in enumerate(prods)} if conv else {}))
         # Stage 4: the accumulator (exact: IntModel.check bounds every partial sum).
         acc = Signal(signed(fixed.ACC_WIDTH), reset_less=True)
-        done4, nfirst4 = Signal(), Signal()
-        layer4 = Signal.like(layer)
-        with m.If(v3):
-            m.d.sync += acc.eq(Mux(first3, bias3, acc) + sum3)
-        m.d.sync += [done4.eq(v3 & last3), nfirst4.eq(nfirst3), layer4.eq(layer3)]
+        with m.If(s3.v):
+            m.d.sync += acc.eq(Mux(s3.first, s3.bias, acc) + s3.sum)
+        s4 = Stage(m, 3, done=s3.v & s3.last, nfirst=s3.nfirst, layer=s3.layer).next()
         # Stage 5: the rounding shift; stage 6: the saturation (golden.fixed.requantize in two
         # registers: the rounding add and the range compare are two carry chains), and the
-        # neuron's index within its layer (neurons come in order).
-        r5 = Signal(signed(fixed.ACC_WIDTH + 1), reset_less=True)
-        v5, nfirst5 = Signal(), Signal()
-        layer5 = Signal.like(layer)
-        m.d.sync += [
-            r5.eq(round_select(acc, layer4, model.shifts)),
-            v5.eq(done4),
-            nfirst5.eq(nfirst4),
-            layer5.eq(layer4),
-        ]
+        # neuron's index, word and lane within its layer (neurons come in order).
+        s5 = s4.next(rounded=round_select(acc, s4.layer, model.shifts))
         q6 = Signal(signed(width), reset_less=True)
-        v6 = Signal()
-        layer6 = Signal.like(layer)
-        idx6 = Signal(range(omax), reset_less=True)
-        word6 = Signal(range(max(region, 2)), reset_less=True)
-        lane6 = Signal(range(max(lanes, 2)), reset_less=True)
-        m.d.sync += [v6.eq(v5), layer6.eq(layer5)]
-        with m.If(v5):
-            m.d.sync += q6.eq(saturate(r5, width))
-            with m.If(nfirst5):
-                m.d.sync += [idx6.eq(0), word6.eq(0), lane6.eq(0)]
-            with m.Else():
-                m.d.sync += [idx6.eq(idx6 + 1), lane6.eq(lane6 + 1)]
-                with m.If(lane6 == lanes - 1):
-                    m.d.sync += [lane6.eq(0), word6.eq(word6 + 1)]
+        idx6, word6, lane6 = place(m, s5.done, s5.nfirst, lanes, omax, region)
+        with m.If(s5.done):
+            m.d.sync += q6.eq(saturate(s5.rounded, width))
+        s6 = s5.next(drop=("rounded", "nfirst"))
+        check_stages(s6, _STAGES)
 
-        # Conv groups: the same stages on P accumulators, one per output channel of the group.
-        cq6 = [Signal(signed(width), reset_less=True, name=f"cq{k}") for k in range(lanes)]
-        cv6 = Signal()
-        if convs:
-            cp3 = [Signal(prod_shape, reset_less=True, name=f"cp{k}") for k in range(lanes)]
-            creal3, cbias3, cfirst3, clast3, blane3 = delayed(
-                m, (creal1, cbias1, cfirst1, clast1, blane1), 2
-            )
-            m.d.sync += [cp.eq(p) for cp, p in zip(cp3, prods, strict=True)]
-            cacc = [Signal(signed(fixed.ACC_WIDTH), reset_less=True, name=f"cacc{k}")
-                    for k in range(lanes)]  # fmt: skip
-            with m.If(creal3 | cbias3):
-                for k in range(lanes):
-                    add_bias = Mux(cbias3 & (blane3 == k), bias3, 0)
-                    m.d.sync += cacc[k].eq(
-                        Mux(cfirst3, 0, cacc[k]) + Mux(creal3, cp3[k], 0) + add_bias
-                    )
-            cdone4 = Signal()
-            m.d.sync += cdone4.eq(clast3)
-            cr5 = [Signal(signed(fixed.ACC_WIDTH + 1), reset_less=True, name=f"cr{k}")
-                   for k in range(lanes)]  # fmt: skip
-            cv5 = Signal()
-            m.d.sync += [
-                r.eq(round_select(a, layer4, model.shifts)) for r, a in zip(cr5, cacc, strict=True)
-            ]
-            m.d.sync += cv5.eq(cdone4)
-            m.d.sync += [q.eq(saturate(r, width)) for q, r in zip(cq6, cr5, strict=True)]
-            m.d.sync += cv6.eq(cv5)
-            (oword6,) = delayed(m, (oword1,), 5)
+        # Conv groups: the stages 3 to 6 on P accumulators, one per output channel of the group.
+        if conv:
+            cprods = [getattr(s3, f"cp{k}") for k in range(lanes)]
+            cq6, cv6 = conv_group(m, cprods, s3.bias, s3, model.shifts, fixed.ACC_WIDTH, width)
+            (oword6,) = delayed(m, (s3.oword,), 3)
 
         # Hidden layers: the activation unit, then the next activation region.
         m.submodules.act = act = self._activation_unit()
-        hidden = v6 & (layer6 != nlayers - 1)
+        hidden = s6.done & (s6.layer != nlayers - 1)
         m.d.comb += [
-            act.i.valid.eq(hidden | cv6),
+            act.i.valid.eq((hidden | cv6) if conv else hidden),
             act.o.ready.eq(1),  # never stalls: the memory takes a write every cycle
         ]
-        if convs:
-            for k in range(lanes):
-                m.d.comb += act.i.payload.z[k].eq(Mux(cv6, cq6[k], q6 if k == 0 else 0))
-        else:
-            m.d.comb += act.i.payload.z[0].eq(q6)
+        for k in range(lanes if conv else 1):
+            m.d.comb += act.i.payload.z[k].eq(Mux(cv6, cq6[k], q6 if k == 0 else 0) if conv else q6)
         # The write's place travels beside the unit's pipeline (it always advances).
-        w_word, w_lane, w_layer = delayed(m, (word6, lane6, layer6), act.latency)
+        w_word, w_lane, w_layer = delayed(m, (word6, lane6, s6.layer), act.latency)
         out_base = Mux(w_layer[0], 0, region)
-        if convs:
+        whole = {}
+        if conv:
             c_word, c_valid = delayed(m, (oword6, cv6), act.latency)
+            whole = dict(whole=c_valid, word_addr=out_base + c_word,
+                         word=act.o.payload.y.as_value())  # fmt: skip
         with m.If(act.o.valid):
-            m.d.comb += [
-                a_wr.addr.eq(out_base + w_word),
-                a_wr.data.eq(Value.cast(act.o.payload.y[0]).replicate(lanes)),
-                a_wr.en.eq(Const(1, lanes) << w_lane),
-            ]
-            if convs:
-                with m.If(c_valid):
-                    m.d.comb += [
-                        a_wr.addr.eq(out_base + c_word),
-                        a_wr.data.eq(act.o.payload.y.as_value()),
-                        a_wr.en.eq(-1),
-                    ]
+            write_code(m, a_wr, lanes, addr=out_base + w_word, lane=w_lane,
+                       code=act.o.payload.y[0], **whole)  # fmt: skip
 
         # Last layer: the logits, the running argmax, the output stream.
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
-        with m.If(v6 & (layer6 == nlayers - 1)):
+        with m.If(s6.done & (s6.layer == nlayers - 1)):
             logit_argmax(m, self.o.payload, q6, idx6, width)
             with m.If(idx6 == self._classes - 1):
                 m.d.sync += [self.o.valid.eq(1), pending.eq(0)]
 
         # Loads (only while waiting for a sample: nothing is read then).
-        with m.If(self.load.valid & self.load.ready):
-            addr, value = self.load.payload.addr, self.load.payload.data
-            with m.If(addr < len(img.weights)):
-                m.d.comb += [w_wr.addr.eq(addr), w_wr.data.eq(value), w_wr.en.eq(1)]
-            with m.Else():
-                m.d.comb += [
-                    b_wr.addr.eq(addr - len(img.weights)),
-                    b_wr.data.eq(value),
-                    b_wr.en.eq(1),
-                ]
+        load_port(m, self.load, len(img.weights), w_wr, b_wr)
         return m

@@ -1,17 +1,32 @@
-"""Requantization in hardware: ``golden.fixed.requantize`` on an Amaranth value.
+"""``golden.fixed``'s integer rules on Amaranth values: the engines' arithmetic, not restated.
 
-The rounding is not restated here: :func:`requantize` applies ``golden.fixed.shift_round`` to the
-Amaranth value itself (it uses only ``+`` and ``>>``, which Amaranth widens and shifts
-arithmetically for a signed value, so the rounding add cannot overflow), then saturates to the
-bounds of ``golden.fixed.Format(width, 0)``. The tests check it against ``fixed.requantize``
-over every corner and random accumulators.
+:func:`rule` evaluates a ``golden.fixed`` function (``requantize``, ``shadow_weights``,
+``update``, ``loss_gradient``, ...) on Amaranth values through ``hw.symbolic.Symbolic``, the
+bridge the proofs use: the function's own numpy code builds the circuit (Amaranth widens instead
+of wrapping, so every intermediate is the exact integer numpy computes in int64), and the result
+is cut to the rule's output width. :func:`requantize` and :func:`saturate` are that for the
+requantization; :func:`round_select` picks among a few constant shifts at run time. The tests
+check them against ``fixed.requantize`` over every corner and random accumulators.
 """
 
-from amaranth.hdl import Mux, Value
+from amaranth.hdl import Mux, Value, ValueCastable
 
 from helu.golden import fixed
+from helu.hw.symbolic import Symbolic
 
-__all__ = ["requantize", "round_select", "saturate", "select"]
+__all__ = ["rule", "requantize", "round_select", "saturate", "select"]
+
+
+def rule(fn, *args, width: int) -> Value:
+    """``fn(*args)`` as a ``signed(width)`` Amaranth value: Amaranth arguments enter ``fn`` as
+    symbolic codes, the others (shifts, widths) as they are. ``fn`` is a ``golden.fixed`` rule
+    whose result fits ``width`` bits (it saturates to them)."""
+
+    def code(a):
+        return Symbolic(a) if isinstance(a, (Value, ValueCastable)) else a
+
+    out = fn(*(code(a) for a in args))
+    return Value.cast(out.value if isinstance(out, Symbolic) else out)[:width].as_signed()
 
 
 def _check_shift(shift) -> int:
@@ -22,19 +37,14 @@ def _check_shift(shift) -> int:
 
 def saturate(value: Value, width: int = fixed.ACT_WIDTH) -> Value:
     """``fixed.saturate(value, width)``: clamp to the codes of ``Format(width, 0)``."""
-    fmt = fixed.Format(width, 0)
-    value = Value.cast(value)
-    return Mux(
-        value > fmt.max_code,
-        fmt.max_code,
-        Mux(value < fmt.min_code, fmt.min_code, value),
-    )[:width].as_signed()
+    return rule(fixed.saturate, Value.cast(value), width, width=width)
 
 
 def requantize(acc: Value, shift: int, width: int = fixed.ACT_WIDTH) -> Value:
     """``saturate(shift_round(acc, shift), width)`` as a combinational ``signed(width)`` value."""
-    shift = _check_shift(shift)
-    return saturate(fixed.shift_round(Value.cast(acc).as_signed(), shift), width)
+    return rule(
+        fixed.requantize, Value.cast(acc).as_signed(), _check_shift(shift), width, width=width
+    )
 
 
 def round_select(acc: Value, index: Value, shifts) -> Value:

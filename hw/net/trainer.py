@@ -1,7 +1,12 @@
 """The integer training engine: ``golden.intnet.IntNet.step`` on chip, bit for bit, for a chain
 of 2-D convolutions followed by dense layers (``golden.layers``; the last layer dense).
 
-One sample per step (batch 1), one sequential datapath, ``lanes`` (``P``) lanes. A step is:
+One sample per step (batch 1), one sequential datapath, ``lanes`` (``P``) lanes, built from the
+engine core (``hw.net.core``) as the inference engine is: its forward pass is the inference
+engine's (the same loop nests, pipeline sideband, conv group accumulators and write-back), and
+the backward passes below are what this engine adds. The rules are ``golden.fixed``'s, applied
+to Amaranth values (``hw.net.requant.rule``): the shadows (``shadow_weights``), the output error
+(``loss_gradient``), every requantization and the updates (``update``). A step is:
 
 1. **Input**: the sample's ``ceil(inputs / P)`` transfers and its label.
 2. **Forward**, as the inference engine (``hw.net.mlp``) does it: per (neuron, chunk of ``P``
@@ -61,7 +66,7 @@ takes one bit per hidden element where stashing the pre-activation ``z`` would t
 Exactness: golden sums in int64. The forward accumulator here is wide enough for an int32 bias
 plus any sum of int8 shadows times inputs (:attr:`Trainer.acc_width`, 33 bits for the digits
 net), and the delta accumulators for any sum of int8 deltas times int8 shadows, so no reachable
-state overflows; every rounding is ``golden.fixed.shift_round`` applied to Amaranth values.
+state overflows; every rounding is ``golden.fixed``'s, applied to Amaranth values.
 
 Timing (full rate, :attr:`Trainer.cycles_per_sample`): ``C_0`` input cycles, ``S`` forward
 issue cycles (``S = sum_l out_l * C_l`` for dense layers, one weight word each; a conv layer
@@ -77,21 +82,32 @@ fewer cycles than the ideal "forward, backward-delta and weight-gradient multipl
 """
 
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 import numpy as np
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for, ceil_log2
 
 from helu.golden import fixed
 from helu.golden.layers import Conv2d, Dense, word_index
 from helu.hw.net import layout
-from helu.hw.net.requant import requantize, round_select, saturate, select
-from helu.hw.net.stages import conv_issue_step, delayed, logit_argmax
-from helu.hw.units import check_lanes, check_threshold, refusal
+from helu.hw.net.core import (
+    ConvNest,
+    DenseNest,
+    Stage,
+    check_stages,
+    conv_group,
+    counter,
+    delayed,
+    load_port,
+    logit_argmax,
+    memory,
+    place,
+    write_code,
+)
+from helu.hw.net.requant import round_select, rule, saturate, select
+from helu.hw.units import check_lanes, check_threshold, refusal, unelaborated
 from helu.hw.units.backward import STASH_KINDS, Backward
 from helu.hw.units.forward import Forward
 
@@ -101,8 +117,6 @@ __all__ = ["Trainer", "TrainSpec", "Image", "image", "decode", "digest", "DIGEST
 _FWD_STAGES = 6
 # Issue to master write / delta accumulation: read data, shadows, products, then the write.
 _BWD_STAGES = 3
-# Latency of the forward and backward-mask units (checked when the engine is elaborated).
-_UNIT_LATENCY = 1
 
 
 def _int(value) -> bool:
@@ -436,6 +450,10 @@ class Trainer(wiring.Component):
         self._classes = sizes[-1]
         # Dense layers: input words per neuron; every layer: the words its input takes.
         self._chunks = [p.in_words for p in self._plans]
+        # The drains wait for the units between the passes: their latencies, read from builds
+        # of them (elaborate() builds the ones it instantiates).
+        self._fwd_latency = unelaborated(self._forward_unit()).latency
+        self._bwd_latency = unelaborated(self._backward_unit()).latency
         depth = len(self._image.weights) + len(self._image.biases)
         self._data_width = max(fixed.MASTER_WIDTH * lanes, fixed.ACC_WIDTH)
         addr = unsigned(ceil_log2(depth + 1))
@@ -536,7 +554,7 @@ class Trainer(wiring.Component):
     @property
     def fwd_drain(self) -> int:
         """Idle cycles after a forward layer's last issue (its last activation is written)."""
-        return _FWD_STAGES + _UNIT_LATENCY
+        return _FWD_STAGES + self._fwd_latency
 
     @property
     def bwd_drain(self) -> int:
@@ -546,7 +564,7 @@ class Trainer(wiring.Component):
     @property
     def delta_drain(self) -> int:
         """Idle cycles after the last delta chunk (read, backward-mask unit, delta register)."""
-        return 1 + _UNIT_LATENCY
+        return 1 + self._bwd_latency
 
     def conv_delta_cycles(self, plan) -> int:
         """Issue cycles of a conv layer's delta pass (the transposed convolution, gathered): per
@@ -641,6 +659,22 @@ class Trainer(wiring.Component):
         positions = max([p.op.positions for p in self._plans if p.conv] or [1])
         return bits_for(positions * most * most) + 1
 
+    def _forward_unit(self):
+        """A new build of the forward unit: the training build, which also gives the mask (or,
+        for the ``z`` stash, the inference build: the backward unit compares ``z`` itself); ``P``
+        lanes when the net has convolutions, whose groups leave ``P`` codes at once."""
+        lanes = self._lanes if any(p.conv for p in self._plans) else 1
+        if self._stash == "mask":
+            return Forward(fixed.ACT_WIDTH, lanes, train=True, threshold=self._spec.threshold)
+        return Forward(fixed.ACT_WIDTH, lanes)
+
+    def _backward_unit(self):
+        """A new build of the backward-mask unit, ``P`` lanes, for this build's stash."""
+        if self._stash == "mask":
+            return Backward(fixed.ACT_WIDTH, self._lanes, stash="mask")
+        return Backward(fixed.ACT_WIDTH, self._lanes, stash="z", width=fixed.ACT_WIDTH,
+                        threshold=self._spec.threshold)  # fmt: skip
+
     # Design ------------------------------------------------------------------------------------
 
     def elaborate(self, platform):
@@ -668,31 +702,19 @@ class Trainer(wiring.Component):
         cmax, omax = max(in_words), max(max(outs), 1)
 
         # Memories ----------------------------------------------------------------------------
-        m.submodules.wmem = wmem = Memory(shape=unsigned(mw * lanes), depth=n_w, init=img.weights)
-        m.submodules.bmem = bmem = Memory(
-            shape=unsigned(fixed.ACC_WIDTH), depth=n_b, init=img.biases
-        )
-        m.submodules.amem = amem = Memory(
-            shape=unsigned(width * lanes), depth=sum(in_words), init=[]
-        )
+        w_rd, w_wr = memory(m, "wmem", unsigned(mw * lanes), n_w, img.weights)
+        b_rd, b_wr = memory(m, "bmem", unsigned(fixed.ACC_WIDTH), n_b, img.biases)
+        a_rd, a_wr = memory(m, "amem", unsigned(width * lanes), sum(in_words), granularity=width)
         # The stash: one mask bit, or the int8 z, per hidden element.
         sbits = 1 if self._stash == "mask" else width
-        m.submodules.mmem = mmem = Memory(
-            shape=unsigned(sbits * lanes), depth=sum(out_words[:-1]), init=[]
+        m_rd, m_wr = memory(
+            m, "mmem", unsigned(sbits * lanes), sum(out_words[:-1]), granularity=sbits
         )
-        w_rd, b_rd, a_rd, m_rd = (
-            mem.read_port(transparent_for=()) for mem in (wmem, bmem, amem, mmem)
-        )
-        w_wr, b_wr = wmem.write_port(), bmem.write_port()
-        a_wr = amem.write_port(granularity=width)
-        m_wr = mmem.write_port(granularity=sbits)
         if convs:
             # The deltas of the conv maps, in their activation layout.
-            m.submodules.dmem = dmem = Memory(
-                shape=unsigned(width * lanes), depth=sum(out_words[:nc]), init=[]
+            d_rd, d_wr = memory(
+                m, "dmem", unsigned(width * lanes), sum(out_words[:nc]), granularity=width
             )
-            d_rd = dmem.read_port(transparent_for=())
-            d_wr = dmem.write_port(granularity=width)
 
         def const_array(values, shape=None):
             shape = shape or range(max(max(values), 1) + 1)
@@ -700,20 +722,18 @@ class Trainer(wiring.Component):
 
         # Sequencer ---------------------------------------------------------------------------
         layer = Signal(range(max(layers, 2)))
-        neuron = Signal(range(max(omax, 2)))
-        chunk = Signal(range(max(cmax, 2)))
+        dense = DenseNest(plans, layer, cmax)
+        neuron, chunk = dense.neuron, dense.chunk
         w_addr = Signal(range(max(n_w, 2)))
         b_addr = Signal(range(max(n_b, 2)))
         wait = Signal(range(max(self.fwd_drain, self.bwd_drain, self.delta_drain) + 1))
         label = Signal.like(self.i.payload.label)
         skip = Signal()
         idle, issue, bwd, delta = Signal(), Signal(), Signal(), Signal()
-        last_chunk = chunk == const_array([max(c - 1, 0) for c in chunks])[layer]
-        last_neuron = neuron == const_array([max(o - 1, 0) for o in outs])[layer]
         rpend = Signal()  # a read was taken; its data is captured next cycle
         # What the datapath sees of an issue: its first and last cycle of an accumulation.
         s_first, s_last = Signal(), Signal()
-        m.d.comb += [s_first.eq(chunk == 0), s_last.eq(last_chunk)]
+        m.d.comb += [s_first.eq(chunk == 0), s_last.eq(dense.last_chunk)]
 
         # The delta registers: a dense layer's d per neuron (padded to whole chunks).
         dlen = max(
@@ -740,60 +760,27 @@ class Trainer(wiring.Component):
         lane_ok = Signal(lanes)
         m.d.comb += lane_ok.eq(select(layer, [lane_mask(p) for p in plans]))
 
-        def sweep(drain, then):
-            """One (neuron, chunk) issue a cycle through the layer's words; then ``drain``."""
-            m.d.sync += [chunk.eq(chunk + 1), w_addr.eq(w_addr + 1)]
-            with m.If(last_chunk):
-                m.d.sync += [chunk.eq(0), neuron.eq(neuron + 1), b_addr.eq(b_addr + 1)]
-                with m.If(last_neuron):
-                    m.d.sync += [neuron.eq(0), wait.eq(drain - 1)]
-                    m.next = then
+        # What travels down the pipeline beside an issue (its sideband, hw.net.core.Stage).
+        issued = dict(v=issue, bwd=bwd, delta=delta, first=s_first, last=s_last,
+                      nfirst=neuron == 0, layer=layer, okmask=lane_ok, waddr=w_addr,
+                      baddr=b_addr, chunk=chunk, d=d_arr[neuron])  # fmt: skip
 
         # Conv loop nests ---------------------------------------------------------------------
-        conv_issue, conv_real = Signal(), Signal()  # forward (hw.net.mlp's loop nest)
+        conv_issue = Signal()  # forward (the engine core's loop nest, as the inference engine)
         cd_issue, cd_valid = Signal(), Signal()  # delta pass: an issue, a tap inside the map
         cg_issue, cb_issue = Signal(), Signal()  # gradient pass: a product, a bias update
         cd_word, cd_lane = Signal(range(max(cmax, 2))), Signal(range(max(lanes, 2)))
-        fwd_counters, delta_counters, grad_counters = [], [], []
-        gbias = Signal.like(b_addr)  # first bias word of the group
+        delta_counters, grad_counters = [], []
         if convs:
-
-            def per_conv(make):
-                return select(layer, [make(p) for p in convs])
-
-            def const(v):
-                return Const(v, signed(max(v.bit_length() + 1, 2)))
-
-            def window(oy, ox, ky, kx, cw):
-                """(inside the map, word of the input map) of output (oy, ox), tap (ky, kx)."""
-                iy = per_conv(lambda p: oy * p.op.stride + ky - const(p.op.padding))
-                ix = per_conv(lambda p: ox * p.op.stride + kx - const(p.op.padding))
-                h_in = per_conv(lambda p: const(p.op.in_shape[0]))
-                w_in = per_conv(lambda p: const(p.op.in_shape[1]))
-                inside = (iy >= 0) & (iy < h_in) & (ix >= 0) & (ix < w_in)
-                cc_in = per_conv(lambda p: const(_chunks(p.op.in_shape[2], lanes)))
-                return inside, (iy * w_in + ix) * cc_in + cw
-
+            conv = ConvNest(convs, lanes, layer, b_addr.shape())
+            per_conv, const = conv.per_conv, conv.const
+            gbias = conv.gbias  # the group's first bias word, in every conv pass
             kmax = max(p.op.kernel for p in convs)
             cin_max = max(p.op.in_shape[2] for p in convs)
-            cw_max = max(_chunks(p.op.in_shape[2], lanes) for p in convs)
+            cw_max = max(conv.in_words(p.op) for p in convs)
             gmax = max(p.groups for p in convs)
             hmax = max(max(p.op.in_shape[:2]) for p in convs)
-
-            def counter(n, name):
-                return Signal(range(max(n, 2)), name=name)
-
-            # Forward: position (oy, ox), group g, then j over (ky, kx, c) and the bubbles up to
-            # P cycles; c is kept as (word cw, lane cl) of the input map.
-            oy, ox = counter(hmax, "oy"), counter(hmax, "ox")
-            g = counter(gmax, "g")
-            j = Signal(range(max(p.group_cycles for p in convs) + 1))
-            ky, kx = counter(kmax, "ky"), counter(kmax, "kx")
-            cw, cl, c = counter(cw_max, "cw"), counter(lanes, "cl"), counter(cin_max, "c")
-            oword = counter(max(p.out_words for p in convs), "oword")
-            fwd_counters = [oy, ox, g, j, ky, kx, cw, cl, c, oword]
-            inside, conv_word = window(oy, ox, ky, kx, cw)
-            m.d.comb += conv_real.eq(conv_issue & (j < per_conv(lambda p: Const(p.op.fan_in))))
+            issued |= conv.issue(conv_issue)
 
             # Delta pass (conv layers above the first): input position (qy, qx), channel dc,
             # then the taps of the right phase (ky = ky0 + stride * oky) and the groups.
@@ -826,7 +813,7 @@ class Trainer(wiring.Component):
             m.d.comb += cd_valid.eq(cd_issue & (dky < kk) & (dkx < kk) & vy & vx)
             m.d.comb += [
                 cd_word.eq(per_conv(lambda p: (qy * p.op.in_shape[1] + qx)
-                                    * _chunks(p.op.in_shape[2], lanes) + dcw)),
+                                    * conv.in_words(p.op) + dcw)),
                 cd_lane.eq(dcl),
             ]  # fmt: skip
 
@@ -840,12 +827,16 @@ class Trainer(wiring.Component):
             gpos = counter(max(p.op.positions for p in convs), "gpos")
             gbp, bk = Signal(), counter(lanes, "bk")
             grad_counters = [gg, gj, gky, gkx, gc, gcw, gcl, goy, gox, gpos, gbp, bk]
-            g_inside, g_word = window(goy, gox, gky, gkx, gcw)
+            g_inside, g_word = conv.window(goy, gox, gky, gkx, gcw)
+            issued |= dict(cd=cd_issue, cdv=cd_valid, cd_word=cd_word, cd_lane=cd_lane,
+                           gv=cg_issue, bv=cb_issue, gfirst=gpos == 0,
+                           glast=gpos == per_conv(lambda p: p.op.positions - 1), gb0=gj == 0,
+                           gin=g_inside, glane=gcl, gg=gg, bk=bk, gbaddr=gbias + bk)  # fmt: skip
 
             with m.If(conv_issue):
                 m.d.comb += [
-                    a_rd.addr.eq(const_array(abase)[layer] + conv_word[: len(a_rd.addr)]),
-                    b_rd.addr.eq(gbias + j),
+                    a_rd.addr.eq(const_array(abase)[layer] + conv.word[: len(a_rd.addr)]),
+                    b_rd.addr.eq(gbias + conv.j),
                 ]
             with m.If(cd_issue):
                 m.d.comb += [
@@ -863,15 +854,14 @@ class Trainer(wiring.Component):
                 ]
             with m.If(cb_issue):
                 m.d.comb += b_rd.addr.eq(gbias + bk)
+        side = Stage(m, **issued)
 
         def start_conv(index, backward):
             """Counters for conv layer ``index``: forward, or its delta and gradient passes."""
-            stmts = [s.eq(0) for s in (grad_counters + delta_counters if backward
-                                       else fwd_counters)]  # fmt: skip
-            return stmts + [
-                w_addr.eq(select(index, [Const(b, len(w_addr)) for b in wbase])),
-                gbias.eq(select(index, [Const(b, len(gbias)) for b in bbase])),
-            ]
+            bias = select(index, [Const(b, len(gbias)) for b in bbase])
+            stmts = conv.start(bias) if not backward else [gbias.eq(bias)]
+            stmts += [s.eq(0) for s in (grad_counters + delta_counters if backward else [])]
+            return stmts + [w_addr.eq(select(index, [Const(b, len(w_addr)) for b in wbase]))]
 
         def backward_conv(index):
             """Enter the backward passes of conv layer ``index``: deltas first (above layer 0;
@@ -906,8 +896,7 @@ class Trainer(wiring.Component):
                             label.eq(self.i.payload.label),
                             skip.eq(self.i.payload.label >= self._classes),
                             layer.eq(0),
-                            neuron.eq(0),
-                            chunk.eq(0),
+                            *dense.start(),
                             w_addr.eq(0),
                             b_addr.eq(0),
                         ]
@@ -918,16 +907,15 @@ class Trainer(wiring.Component):
                             m.next = "FRUN"
             with m.State("FRUN"):
                 m.d.comb += issue.eq(1)
-                sweep(self.fwd_drain, "FDRAIN")
+                with dense.step(m, w_addr, b_addr):
+                    m.d.sync += wait.eq(self.fwd_drain - 1)
+                    m.next = "FDRAIN"
             if convs:
                 with m.State("CONV"):
                     m.d.comb += conv_issue.eq(1)
-                    loop = SimpleNamespace(oy=oy, ox=ox, g=g, j=j, ky=ky, kx=kx, c=c, cw=cw,
-                                           cl=cl, gbias=gbias, oword=oword,
-                                           conv_real=conv_real)  # fmt: skip
-                    conv_issue_step(
-                        m, loop, per_conv, lanes, w_addr, wait, self.fwd_drain, "FDRAIN"
-                    )
+                    with conv.step(m, side.creal, w_addr):
+                        m.d.sync += wait.eq(self.fwd_drain - 1)
+                        m.next = "FDRAIN"
                 with m.State("CDELTA"):
                     m.d.comb += [issue.eq(1), cd_issue.eq(1)]
                     m.d.sync += dg.eq(dg + 1)
@@ -1017,7 +1005,9 @@ class Trainer(wiring.Component):
                     m.next = "FRUN"
             with m.State("BRUN"):
                 m.d.comb += [issue.eq(1), bwd.eq(1)]
-                sweep(self.bwd_drain, "BDRAIN")
+                with dense.step(m, w_addr, b_addr):
+                    m.d.sync += wait.eq(self.bwd_drain - 1)
+                    m.next = "BDRAIN"
             with m.State("BDRAIN"):
                 m.d.sync += wait.eq(wait - 1)
                 with m.If(wait == 0):
@@ -1029,7 +1019,7 @@ class Trainer(wiring.Component):
                 # Requantize and mask the accumulated W.T @ d, a chunk a cycle, into d.
                 m.d.comb += delta.eq(1)
                 m.d.sync += chunk.eq(chunk + 1)
-                with m.If(last_chunk):
+                with m.If(dense.last_chunk):
                     m.d.sync += [chunk.eq(0), wait.eq(self.delta_drain - 1)]
                     m.next = "DDRAIN"
             with m.State("DDRAIN"):
@@ -1075,90 +1065,35 @@ class Trainer(wiring.Component):
             ]
 
         # Datapath ----------------------------------------------------------------------------
-        def delay(sig, name):
-            reg = Signal(Value.cast(sig).shape(), name=name)
-            m.d.sync += reg.eq(sig)
-            return reg
-
         def lane(word, k, w):
             return word[k * w : (k + 1) * w].as_signed()
 
         # Stage 1: read data, with what was issued.
-        v1 = delay(issue, "v1")
-        bwd1 = delay(bwd, "bwd1")
-        first1 = delay(s_first, "first1")
-        last1 = delay(s_last, "last1")
-        nfirst1 = delay(neuron == 0, "nfirst1")
-        layer1 = delay(layer, "layer1")
-        okmask1 = delay(lane_ok, "okmask1")
-        waddr1 = delay(w_addr, "waddr1")
-        baddr1 = delay(b_addr, "baddr1")
-        d1 = Signal(signed(width), reset_less=True)
-        m.d.sync += d1.eq(d_arr[neuron])
-        # Conv sideband: forward (a real product, the tap inside the map, the input lane, a
-        # bias to add into lane j < P, the group's first and last cycles, its word); delta pass
-        # (an issue, a tap inside, the output word and lane); gradient pass.
-        cv1, creal1, cin1 = delay(conv_issue, "cv1"), delay(conv_real, "creal1"), Signal()
-        clane1, blane1 = Signal(range(max(lanes, 2))), Signal(range(max(lanes, 2)))
-        cbias1, cfirst1, clast1 = Signal(), Signal(), Signal()
-        cd1, cdv1 = delay(cd_issue, "cd1"), delay(cd_valid, "cdv1")
-        if convs:
-            oword1 = Signal.like(oword)
-            m.d.sync += [
-                cin1.eq(inside),
-                clane1.eq(cl),
-                cbias1.eq(conv_issue & (j < lanes)),
-                blane1.eq(j[: len(blane1)]),
-                cfirst1.eq(j == 0),
-                clast1.eq(j == per_conv(lambda p: Const(p.group_cycles - 1))),
-                oword1.eq(oword),
-            ]
-            gv1, bv1 = delay(cg_issue, "gv1"), delay(cb_issue, "bv1")
-            gfirst1 = delay(gpos == 0, "gfirst1")
-            glast1 = delay(gpos == per_conv(lambda p: p.op.positions - 1), "glast1")
-            gb01 = delay(gj == 0, "gb01")
-            gin1, glane1 = delay(g_inside, "gin1"), delay(gcl, "glane1")
-            gg1, bk1 = delay(gg, "gg1"), delay(bk, "bk1")
-            gbaddr1 = delay(gbias + bk, "gbaddr1")
+        s1 = side.next()
 
-        # Stage 2: the shadows of the masters read, beside the master word itself.
+        # Stage 2: the shadows of the masters read (golden.fixed.shadow_weights), beside the
+        # master word itself.
         sh2 = [Signal(signed(width), reset_less=True, name=f"sh{k}") for k in range(lanes)]
         for k, s in enumerate(sh2):
-            m.d.sync += s.eq(
-                requantize(lane(w_rd.data, k, mw), fixed.SHADOW_SHIFT, fixed.ACT_WIDTH)
-            )
-        wm2 = delay(w_rd.data, "wm2")
-        a2 = delay(a_rd.data, "a2")
-        b2 = Signal(signed(fixed.ACC_WIDTH), reset_less=True)
-        m.d.sync += b2.eq(b_rd.data.as_signed())
-        d2 = delay(d1, "d2")
-        v2, bwd2, first2, last2 = (delay(s, f"{s.name[:-1]}2") for s in (v1, bwd1, first1, last1))
-        nfirst2, layer2 = (delay(s, f"{s.name[:-1]}2") for s in (nfirst1, layer1))
-        okmask2 = delay(okmask1, "okmask2")
-        waddr2, baddr2 = delay(waddr1, "waddr2"), delay(baddr1, "baddr2")
-        cv2, cd2 = delay(cv1, "cv2"), delay(cd1, "cd2")
+            m.d.sync += s.eq(rule(fixed.shadow_weights, lane(w_rd.data, k, mw), width=width))
+        s2 = s1.next(wm=w_rd.data, a=a_rd.data, b=b_rd.data.as_signed())
         dd2 = [Signal(signed(width), reset_less=True, name=f"dd{k}") for k in range(lanes)]
         bcast2 = Signal(signed(width))
         if convs:
-            cin2, clane2 = delay(cin1, "cin2"), delay(clane1, "clane2")
             # A conv broadcasts one input code (0 at a padding tap) to every lane.
-            m.d.comb += bcast2.eq(Mux(cin2, a2.word_select(clane2, width).as_signed(), 0))
+            m.d.comb += bcast2.eq(Mux(s2.cin, s2.a.word_select(s2.clane, width).as_signed(), 0))
             # The delta pass: the deltas of the tap's output position (0 outside the map).
             for k, s in enumerate(dd2):
-                m.d.sync += s.eq(Mux(cdv1, lane(d_rd.data, k, width), 0))
+                m.d.sync += s.eq(Mux(s1.cdv, lane(d_rd.data, k, width), 0))
             # The gradient pass: delta x input code (exact), and the deltas for the biases.
             gp2 = [Signal(signed(2 * width), reset_less=True, name=f"gp{k}") for k in range(lanes)]
             gd2 = [Signal(signed(width), reset_less=True, name=f"gd{k}") for k in range(lanes)]
-            code = Mux(gin1, a_rd.data.word_select(glane1, width).as_signed(), 0)
+            code = Mux(s1.gin, a_rd.data.word_select(s1.glane, width).as_signed(), 0)
             for k in range(lanes):
                 m.d.sync += [
                     gp2[k].eq(lane(d_rd.data, k, width) * code),
                     gd2[k].eq(lane(d_rd.data, k, width)),
                 ]
-            gv2, bv2, gfirst2, glast2, gb02, gg2, bk2, gbaddr2 = (
-                delay(s, f"{s.name[:-1]}2")
-                for s in (gv1, bv1, gfirst1, glast1, gb01, gg1, bk1, gbaddr1)
-            )
 
         # Stage 3: products. Forward: shadow x input (a broadcast code in a conv). Backward:
         # shadow x delta (for W.T @ d; a conv's delta pass: shadow x the tap's delta word) and
@@ -1167,74 +1102,69 @@ class Trainer(wiring.Component):
         p3 = [Signal(prod, reset_less=True, name=f"p{k}") for k in range(lanes)]
         g3 = [Signal(prod, reset_less=True, name=f"g{k}") for k in range(lanes)]
         for k in range(lanes):
-            ak = lane(a2, k, width)
-            operand = Mux(bwd2, d2, ak)
+            ak = lane(s2.a, k, width)
+            operand = Mux(s2.bwd, s2.d, ak)
             if convs:
-                operand = Mux(cv2, bcast2, Mux(cd2, dd2[k], operand))
-            m.d.sync += [p3[k].eq(sh2[k] * operand), g3[k].eq(d2 * ak)]
-        wm3, b3, d3 = delay(wm2, "wm3"), delay(b2, "b3"), delay(d2, "d3")
-        v3, bwd3, first3, last3 = (delay(s, f"{s.name[:-1]}3") for s in (v2, bwd2, first2, last2))
-        nfirst3, layer3 = (delay(s, f"{s.name[:-1]}3") for s in (nfirst2, layer2))
-        okmask3 = delay(okmask2, "okmask3")
-        waddr3, baddr3 = delay(waddr2, "waddr3"), delay(baddr2, "baddr3")
-        cd3 = delay(cd2, "cd3")
+                operand = Mux(s2.cv, bcast2, Mux(s2.cd, dd2[k], operand))
+            m.d.sync += [p3[k].eq(sh2[k] * operand), g3[k].eq(s2.d * ak)]
+        s3 = s2.next(drop=("a",))
 
         # Conv gradient accumulators: per lane, the sum over positions of delta x input (gs)
         # and, on a group's first word, of the delta (bs, the bias gradient).
-        cg3, bv3 = Signal(), Signal()
+        cg3, bv3 = Const(0), Const(0)
         gsrc = list(g3)
-        gok = [okmask3[k] for k in range(lanes)]
-        bsrc, bok = d3, Const(1)
-        baddr_w = baddr3
+        gok = [s3.okmask[k] for k in range(lanes)]
+        bsrc, bok = s3.d, Const(1)
+        baddr_w = s3.baddr
         if convs:
             gs = [Signal(signed(self.grad_width), reset_less=True, name=f"gs{k}")
                   for k in range(lanes)]  # fmt: skip
             bs = Array(Signal(signed(self.grad_width), reset_less=True, name=f"bs{k}")
                        for k in range(lanes))  # fmt: skip
-            with m.If(gv2):
+            with m.If(s2.gv):
                 for k in range(lanes):
-                    m.d.sync += gs[k].eq(Mux(gfirst2, 0, gs[k]) + gp2[k])
-                with m.If(gb02):
+                    m.d.sync += gs[k].eq(Mux(s2.gfirst, 0, gs[k]) + gp2[k])
+                with m.If(s2.gb0):
                     for k in range(lanes):
-                        m.d.sync += bs[k].eq(Mux(gfirst2, 0, bs[k]) + gd2[k])
-            glast3, gg3, bk3, gbaddr3 = (
-                delay(s, f"{s.name[:-1]}3") for s in (glast2, gg2, bk2, gbaddr2)
-            )
-            m.d.comb += [cg3.eq(delay(gv2, "gv3") & glast3), bv3.eq(delay(bv2, "bv3"))]
-            cout = select(layer3, [Const(p.op.out_channels, range(lanes * gmax + 1))
-                                   for p in convs])  # fmt: skip
+                        m.d.sync += bs[k].eq(Mux(s2.gfirst, 0, bs[k]) + gd2[k])
+            cg3, bv3 = s3.gv & s3.glast, s3.bv
+            cout = select(s3.layer, [Const(p.op.out_channels, range(lanes * gmax + 1))
+                                     for p in convs])  # fmt: skip
             gsrc = [Mux(cg3, gs[k], g3[k]) for k in range(lanes)]
-            gok = [Mux(cg3, gg3 * lanes + k < cout, okmask3[k]) for k in range(lanes)]
-            bsrc = Mux(bv3, bs[bk3], d3)
-            bok = Mux(bv3, gg3 * lanes + bk3 < cout, 1)
-            baddr_w = Mux(bv3, gbaddr3, baddr3)
+            gok = [Mux(cg3, s3.gg * lanes + k < cout, s3.okmask[k]) for k in range(lanes)]
+            bsrc = Mux(bv3, bs[s3.bk], s3.d)
+            bok = Mux(bv3, s3.gg * lanes + s3.bk < cout, 1)
+            baddr_w = Mux(bv3, s3.gbaddr, s3.baddr)
 
-        # Backward, stage 3 continued: write back the updated masters and bias, accumulate W.T @ d.
-        upd = v3 & bwd3
+        # Backward, stage 3 continued: write back the masters and bias updated by
+        # golden.fixed.update, and accumulate W.T @ d.
+        check_stages(s3, _BWD_STAGES)
+        upd = s3.v & s3.bwd
         wen = upd | cg3
-        ben = (upd & first3) | bv3
+        ben = (upd & s3.first) | bv3
         new_lanes = []
         for k in range(lanes):
-            old = lane(wm3, k, mw)
+            old = lane(s3.wm, k, mw)
             new = _select(
-                lambda s, k=k, old=old: requantize(old - fixed.scale_shift(gsrc[k], s), 0, mw),
-                layer3,
+                lambda s, k=k, old=old: rule(fixed.update, old, gsrc[k], s, mw, width=mw),
+                s3.layer,
                 spec.grad_shifts,
             )
             # Padding lanes (past the layer's inputs or output channels) keep their 0: they
             # meet stale activations.
             new_lanes.append(Mux(gok[k], new, old))
+        acc_bits = fixed.ACC_WIDTH
         new_bias = Mux(
             bok,
             _select(
-                lambda s: requantize(b3 - fixed.scale_shift(bsrc, s), 0, fixed.ACC_WIDTH),
-                layer3,
+                lambda s: rule(fixed.update, s3.b, bsrc, s, acc_bits, width=acc_bits),
+                s3.layer,
                 spec.bias_shifts,
             ),
-            b3,
+            s3.b,
         )
         with m.If(wen):
-            m.d.comb += [w_wr.addr.eq(waddr3), w_wr.data.eq(Cat(*new_lanes)), w_wr.en.eq(1)]
+            m.d.comb += [w_wr.addr.eq(s3.waddr), w_wr.data.eq(Cat(*new_lanes)), w_wr.en.eq(1)]
         with m.If(ben):
             m.d.comb += [b_wr.addr.eq(baddr_w), b_wr.data.eq(new_bias), b_wr.en.eq(1)]
         # The step's digest: every word is written exactly once per backward pass (padding lanes
@@ -1247,193 +1177,137 @@ class Trainer(wiring.Component):
             Array(Signal(signed(self.delta_width), name=f"gacc{c}_{k}") for k in range(lanes))
             for c in range(gchunks)
         )
-        chunk3 = delay(delay(delay(chunk, "chunk1"), "chunk2"), "chunk3")
-        with m.If(upd & (layer3 != 0)):
+        with m.If(upd & (s3.layer != 0)):
             for k in range(lanes):
-                m.d.sync += gacc[chunk3][k].eq(gacc[chunk3][k] + p3[k])
+                m.d.sync += gacc[s3.chunk][k].eq(gacc[s3.chunk][k] + p3[k])
 
         # Forward (and a conv's delta pass), stage 4: the sum of the products.
         total = p3[0]
         for p in p3[1:]:
             total = total + p
-        sum4 = Signal(signed(2 * width + ceil_log2(lanes)), reset_less=True)
-        m.d.sync += sum4.eq(total)
-        v4 = delay(v3 & ~bwd3, "v4")
-        first4, last4, nfirst4, layer4 = (
-            delay(s, f"{s.name[:-1]}4") for s in (first3, last3, nfirst3, layer3)
-        )
-        b4, cd4 = delay(b3, "b4"), delay(cd3, "cd4")
+        s4 = Stage(m, 3, v=s3.v & ~s3.bwd, first=s3.first, last=s3.last, nfirst=s3.nfirst,
+                   layer=s3.layer, b=s3.b, cd=s3.cd if convs else Const(0),
+                   cd_word=s3.cd_word if convs else cd_word,
+                   cd_lane=s3.cd_lane if convs else cd_lane).next(sum=total)  # fmt: skip
         # Stage 5: the accumulator (exact: acc_width holds every reachable sum); a delta pass
         # starts from 0, not the bias.
         acc = Signal(signed(self.acc_width), reset_less=True)
-        with m.If(v4):
-            m.d.sync += acc.eq(Mux(first4, Mux(cd4, 0, b4), acc) + sum4)
-        done5 = delay(v4 & last4, "done5")
-        nfirst5, layer5, cd5 = delay(nfirst4, "nfirst5"), delay(layer4, "layer5"), delay(cd4, "cd5")
+        with m.If(s4.v):
+            m.d.sync += acc.eq(Mux(s4.first, Mux(s4.cd, 0, s4.b), acc) + s4.sum)
+        s5 = Stage(m, 4, done=s4.v & s4.last, nfirst=s4.nfirst, layer=s4.layer, cd=s4.cd,
+                   cd_word=s4.cd_word, cd_lane=s4.cd_lane).next()  # fmt: skip
         # Stage 6: requantization (the forward shift; the delta shift in a delta pass); the
         # neuron's index, word and lane within its layer.
         dshifts = [0, *spec.delta_shifts]
         q6 = Signal(signed(width), reset_less=True)
-        v6 = delay(done5, "v6")
-        layer6, cd6 = delay(layer5, "layer6"), delay(cd5, "cd6")
-        idx6 = Signal(range(max(omax, 2)), reset_less=True)
-        word6 = Signal(range(max(cmax, 2)), reset_less=True)
-        lane6 = Signal(range(max(lanes, 2)), reset_less=True)
-        with m.If(done5):
-            fq = saturate(round_select(acc, layer5, list(spec.forward_shifts)), width)
+        idx6, word6, lane6 = place(m, s5.done, s5.nfirst, lanes, omax, cmax)
+        with m.If(s5.done):
+            fq = saturate(round_select(acc, s5.layer, list(spec.forward_shifts)), width)
             if convs:
-                fq = Mux(cd5, saturate(round_select(acc, layer5, dshifts), width), fq)
+                fq = Mux(s5.cd, saturate(round_select(acc, s5.layer, dshifts), width), fq)
             m.d.sync += q6.eq(fq)
-            with m.If(nfirst5):
-                m.d.sync += [idx6.eq(0), word6.eq(0), lane6.eq(0)]
-            with m.Else():
-                m.d.sync += [idx6.eq(idx6 + 1), lane6.eq(lane6 + 1)]
-                with m.If(lane6 == lanes - 1):
-                    m.d.sync += [lane6.eq(0), word6.eq(word6 + 1)]
+        s6 = s5.next(drop=("nfirst",))
+        check_stages(s6, _FWD_STAGES)
 
-        # Conv groups (forward): P accumulators, one per output channel of the group, then the
-        # same requantization, the P codes arriving at stage 6 beside the dense path's q6.
-        cq6 = [Signal(signed(width), reset_less=True, name=f"cq{k}") for k in range(lanes)]
-        cv6 = Signal()
+        # Conv groups (forward): the engine core's P accumulators, one per output channel of
+        # the group, and their requantization, the P codes arriving at stage 6 beside q6.
+        cq6 = [Signal(signed(width), name=f"cq6_{k}") for k in range(lanes)]
+        cv6 = Const(0)
         oword6 = Signal(range(max(cmax, 2)))
         if convs:
-            creal3, cbias3, cfirst3, clast3, blane3, cv3 = delayed(
-                m, (creal1, cbias1, cfirst1, clast1, blane1, cv1), 2
-            )
-            cacc = [Signal(signed(self.acc_width), reset_less=True, name=f"cacc{k}")
-                    for k in range(lanes)]  # fmt: skip
-            with m.If(creal3 | cbias3):
-                for k in range(lanes):
-                    add_bias = Mux(cbias3 & (blane3 == k), b3, 0)
-                    m.d.sync += cacc[k].eq(
-                        Mux(cfirst3, 0, cacc[k]) + Mux(creal3, p3[k], 0) + add_bias
-                    )
-            cdone4 = delay(cv3 & clast3, "cdone4")
-            cq5 = [Signal(signed(width), reset_less=True, name=f"cq5_{k}") for k in range(lanes)]
-            m.d.sync += [
-                q.eq(saturate(round_select(a, layer4, list(spec.forward_shifts)), width))
-                for q, a in zip(cq5, cacc, strict=True)
-            ]
-            cv5 = delay(cdone4, "cv5")
-            m.d.sync += [q.eq(r) for q, r in zip(cq6, cq5, strict=True)]
-            m.d.sync += cv6.eq(cv5)
-            (ow,) = delayed(m, (oword1,), 5)
+            group_cfg = dict(shifts=list(spec.forward_shifts), acc_width=self.acc_width)
+            codes, cv6 = conv_group(m, p3, s3.b, s3, width=width, **group_cfg)
+            m.d.comb += [q.eq(c) for q, c in zip(cq6, codes, strict=True)]
+            (ow,) = delayed(m, (s3.oword,), 3)
             m.d.comb += oword6.eq(ow)
 
         # Hidden layers: the forward unit's training build; y to the next activation region,
         # the mask bit to the mask memory (P of each for a conv group).
+        m.submodules.fwd = fwd = self._forward_unit()
         flanes = lanes if convs else 1
-        if self._stash == "mask":
-            fwd = Forward(width, flanes, train=True, threshold=spec.threshold)
-        else:
-            fwd = Forward(width, flanes)  # the z build keeps q itself, compared later
-        m.submodules.fwd = fwd
         m.d.comb += [
-            fwd.i.valid.eq((v6 & ~cd6 & (layer6 != layers - 1)) | cv6),
+            fwd.i.valid.eq((s6.done & ~s6.cd & (s6.layer != layers - 1)) | cv6),
             fwd.o.ready.eq(1),  # never stalls: the memories take a write every cycle
         ]
         for k in range(flanes):
             m.d.comb += fwd.i.payload.z[k].eq(Mux(cv6, cq6[k], q6 if k == 0 else 0))
-        f_word, f_lane, f_layer, f_q, f_cv, f_cword = delayed(
-            m, (word6, lane6, layer6, q6, cv6, oword6), fwd.latency
+        f_word, f_lane, f_layer, f_q, f_cword = delayed(
+            m, (word6, lane6, s6.layer, q6, oword6), fwd.latency
         )
+        (f_cv,) = delayed(m, (cv6,), fwd.latency) if convs else (Const(0),)
         f_cq = delayed(m, cq6, fwd.latency)
         if self._stash == "mask":
             stashed = fwd.o.payload.mask[0]
             stash_word = fwd.o.payload.mask.as_value()
         else:
             stashed, stash_word = f_q, Cat(*f_cq)
+        a_dest = const_array(abase + [0])[f_layer + 1]
+        m_dest = const_array(mbase + [0])[f_layer]
         with m.If(fwd.o.valid):
-            m.d.comb += [
-                a_wr.addr.eq(const_array(abase + [0])[f_layer + 1] + f_word),
-                a_wr.data.eq(Value.cast(fwd.o.payload.y[0]).replicate(lanes)),
-                a_wr.en.eq(Const(1, lanes) << f_lane),
-                m_wr.addr.eq(const_array(mbase + [0])[f_layer] + f_word),
-                m_wr.data.eq(Value.cast(stashed).replicate(lanes)),
-                m_wr.en.eq(Const(1, lanes) << f_lane),
-            ]
-            if convs:
-                with m.If(f_cv):
-                    m.d.comb += [
-                        a_wr.addr.eq(const_array(abase + [0])[f_layer + 1] + f_cword),
-                        a_wr.data.eq(fwd.o.payload.y.as_value()),
-                        a_wr.en.eq(-1),
-                        m_wr.addr.eq(const_array(mbase + [0])[f_layer] + f_cword),
-                        m_wr.data.eq(stash_word),
-                        m_wr.en.eq(-1),
-                    ]
+            whole = dict(whole=f_cv) if convs else {}
+            write_code(
+                m,
+                a_wr,
+                lanes,
+                addr=a_dest + f_word,
+                lane=f_lane,
+                code=fwd.o.payload.y[0],
+                word_addr=a_dest + f_cword,
+                word=fwd.o.payload.y.as_value(),
+                **whole,
+            )
+            write_code(m, m_wr, lanes, addr=m_dest + f_word, lane=f_lane, code=stashed,
+                       word_addr=m_dest + f_cword, word=stash_word, **whole)  # fmt: skip
 
-        # Last layer: logits, running argmax, output error e into the delta registers.
+        # Last layer: logits, running argmax, output error e (golden.fixed.loss_gradient) into
+        # the delta registers.
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
-        with m.If(v6 & ~cd6 & (layer6 == layers - 1)):
+        with m.If(s6.done & ~s6.cd & (s6.layer == layers - 1)):
             logit_argmax(m, self.o.payload, q6, idx6, width)
-            onehot = Mux(idx6 == label, fixed.TARGET, 0)
-            m.d.sync += d_arr[idx6].eq(requantize(q6 - onehot, 0, width))
+            error = rule(fixed.loss_gradient, q6, idx6 == label, width=width)
+            m.d.sync += d_arr[idx6].eq(error)
             with m.If(idx6 == self._classes - 1):
                 m.d.sync += [self.o.valid.eq(1), self.o.payload.skipped.eq(skip)]
 
         # Deltas: requantize the accumulators, mask them (backward unit), store them as d (a
         # conv map's deltas in the delta memory). A conv's delta pass sends its one code a
         # cycle through lane 0, with the mask bit read at stage 5.
-        dchunk1 = delay(chunk, "dchunk1")
-        dlayer1 = delay(layer, "dlayer1")
-        dv1 = delay(delta, "dv1")
         m.d.comb += m_rd.addr.eq(const_array([0] + mbase)[layer] + chunk)
-        cd_word6, cd_lane6 = Signal.like(cd_word), Signal.like(cd_lane)
-        cd_in = v6 & cd6
+        cd_in = Signal()
+        m.d.comb += cd_in.eq(s6.done & s6.cd)
         if convs:
-            cd_word5, cd_lane5 = delayed(m, (cd_word, cd_lane), 5)
-            m.d.sync += [cd_word6.eq(cd_word5), cd_lane6.eq(cd_lane5)]
-            with m.If(cd5):
-                m.d.comb += m_rd.addr.eq(const_array([0] + mbase)[layer5] + cd_word5)
-        if self._stash == "mask":
-            bunit = Backward(width, lanes, stash="mask")
-        else:
-            bunit = Backward(width, lanes, stash="z", width=width, threshold=spec.threshold)
-        m.submodules.bwd = bunit
-        stash_in = Mux(cd_in, m_rd.data.word_select(cd_lane6, sbits).replicate(lanes), m_rd.data)
+            with m.If(s5.cd):
+                m.d.comb += m_rd.addr.eq(const_array([0] + mbase)[s5.layer] + s5.cd_word)
+        m.submodules.bwd = bunit = self._backward_unit()
+        stash_in = Mux(cd_in, m_rd.data.word_select(s6.cd_lane, sbits).replicate(lanes), m_rd.data)
         m.d.comb += [
-            bunit.i.valid.eq(dv1 | cd_in),
+            bunit.i.valid.eq(s1.delta | cd_in),
             getattr(bunit.i.payload, self._stash).eq(stash_in),
             bunit.o.ready.eq(1),
         ]
         for k in range(lanes):
-            m.d.comb += bunit.i.payload.g[k].eq(
-                Mux(cd_in, q6, saturate(round_select(gacc[dchunk1][k], dlayer1, dshifts), width))
-            )
-        with m.If(dv1):
+            requantized = saturate(round_select(gacc[s1.chunk][k], s1.layer, dshifts), width)
+            m.d.comb += bunit.i.payload.g[k].eq(Mux(cd_in, q6, requantized))
+        with m.If(s1.delta):
             for k in range(lanes):
-                m.d.sync += gacc[dchunk1][k].eq(0)
-        dchunk2, dlayer2 = delay(dchunk1, "dchunk2"), delay(dlayer1, "dlayer2")
-        cd7, layer7 = delay(cd_in, "cd7"), delay(layer6, "layer7")
-        cd_word7, cd_lane7 = delay(cd_word6, "cd_word7"), delay(cd_lane6, "cd_lane7")
-        assert bunit.latency == fwd.latency == _UNIT_LATENCY, "unit latency changed: update drains"
-        dense_out = bunit.o.valid & ~cd7
+                m.d.sync += gacc[s1.chunk][k].eq(0)
+        # What the unit's outputs are for, beside its pipeline.
+        dchunk, dlayer, cd_out, cd_layer, cd_oword, cd_olane = delayed(
+            m, (s1.chunk, s1.layer, cd_in, s6.layer, s6.cd_word, s6.cd_lane), bunit.latency
+        )
+        dense_out = bunit.o.valid & ~cd_out
         if convs:
-            dense_out = dense_out & ~const_array(to_dmem)[dlayer2]
-            with m.If(bunit.o.valid):
-                with m.If(cd7):
-                    m.d.comb += [
-                        d_wr.addr.eq(const_array(dprev)[layer7] + cd_word7),
-                        d_wr.data.eq(Value.cast(bunit.o.payload.dz[0]).replicate(lanes)),
-                        d_wr.en.eq(Const(1, lanes) << cd_lane7),
-                    ]
-                with m.Elif(const_array(to_dmem)[dlayer2]):
-                    m.d.comb += [
-                        d_wr.addr.eq(const_array(dprev)[dlayer2] + dchunk2),
-                        d_wr.data.eq(bunit.o.payload.dz.as_value()),
-                        d_wr.en.eq(-1),
-                    ]
+            dense_out = dense_out & ~const_array(to_dmem)[dlayer]
+            with m.If(bunit.o.valid & (cd_out | const_array(to_dmem)[dlayer])):
+                write_code(m, d_wr, lanes, addr=const_array(dprev)[cd_layer] + cd_oword,
+                           lane=cd_olane, code=bunit.o.payload.dz[0], whole=~cd_out,
+                           word_addr=const_array(dprev)[dlayer] + dchunk,
+                           word=bunit.o.payload.dz.as_value())  # fmt: skip
         with m.If(dense_out):
             for k in range(lanes):
-                m.d.sync += d_arr[dchunk2 * lanes + k].eq(bunit.o.payload.dz[k])
+                m.d.sync += d_arr[dchunk * lanes + k].eq(bunit.o.payload.dz[k])
 
         # Loads (between samples only).
-        with m.If(self.load.valid & self.load.ready):
-            addr, value = self.load.payload.addr, self.load.payload.data
-            with m.If(addr < n_w):
-                m.d.comb += [w_wr.addr.eq(addr), w_wr.data.eq(value), w_wr.en.eq(1)]
-            with m.Else():
-                m.d.comb += [b_wr.addr.eq(addr - n_w), b_wr.data.eq(value), b_wr.en.eq(1)]
+        load_port(m, self.load, n_w, w_wr, b_wr)
         return m
