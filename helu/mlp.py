@@ -105,6 +105,7 @@ def load_model(folder, unit: str = "net"):
 def verilog(args) -> int:
     """``helu verilog --unit mlp``: write ``<top>.v`` and ``<top>.json`` into ``--out``."""
     from helu.common import outdir
+    from helu.hw.net.mlp import MLP
     from helu.hw.net.verilog import generate
 
     model = load_model(args.model, args.unit)
@@ -112,7 +113,7 @@ def verilog(args) -> int:
     macs = _check_macs(args.macs)
     out = outdir.claim(args.out, "verilog", force=args.force)
     with outdir.staged(out, "verilog", force=args.force, merge=True) as scratch:
-        gen = generate(model, macs, scratch, activation=activation)
+        gen = generate(MLP(model, macs, activation=activation), scratch)
     for path in (gen.verilog, gen.sidecar):
         print(out / path.name)
     return 0
@@ -224,10 +225,10 @@ def synth(args) -> int:
     """``helu synth --unit mlp --model DIR``: the table, plus ``<out>/mlp/results.json``."""
     from helu.commands.options import name_list
     from helu.common import outdir
-    from helu.hw.net.synth import MLP_TARGETS
+    from helu.hw.net.synth import ENGINE_TARGETS
 
     model = load_model(args.model, args.unit)
-    targets = name_list(args.target, MLP_TARGETS, "target for --unit mlp")
+    targets = name_list(args.target, ENGINE_TARGETS, "target for --unit mlp")
     outdir.claim(args.out, "synth", force=args.force)
     if args.seeds < 1:
         raise ValueError(f"--seeds must be a positive integer, not {args.seeds}")

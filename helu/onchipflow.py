@@ -39,7 +39,7 @@ EVERY = 25  # full read-back of every weight every EVERY steps
 LANES = 8
 SYNTH_COMMAND = (
     'python -c "from helu.onchip import scratch_net; from helu.hw.net.trainer import TrainSpec; '
-    "from helu.hw.net.trainsynth import synthesize_trainer; print(synthesize_trainer("
+    "from helu.hw.net.synth import synthesize_trainer; print(synthesize_trainer("
     "TrainSpec.from_net(scratch_net(0)), 8, 'ecp5', out_dir='build/trainsynth', seeds=1))\""
 )
 """How to measure the trainer's area and Fmax (not run by the flow: minutes of Yosys/nextpnr)."""

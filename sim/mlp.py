@@ -67,6 +67,7 @@ def run_mlp(
 ) -> list[dict]:
     """Check ``vectors`` (``x``, ``logits``, ``cls``[, ``labels``]) through the engine built from
     ``model`` on each simulator; one result dict per simulator (see the module docstring)."""
+    from helu.hw.net.mlp import MLP
     from helu.hw.net.verilog import generate
 
     if test not in TESTS:
@@ -84,7 +85,7 @@ def run_mlp(
     outdir.prepare(out, "sim")
     # a second helu sim on this --out is refused while this one runs, not interleaved
     with runner.lock(out):
-        gen = generate(model, lanes, Path(out) / "rtl", activation=activation)
+        gen = generate(MLP(model, lanes, activation=activation), Path(out) / "rtl")
         results = []
         for sim in simulators:
             build = runner.build_files(gen.verilog, gen.sidecar, sim, out)

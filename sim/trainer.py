@@ -70,41 +70,13 @@ def check_trajectory(trajectory: dict, sizes, classes: int) -> dict:
 
 
 def generate(spec, lanes: int, out) -> tuple[Path, Path, dict]:
-    """The engine's Verilog and sidecar JSON in ``<out>/rtl/``; returns their paths and meta."""
-    from amaranth.back import verilog
-    from amaranth.hdl import Value
-
+    """The engine's Verilog and sidecar JSON in ``<out>/rtl/`` (``hw.net.verilog``); returns
+    their paths and the sidecar."""
     from helu.hw.net.trainer import Trainer
+    from helu.hw.net.verilog import generate as write
 
-    dut = Trainer(spec, lanes)
-    sizes = dut.sizes
-    top = f"helu_trainer_{'_'.join(map(str, sizes))}_p{lanes}"
-    text = verilog.convert(dut, name=top, emit_src=False)
-    meta = {
-        "top": top,
-        "sizes": list(sizes),
-        "ops": [op.to_dict() for op in dut.ops],
-        "input_index": dut.input_index.tolist(),
-        "lanes": lanes,
-        "classes": sizes[-1],
-        "words": dut.words,
-        "weight_words": dut.weight_words,
-        "input_transfers": dut.input_transfers,
-        "label_bits": len(Value.cast(dut.i.payload.label)),
-        "cls_bits": len(Value.cast(dut.o.payload.cls)),
-        "addr_bits": len(Value.cast(dut.read.payload.addr)),
-        "cycles_per_sample": dut.cycles_per_sample,
-        "ideal_cycles": dut.ideal_cycles,
-        "macs": dut.macs,
-    }
-    rtl = Path(out) / "rtl"
-    rtl.mkdir(parents=True, exist_ok=True)
-    v_path, s_path = rtl / f"{top}.v", rtl / f"{top}.json"
-    for path, content in ((v_path, text), (s_path, json.dumps(meta, indent=2) + "\n")):
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(content)
-        os.replace(tmp, path)
-    return v_path, s_path, meta
+    gen = write(Trainer(spec, lanes), Path(out) / "rtl")
+    return gen.verilog, gen.sidecar, gen.meta
 
 
 def _build(verilog, sidecar, simulator: str, out):

@@ -1,4 +1,4 @@
-"""Synthesis of the training engine (hw/net/trainsynth.py): cell counts against capacity, Fmax."""
+"""Synthesis of the training engine (hw/net/synth.py): cell counts against capacity, Fmax."""
 
 import json
 
@@ -6,8 +6,8 @@ import pytest
 from test_synth import need
 from test_trainer import small_net
 
+from helu.hw.net.synth import synthesize_trainer
 from helu.hw.net.trainer import TrainSpec
-from helu.hw.net.trainsynth import synthesize_trainer
 from helu.hw.synth import TARGETS
 
 

@@ -267,6 +267,16 @@ class MLP(wiring.Component):
         return self._activation
 
     @property
+    def sizes(self) -> tuple[int, ...]:
+        """Activation sizes: the input's, then every layer's output (flat HWC)."""
+        return tuple(self._model.sizes)
+
+    @property
+    def ops(self) -> list:
+        """The layers' ``golden.layers`` ops."""
+        return list(self._model.ops)
+
+    @property
     def image(self) -> Image:
         return self._image
 

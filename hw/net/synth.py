@@ -1,11 +1,14 @@
-"""Synthesis of the MLP engine: area on its own, Fmax inside the timing harness, samples/s.
+"""Synthesis of the network engines: area on its own, Fmax inside the timing harness, rate.
 
-The method of the units (``hw.synth``, ``hw.harness``): the engine alone is synthesised for its
-cell counts (LUT4, FF, carry, DSP, block RAM), then the engine wrapped in ``hw.harness.Harness``
-(every port from or to flip-flops; the iCE40 UP5K's 48-pin package could not carry the 231 port
-bits anyway) is placed and routed with ``seeds`` nextpnr seeds; the Fmax is their median.
-``samples_per_s`` is that Fmax over the engine's ``cycles_per_sample`` at full rate (the figure
-the cocotb bench measures, ``sim.mlp``).
+One method for both engines (:func:`synthesize`; :func:`synthesize_mlp` and
+:func:`synthesize_trainer` build the engine), the units' (``hw.synth``, ``hw.harness``): the
+engine alone is synthesised for its cell counts (LUT4, FF, carry, DSP, block RAM) from the
+Verilog the simulators read (``hw.net.verilog``), then the engine wrapped in
+``hw.harness.Harness`` (every port from or to flip-flops; the iCE40 UP5K's 48-pin package could
+not carry the engines' port bits anyway) is placed and routed with ``seeds`` nextpnr seeds; the
+Fmax is their median. The rate is that Fmax over the engine's ``cycles_per_sample`` at full rate
+(the figure the cocotb benches measure): ``samples_per_s`` for inference, ``steps_per_s`` for
+training.
 
 Targets: ``up5k`` (iCE40 UltraPlus 5K, ``synth_ice40 -dsp``: multipliers on ``SB_MAC16``) and
 ``ecp5`` (LFE5U-25F, ``synth_ecp5``: multipliers on ``MULT18X18D``), or any of ``hw.synth``.
@@ -23,13 +26,21 @@ from helu.hw.synth import (
     over_capacity,
     run_yosys,
     tools_for,
-    write_verilog,
 )
 from helu.hw.tools import find_tool, tool_version
 
-__all__ = ["synthesize_mlp", "MLP_TARGETS", "ICE40_EBR_SHAPES", "ebr_blocks", "check_memory"]
+__all__ = [
+    "synthesize",
+    "synthesize_mlp",
+    "synthesize_trainer",
+    "ENGINE_TARGETS",
+    "ICE40_EBR_SHAPES",
+    "ebr_blocks",
+    "check_memory",
+]
 
-MLP_TARGETS = ("up5k", "ecp5")
+ENGINE_TARGETS = ("up5k", "ecp5")
+"""The targets the engines are built for by the commands and the flow."""
 
 ICE40_EBR_SHAPES = ((16, 256), (8, 512), (4, 1024), (2, 2048))
 """(width, depth) configurations of one iCE40 ``SB_RAM40_4K`` block (4 kbit)."""
@@ -61,6 +72,97 @@ def check_memory(engine, target: str) -> dict:
     return need
 
 
+def synthesize(make, target: str, *, out_dir, seeds: int = 3, yosys: str = "yosys") -> dict:
+    """Synthesise the engine ``make()`` builds (an ``MLP`` or a ``Trainer``) for ``target``;
+    return its record (also ``<out_dir>/<target>/<top>/record.json``, beside the Verilog,
+    scripts, logs and netlists). ``seeds = 0``: area only.
+
+    Record: ``unit`` (``"mlp"`` or ``"trainer"``), ``top``, ``target``, ``device``, ``lanes``,
+    ``sizes``, ``layers``, ``lut``, ``ff``, ``carry``, ``dsp``, ``ram``, ``cells``, ``capacity``,
+    ``fits`` (the engine's cells within the device's), ``over`` (what exceeds it), ``macs``
+    (per sample), ``cycles_per_sample``, ``fmax_mhz`` (median of the seeds, or ``None`` with
+    ``fmax_reason``), ``fmax_seeds``, ``harness_lut``, ``harness_ff``, ``tools``, ``seconds``;
+    inference adds ``activation``, ``samples_per_s``, ``mmacs_per_s``; training ``stash``,
+    ``stash_bits``, ``steps_per_s``. ``ToolError`` when a tool fails; a design that does not fit
+    is a result, not an error.
+    """
+    from helu.hw.harness import Harness
+    from helu.hw.net.mlp import MLP
+    from helu.hw.net.verilog import generate, top_name
+
+    tools_for(target)
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 0:
+        raise ValueError(f"Seed count must be an integer >= 0, not {seeds!r}")
+    start = time.monotonic()
+    spec = TARGETS[target]
+    engine = make()
+    inference = isinstance(engine, MLP)
+    variant = f"{engine.activation}" if inference else f"{engine.stash} stash"
+    role = "inference" if inference else "training"
+    design = (
+        f"{role} engine {'-'.join(map(str, engine.sizes))} P={engine.lanes} {variant} ({target})"
+    )
+    find_tool(yosys)
+    versions = {yosys: tool_version(yosys)}
+    top = top_name(engine)
+    work = Path(out_dir) / target / top
+    gen = generate(engine, work)
+    cells = run_yosys(work / f"{top}.v", top, target, design=design, yosys=yosys)
+    counts = count_cells(cells, target)
+    over = over_capacity(counts, target)
+    record = {
+        "unit": gen.meta["unit"],
+        "top": top,
+        "target": target,
+        "device": spec["device"],
+        "lanes": engine.lanes,
+        "sizes": list(engine.sizes),
+        "layers": gen.meta["layers"],
+        **{k: counts.get(k) for k in ("lut", "ff", "carry", "dsp", "ram")},
+        "cells": dict(sorted(cells.items())),
+        "capacity": spec.get("capacity", {}),
+        "fits": not over,
+        "over": over,
+        "macs": engine.macs,
+        "cycles_per_sample": engine.cycles_per_sample,
+        "fmax_mhz": None,
+        "fmax_seeds": [],
+        "fmax_reason": None,
+        "harness_lut": None,
+        "harness_ff": None,
+    }
+    if inference:
+        record["activation"] = engine.activation
+    else:
+        record |= {"stash": engine.stash, "stash_bits": engine.stash_bits}
+    if over:
+        record["fmax_reason"] = f"does not fit the {spec['device']} ({', '.join(over)})"
+    elif spec["pnr"] is None:
+        record["fmax_reason"] = f"the {target} target has no timing model"
+    elif seeds < 1:
+        record["fmax_reason"] = "place and route not requested"
+    else:
+        versions[spec["pnr"]] = tool_version(spec["pnr"])
+        timing = harness_timing(
+            Harness(make()), top, target, work=work, design=design, seeds=seeds, yosys=yosys
+        )
+        # ``fits`` stays the engine's own; a harness that does not place gives no Fmax, and
+        # ``fmax_reason`` says why.
+        timing.pop("fits", None)
+        record.update(timing)
+    f = record["fmax_mhz"]
+    rate = None if f is None else f * 1e6 / engine.cycles_per_sample
+    if inference:
+        record["samples_per_s"] = rate
+        record["mmacs_per_s"] = None if f is None else f * engine.macs / engine.cycles_per_sample
+    else:
+        record["steps_per_s"] = rate
+    record["tools"] = versions
+    record["seconds"] = round(time.monotonic() - start, 2)
+    (work / "record.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return record
+
+
 def synthesize_mlp(
     model,
     lanes: int,
@@ -72,76 +174,23 @@ def synthesize_mlp(
     fmax: bool = True,
     yosys: str = "yosys",
 ) -> dict:
-    """Synthesise ``MLP(model, lanes, activation=...)`` for ``target``; return its record.
-
-    Writes ``<out_dir>/<target>/<top>/`` (Verilog, scripts, logs, netlists, ``record.json``).
-    Record: ``unit`` ("mlp"), ``activation``, ``target``, ``device``, ``lanes``, ``sizes``,
-    ``lut``, ``ff``, ``carry``, ``dsp``, ``ram``, ``cells``, ``capacity``, ``fits``,
-    ``fmax_mhz`` (median of the seeds, or ``None`` with ``fmax_reason``), ``fmax_seeds``,
-    ``harness_lut``, ``harness_ff``, ``macs``, ``cycles_per_sample``, ``samples_per_s``,
-    ``mmacs_per_s``, ``tools``, ``seconds``. ``ToolError`` when a tool fails otherwise.
-    """
-    from helu.hw.harness import Harness
+    """:func:`synthesize` of ``MLP(model, lanes, activation=...)``; ``fmax`` false: area only."""
     from helu.hw.net.mlp import MLP
-    from helu.hw.net.verilog import top_name
 
-    tools_for(target)
-    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
-        raise ValueError(f"Seed count must be a positive integer, not {seeds!r}")
-    start = time.monotonic()
-    spec = TARGETS[target]
-    engine = MLP(model, lanes, activation=activation)
-    top = top_name(model.sizes, lanes, activation)
-    design = f"MLP {'-'.join(map(str, model.sizes))} P={lanes} {activation} ({target})"
-    work = Path(out_dir) / target / top
-    work.mkdir(parents=True, exist_ok=True)
-    find_tool(yosys)
-    versions = {yosys: tool_version(yosys)}
-    write_verilog(engine, top, work / f"{top}.v")
-    cells = run_yosys(work / f"{top}.v", top, target, design=design, yosys=yosys)
-    counts = count_cells(cells, target)
-    capacity = spec.get("capacity", {})
-    over = over_capacity(counts, target)
-    record = {
-        "unit": "mlp",
-        "activation": activation,
-        "target": target,
-        "device": spec["device"],
-        "lanes": lanes,
-        "sizes": model.sizes,
-        "lut": counts.get("lut"),
-        "ff": counts.get("ff"),
-        "carry": counts.get("carry"),
-        "dsp": counts.get("dsp"),
-        "ram": counts.get("ram"),
-        "cells": dict(sorted(cells.items())),
-        "capacity": capacity,
-        "fits": not over,
-        "fmax_mhz": None,
-        "fmax_seeds": [],
-        "fmax_reason": None,
-        "harness_lut": None,
-        "harness_ff": None,
-        "macs": engine.macs,
-        "cycles_per_sample": engine.cycles_per_sample,
-    }
-    if over:
-        record["fmax_reason"] = f"does not fit the {spec['device']} ({', '.join(over)})"
-    elif spec["pnr"] is None:
-        record["fmax_reason"] = f"the {target} target has no timing model"
-    elif not fmax:
-        record["fmax_reason"] = "place and route not requested"
-    else:
-        versions[spec["pnr"]] = tool_version(spec["pnr"])
-        harness = Harness(MLP(model, lanes, activation=activation))
-        timing = harness_timing(
-            harness, top, target, work=work, design=design, seeds=seeds, yosys=yosys
-        )
-        record.update(timing)
-    f = record["fmax_mhz"]
-    record["samples_per_s"] = None if f is None else f * 1e6 / engine.cycles_per_sample
-    record["mmacs_per_s"] = None if f is None else f * engine.macs / engine.cycles_per_sample
-    record["tools"] = versions
-    record["seconds"] = round(time.monotonic() - start, 2)
-    (work / "record.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    return record
+    def make():
+        return MLP(model, lanes, activation=activation)
+
+    return synthesize(make, target, out_dir=out_dir, seeds=seeds if fmax else 0, yosys=yosys)
+
+
+def synthesize_trainer(
+    spec, lanes: int, target: str, *, out_dir, stash: str = "mask", seeds: int = 0,
+    yosys: str = "yosys",
+) -> dict:  # fmt: skip
+    """:func:`synthesize` of ``Trainer(spec, lanes, stash=stash)``; ``seeds = 0``: area only."""
+    from helu.hw.net.trainer import Trainer
+
+    def make():
+        return Trainer(spec, lanes, stash=stash)
+
+    return synthesize(make, target, out_dir=out_dir, seeds=seeds, yosys=yosys)
