@@ -59,8 +59,10 @@ changes master and shadow at once and the shadow always equals ``shadow_weights(
 
 Memories (``amaranth.lib.memory.Memory``): masters, one word of ``P`` int16 codes per (layer,
 neuron, chunk); biases, one int32 per neuron; activations, one region of ``P``-code words per
-layer input; the mask memory, ``P`` bits per word, one region per hidden layer. The mask stash
-takes one bit per hidden element where stashing the pre-activation ``z`` would take
+layer input; the mask memory, ``P`` bits per word, one region per hidden layer; the ``W.T @ d``
+accumulators of the dense layers, one word of ``P`` per input chunk (read and written back in
+the backward pass; the delta registers ``d`` of one dense layer's outputs stay registers); with
+convolutions, the delta memory of the conv maps. The mask stash takes one bit per hidden element where stashing the pre-activation ``z`` would take
 ``ACT_WIDTH`` (:attr:`Trainer.mask_bits` against :attr:`Trainer.z_stash_bits`).
 
 Exactness: golden sums in int64. The forward accumulator here is wide enough for an int32 bias
@@ -1172,14 +1174,25 @@ class Trainer(wiring.Component):
         folded = Mux(wen, _fold(Cat(*new_lanes)), 0) ^ Mux(ben, _fold(new_bias), 0)
         with m.If(wen | ben):
             m.d.sync += self.digest.eq(self.digest.rotate_left(1) ^ folded)
+        # W.T @ d: one accumulator per input of the layer, P (one word) per chunk, in a memory
+        # (block RAM or what the synthesizer picks; no multiplexer tree over registers): read at
+        # stage 2, the sum written back at stage 3. The layer's first neuron overwrites, so no
+        # pass clears them and a reset mid-step leaves nothing behind. A word written in the
+        # cycle before its read (a layer of one chunk) is taken from the write.
         gchunks = max([c for i, c in enumerate(chunks) if i and not plans[i].conv] or [1])
-        gacc = Array(
-            Array(Signal(signed(self.delta_width), name=f"gacc{c}_{k}") for k in range(lanes))
-            for c in range(gchunks)
-        )
+        dw = self.delta_width
+        g_rd, g_wr = memory(m, "gmem", unsigned(dw * lanes), gchunks)
+        m.d.comb += g_rd.addr.eq(Mux(delta, chunk, s2.chunk))
+        g_hit, g_last = Signal(), Signal.like(g_wr.data)
+        m.d.sync += [g_hit.eq(g_wr.en & (g_wr.addr == g_rd.addr)), g_last.eq(g_wr.data)]
+        g_old = Mux(g_hit, g_last, g_rd.data)
+        g_new = [Mux(s3.nfirst, 0, lane(g_old, k, dw)) + p3[k] for k in range(lanes)]
         with m.If(upd & (s3.layer != 0)):
-            for k in range(lanes):
-                m.d.sync += gacc[s3.chunk][k].eq(gacc[s3.chunk][k] + p3[k])
+            m.d.comb += [
+                g_wr.addr.eq(s3.chunk),
+                g_wr.data.eq(Cat(*(v[:dw] for v in g_new))),
+                g_wr.en.eq(1),
+            ]
 
         # Forward (and a conv's delta pass), stage 4: the sum of the products.
         total = p3[0]
@@ -1287,11 +1300,9 @@ class Trainer(wiring.Component):
             bunit.o.ready.eq(1),
         ]
         for k in range(lanes):
-            requantized = saturate(round_select(gacc[s1.chunk][k], s1.layer, dshifts), width)
+            acc_k = lane(g_rd.data, k, dw)  # read at stage 0 of the DELTA pass
+            requantized = saturate(round_select(acc_k, s1.layer, dshifts), width)
             m.d.comb += bunit.i.payload.g[k].eq(Mux(cd_in, q6, requantized))
-        with m.If(s1.delta):
-            for k in range(lanes):
-                m.d.sync += gacc[s1.chunk][k].eq(0)
         # What the unit's outputs are for, beside its pipeline.
         dchunk, dlayer, cd_out, cd_layer, cd_oword, cd_olane = delayed(
             m, (s1.chunk, s1.layer, cd_in, s6.layer, s6.cd_word, s6.cd_lane), bunit.latency
