@@ -320,6 +320,34 @@ def _check_ports(text: str, meta: dict):
         )
 
 
+_TRIGGER = re.compile(
+    r"^(\s*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+) += 0;$", re.M
+)
+
+
+def convert(component, top: str) -> str:
+    """Amaranth's Verilog of ``component`` as module ``top``, made to start the same under every
+    simulator and language mode.
+
+    Yosys's Verilog evaluates each ``always @*`` block at time 0 through a trigger register with
+    a declaration initializer (``reg \\$auto$...dump_module$1 = 0``, read by an empty ``if`` in
+    every block). Verilog-2005 simulators see an event there; SystemVerilog ones (``iverilog
+    -g2012``) do not, so no combinational block runs until one of its inputs changes, and a
+    design held in reset from time 0 latches X. Each trigger is therefore also set by
+    ``initial #0`` (after every ``always`` block waits on it), outside synthesis and Verilator,
+    whose settle phase evaluates everything at time 0 and which rejects delays without
+    ``--timing``. ``sim.plain`` checks the engines under each mode.
+    """
+    text = verilog.convert(component, name=top, emit_src=False)
+    return _TRIGGER.sub(
+        lambda m: (
+            f"{m.group(0)}\n`ifndef SYNTHESIS\n`ifndef VERILATOR\n"
+            f"{m.group(1)}initial #0 {m.group(2)} = 1'b1;\n`endif\n`endif"
+        ),
+        text,
+    )
+
+
 def generate(unit: str, params: UnitParams, out_dir, *, axis: bool = False) -> Generated:
     """Build ``UNITS[unit]`` with ``params``; write ``<top>.v`` and ``<top>.json`` in ``out_dir``.
 
@@ -337,7 +365,7 @@ def generate(unit: str, params: UnitParams, out_dir, *, axis: bool = False) -> G
     if axis:
         component = AxisWrapper(component)
     meta = describe(unit, params, component, axis=axis)
-    text = verilog.convert(component, name=meta["top"], emit_src=False)
+    text = convert(component, meta["top"])
     _check_ports(text, meta)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -62,8 +62,9 @@ neuron, chunk); biases, one int32 per neuron; activations, one region of ``P``-c
 layer input; the mask memory, ``P`` bits per word, one region per hidden layer; the ``W.T @ d``
 accumulators of the dense layers, one word of ``P`` per input chunk (read and written back in
 the backward pass; the delta registers ``d`` of one dense layer's outputs stay registers); with
-convolutions, the delta memory of the conv maps. The mask stash takes one bit per hidden element where stashing the pre-activation ``z`` would take
-``ACT_WIDTH`` (:attr:`Trainer.mask_bits` against :attr:`Trainer.z_stash_bits`).
+convolutions, the delta memory of the conv maps. The mask stash takes one bit per hidden element
+where stashing the pre-activation ``z`` would take ``ACT_WIDTH`` (:attr:`Trainer.mask_bits`
+against :attr:`Trainer.z_stash_bits`).
 
 Exactness: golden sums in int64. The forward accumulator here is wide enough for an int32 bias
 plus any sum of int8 shadows times inputs (:attr:`Trainer.acc_width`, 33 bits for the digits

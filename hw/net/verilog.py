@@ -24,12 +24,11 @@ import json
 import os
 from pathlib import Path
 
-from amaranth.back import verilog
 from amaranth.hdl import Shape, Value
 
 from helu.hw.net.mlp import MLP
 from helu.hw.net.trainer import Trainer
-from helu.hw.verilog import Generated, payload_fields
+from helu.hw.verilog import Generated, convert, payload_fields
 
 __all__ = ["generate", "top_name", "describe"]
 
@@ -163,7 +162,7 @@ def generate(engine, out_dir) -> Generated:
     """Write ``engine``'s ``<top>.v`` and ``<top>.json`` into ``out_dir`` (each written whole:
     through a temporary file, so a reader never sees half a file)."""
     meta = describe(engine)
-    text = verilog.convert(engine, name=meta["top"], emit_src=False)
+    text = convert(engine, meta["top"])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     v_path = out_dir / meta["verilog"]
