@@ -134,9 +134,10 @@ endmodule
 """
 
 
-def _compile_and_run(simulator: str, flag, verilog: Path, work: Path) -> str:
+def _compile_and_run(simulator: str, flag, sources: list, work: Path) -> str:
+    sources = [str(s) for s in sources]
     if simulator == "icarus":
-        subprocess.run(["iverilog", flag, "-o", "bench.vvp", "-s", "tb", "bench.v", str(verilog)],
+        subprocess.run(["iverilog", flag, "-o", "bench.vvp", "-s", "tb", "bench.v", *sources],
                        cwd=work, check=True, capture_output=True, text=True)  # fmt: skip
         cmd = ["vvp", "-n", "bench.vvp"]
     else:
@@ -147,7 +148,7 @@ def _compile_and_run(simulator: str, flag, verilog: Path, work: Path) -> str:
             # --binary times the bench's clock with C++20 coroutines (--timing).
             ["verilator", "--binary", "--top-module", "tb", "-Wno-fatal", "-Wno-lint",
              "-Wno-style", "-CFLAGS", "-std=c++20 -fcoroutines", "--Mdir", "obj", "-o", "bench",
-             "bench.v", str(verilog)],
+             "bench.v", *sources],
             cwd=work, check=True, capture_output=True, text=True,
         )  # fmt: skip
         cmd = ["obj/bench"]
@@ -172,7 +173,10 @@ def run(verilog, sidecar, transfers, outputs: int, *, mode: str, work, limit=Non
     (work / "stimulus.hex").write_text("".join(f"{w:0{digits}x}\n" for w in transfers))
     (work / "bench.v").write_text(bench_text(meta, len(transfers), outputs, limit))
     try:
-        text = _compile_and_run(simulator, flag, Path(verilog).resolve(), work)
+        from helu.hw.net.mac import primitive_models
+
+        models = primitive_models(meta.get("primitives"), work / "models")
+        text = _compile_and_run(simulator, flag, [Path(verilog).resolve(), *models], work)
     except subprocess.CalledProcessError as exc:
         raise RuntimeError(f"{mode}: {' '.join(exc.cmd[:2])} failed: {exc.stderr[-800:]}") from exc
     if "TIMEOUT" in text:

@@ -159,8 +159,11 @@ def build_files(verilog, sidecar, simulator: str = "icarus", out="build/sim", *,
         args = ["-Wno-fatal"] if simulator == "verilator" else []
         log.info("building %s for %s in %s", top, simulator, directory)
         try:
+            from helu.hw.net.mac import primitive_models
+
+            models = primitive_models(meta.get("primitives"), directory / "models")
             runner.build(
-                sources=[verilog],
+                sources=[verilog, *models],
                 hdl_toplevel=top,
                 build_dir=directory,
                 build_args=args,

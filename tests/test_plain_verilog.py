@@ -104,3 +104,23 @@ def test_a_one_lsb_wrong_golden_fails(inference, tmp_path):
     wrong[2, 1] += 1
     with pytest.raises(AssertionError):
         _check(gen, transfers, wrong, "icarus-2005", tmp_path)
+
+
+@pytest.mark.parametrize("mode", ["icarus-2005", "verilator"])
+def test_sb_mac16_builds_in_a_plain_bench(mode, tmp_path):
+    """Both engines with their multipliers as iCE40 SB_MAC16 cells in 8x8 mode (Yosys's own
+    model simulated): the same outputs as the generic build's golden."""
+    model = _model()
+    x = np.random.default_rng(4).integers(0, 17, size=(4, 10))
+    gen = generate(MLP(model, 4, dsp="sb_mac16"), tmp_path / "mlp")
+    assert gen.meta["primitives"] == ["SB_MAC16"] and "SB_MAC16" in gen.verilog.read_text()
+    _check(gen, plain.pack_inputs(gen.meta, x), intmodel.infer(model, x)[0], mode, tmp_path / "m")
+
+
+def test_sb_mac16_trainer_in_a_plain_bench(training, tmp_path):
+    """The training engine's 2 P multipliers as SB_MAC16 pairs: the generic build's steps."""
+    gen, transfers, logits = training
+    spec = TrainSpec.from_net(_net([10, 4, 4, 3]))
+    dsp = generate(Trainer(spec, 4, dsp="sb_mac16"), tmp_path / "trainer")
+    assert dsp.top.endswith("_sb_mac16") and dsp.top != gen.top
+    _check(dsp, transfers, logits, "icarus-2005", tmp_path / "t")

@@ -82,6 +82,7 @@ from helu.hw.net.core import (
     place,
     write_code,
 )
+from helu.hw.net.mac import check_dsp, products
 from helu.hw.net.requant import round_select, saturate, select
 from helu.hw.units import check_lanes, refusal, unelaborated
 
@@ -210,9 +211,11 @@ class MLP(wiring.Component):
     the sample in progress and a pending output, not the memories.
     """
 
-    def __init__(self, model, lanes=8, *, activation="helu", src_loc_at=0):
+    def __init__(self, model, lanes=8, *, activation="helu", dsp=None, src_loc_at=0):
         with refusal(self):
             _check(model, lanes, activation)
+            check_dsp(dsp)
+        self._dsp = dsp
         self._model = model
         self._lanes = lanes
         self._activation = activation
@@ -270,6 +273,11 @@ class MLP(wiring.Component):
     def sizes(self) -> tuple[int, ...]:
         """Activation sizes: the input's, then every layer's output (flat HWC)."""
         return tuple(self._model.sizes)
+
+    @property
+    def dsp(self):
+        """The multiplier build (``hw.net.mac.DSPS``): ``None`` generic, ``"sb_mac16"``."""
+        return self._dsp
 
     @property
     def ops(self) -> list:
@@ -465,14 +473,13 @@ class MLP(wiring.Component):
         # Stage 1: read data (memories), with the sideband of what was issued.
         s1 = side.next()
         # Stage 2: products. A conv broadcasts one input code (0 at a padding tap) to every lane.
-        prods = [Signal(signed(2 * width), reset_less=True, name=f"prod{k}") for k in range(lanes)]
+        weights = [w_rd.data.word_select(k, width).as_signed() for k in range(lanes)]
+        codes = [a_rd.data.word_select(k, width).as_signed() for k in range(lanes)]
         if conv:
             code = a_rd.data.word_select(s1.clane, width).as_signed()
             broadcast = Mux(s1.cin, code, 0)
-        for k, p in enumerate(prods):
-            wk = w_rd.data[k * width : (k + 1) * width].as_signed()
-            xk = a_rd.data[k * width : (k + 1) * width].as_signed()
-            m.d.sync += p.eq(wk * (Mux(s1.cv, broadcast, xk) if conv else xk))
+            codes = [Mux(s1.cv, broadcast, x) for x in codes]
+        prods = products(m, weights, codes, dsp=self._dsp)
         s2 = s1.next(bias=b_rd.data.as_signed())
         # Stage 3: the sum of the products (a conv keeps them apart: one per output channel).
         total = prods[0]

@@ -174,11 +174,13 @@ def synthesize_mlp(
     fmax: bool = True,
     yosys: str = "yosys",
 ) -> dict:
-    """:func:`synthesize` of ``MLP(model, lanes, activation=...)``; ``fmax`` false: area only."""
+    """:func:`synthesize` of ``MLP(model, lanes, activation=...)``, its multipliers as the
+    target's DSP cell where it names one (``dsp_cell``: the UP5K's ``SB_MAC16`` in 8x8 mode);
+    ``fmax`` false: area only."""
     from helu.hw.net.mlp import MLP
 
     def make():
-        return MLP(model, lanes, activation=activation)
+        return MLP(model, lanes, activation=activation, dsp=TARGETS[target].get("dsp_cell"))
 
     return synthesize(make, target, out_dir=out_dir, seeds=seeds if fmax else 0, yosys=yosys)
 
@@ -187,10 +189,11 @@ def synthesize_trainer(
     spec, lanes: int, target: str, *, out_dir, stash: str = "mask", seeds: int = 0,
     yosys: str = "yosys",
 ) -> dict:  # fmt: skip
-    """:func:`synthesize` of ``Trainer(spec, lanes, stash=stash)``; ``seeds = 0``: area only."""
+    """:func:`synthesize` of ``Trainer(spec, lanes, stash=stash)``, its multipliers as the
+    target's DSP cell where it names one; ``seeds = 0``: area only."""
     from helu.hw.net.trainer import Trainer
 
     def make():
-        return Trainer(spec, lanes, stash=stash)
+        return Trainer(spec, lanes, stash=stash, dsp=TARGETS[target].get("dsp_cell"))
 
     return synthesize(make, target, out_dir=out_dir, seeds=seeds, yosys=yosys)

@@ -109,6 +109,7 @@ from helu.hw.net.core import (
     place,
     write_code,
 )
+from helu.hw.net.mac import check_dsp, products
 from helu.hw.net.requant import round_select, rule, saturate, select
 from helu.hw.units import check_lanes, check_threshold, refusal, unelaborated
 from helu.hw.units.backward import STASH_KINDS, Backward
@@ -435,8 +436,9 @@ class Trainer(wiring.Component):
     or runs to its end unless ``rst`` interrupts it.
     """
 
-    def __init__(self, spec, lanes=8, *, stash="mask", src_loc_at=0):
+    def __init__(self, spec, lanes=8, *, stash="mask", dsp=None, src_loc_at=0):
         with refusal(self):
+            check_dsp(dsp)
             if not isinstance(spec, TrainSpec):
                 raise TypeError(f"Trainer needs a TrainSpec, not {spec!r}")
             spec.check()
@@ -444,6 +446,7 @@ class Trainer(wiring.Component):
             if stash not in STASH_KINDS:
                 raise ValueError(f"Stash must be one of {', '.join(STASH_KINDS)}, not {stash!r}")
         self._stash = stash
+        self._dsp = dsp
         self._spec = spec
         self._lanes = lanes
         self._ops = list(spec.layer_ops)
@@ -610,6 +613,11 @@ class Trainer(wiring.Component):
                 cycles += p.outs * p.chunks + self.bwd_drain
                 cycles += p.chunks + self.delta_drain if i else 0
         return cycles
+
+    @property
+    def dsp(self):
+        """The multiplier build (``hw.net.mac.DSPS``): ``None`` generic, ``"sb_mac16"``."""
+        return self._dsp
 
     @property
     def stash(self) -> str:
@@ -1089,27 +1097,21 @@ class Trainer(wiring.Component):
             for k, s in enumerate(dd2):
                 m.d.sync += s.eq(Mux(s1.cdv, lane(d_rd.data, k, width), 0))
             # The gradient pass: delta x input code (exact), and the deltas for the biases.
-            gp2 = [Signal(signed(2 * width), reset_less=True, name=f"gp{k}") for k in range(lanes)]
             gd2 = [Signal(signed(width), reset_less=True, name=f"gd{k}") for k in range(lanes)]
             code = Mux(s1.gin, a_rd.data.word_select(s1.glane, width).as_signed(), 0)
-            for k in range(lanes):
-                m.d.sync += [
-                    gp2[k].eq(lane(d_rd.data, k, width) * code),
-                    gd2[k].eq(lane(d_rd.data, k, width)),
-                ]
+            deltas = [lane(d_rd.data, k, width) for k in range(lanes)]
+            gp2 = products(m, deltas, [code] * lanes, dsp=self._dsp, name="gp")
+            m.d.sync += [g.eq(d) for g, d in zip(gd2, deltas, strict=True)]
 
         # Stage 3: products. Forward: shadow x input (a broadcast code in a conv). Backward:
         # shadow x delta (for W.T @ d; a conv's delta pass: shadow x the tap's delta word) and
         # delta x input (the weight gradient, exact int16).
-        prod = signed(2 * width)
-        p3 = [Signal(prod, reset_less=True, name=f"p{k}") for k in range(lanes)]
-        g3 = [Signal(prod, reset_less=True, name=f"g{k}") for k in range(lanes)]
-        for k in range(lanes):
-            ak = lane(s2.a, k, width)
-            operand = Mux(s2.bwd, s2.d, ak)
-            if convs:
-                operand = Mux(s2.cv, bcast2, Mux(s2.cd, dd2[k], operand))
-            m.d.sync += [p3[k].eq(sh2[k] * operand), g3[k].eq(s2.d * ak)]
+        codes = [lane(s2.a, k, width) for k in range(lanes)]
+        operands = [Mux(s2.bwd, s2.d, ak) for ak in codes]
+        if convs:
+            operands = [Mux(s2.cv, bcast2, Mux(s2.cd, dd2[k], op)) for k, op in enumerate(operands)]
+        p3 = products(m, sh2, operands, dsp=self._dsp, name="p")
+        g3 = products(m, [s2.d] * lanes, codes, dsp=self._dsp, name="g")
         s3 = s2.next(drop=("a",))
 
         # Conv gradient accumulators: per lane, the sum over positions of delta x input (gs)

@@ -7,13 +7,15 @@ synthesis read, for an inference engine (``hw.net.mlp.MLP``) or a training engin
 
 The top module is named by :func:`top_name`: ``helu_<role>_<sizes>_p<P>`` with role ``mlp``
 (inference) or ``trainer``, plus the build's non-default choice (``_igelu``: the i-GELU
-activation; ``_z``: the trainer's ``z`` stash). Its contents depend on the weights, which the
+activation; ``_z``: the trainer's ``z`` stash; ``_sb_mac16``: the multipliers as iCE40 DSPs in
+8x8 mode, ``hw.net.mac``). Its contents depend on the weights, which the
 sidecar's ``model_sha256`` identifies.
 
 Sidecar, both roles: ``unit``, ``top``, ``verilog``, ``lanes``, ``sizes``, ``layers`` (the
 ops described), ``ops`` (``golden.layers`` dictionaries), ``macs`` (multiply-accumulates per
 sample), ``input_transfers``, ``input_index``, ``cycles_per_sample``, ``ideal_cycles``,
-``weight_words``, ``bias_words``, ``model_sha256`` and ``ports`` (each stream's payload fields,
+``weight_words``, ``bias_words``, ``model_sha256``, ``dsp``, ``primitives`` (cells whose
+models a simulator needs beside the file) and ``ports`` (each stream's payload fields,
 ``hw.verilog.payload_fields``). Inference adds ``activation``, ``shifts``, ``layer_cycles``,
 ``latency``; training adds ``stash``, ``classes``, ``words``, ``label_bits``, ``cls_bits``,
 ``addr_bits``.
@@ -42,15 +44,17 @@ def _role(engine) -> str:
 
 
 def _variant(engine) -> str:
-    """The build's non-default choice, or ``""``."""
+    """The build's non-default choices (``_``-joined), or ``""``."""
     if isinstance(engine, MLP):
-        return "" if engine.activation == "helu" else engine.activation
-    return "" if engine.stash == "mask" else engine.stash
+        parts = [] if engine.activation == "helu" else [engine.activation]
+    else:
+        parts = [] if engine.stash == "mask" else [engine.stash]
+    return "_".join(parts + ([engine.dsp] if engine.dsp else []))
 
 
 def top_name(engine) -> str:
-    """``helu_<role>_<sizes>_p<P>[_<variant>]``, for example ``helu_mlp_64_32_32_10_p8`` or
-    ``helu_trainer_64_32_32_10_p8_z``."""
+    """``helu_<role>_<sizes>_p<P>[_<variant>]``, for example ``helu_mlp_64_32_32_10_p8``,
+    ``helu_trainer_64_32_32_10_p8_z`` or ``helu_mlp_64_32_32_10_p16_sb_mac16``."""
     name = f"helu_{_role(engine)}_" + "_".join(str(s) for s in engine.sizes) + f"_p{engine.lanes}"
     variant = _variant(engine)
     return name + (f"_{variant}" if variant else "")
@@ -100,6 +104,9 @@ def describe(engine) -> dict:
         "weight_words": engine.weight_words,
         "bias_words": len(engine.image.biases),
         "model_sha256": _model_digest(engine),
+        "dsp": engine.dsp,
+        # Cells the simulators take from Yosys's models (hw.net.mac.primitive_models).
+        "primitives": ["SB_MAC16"] if engine.dsp == "sb_mac16" else [],
     }
     streams = {"in": "i", "out": "o", "load": "load"}
     if isinstance(engine, MLP):

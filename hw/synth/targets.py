@@ -93,6 +93,8 @@ TARGETS = {
             "blackbox =A:whitebox"
         ),
         "capacity": {"lut": 5280, "ff": 5280, "dsp": 8, "ram": 30},
+        # The network engines instantiate their multipliers as this DSP cell (hw.net.mac).
+        "dsp_cell": "sb_mac16",
         "pnr": "nextpnr-ice40",
         "pnr_args": ["--up5k", "--package", "sg48"],
         "pnr_freq": 100,
