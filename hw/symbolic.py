@@ -60,6 +60,14 @@ def _maximum(a, b):
     return _where(_symbolic(a) > b, a, b)
 
 
+def _signed_range(lo, hi) -> int:
+    """``k`` when ``[lo, hi]`` is the range of ``k``-bit signed codes, else 0."""
+    if not (isinstance(lo, int) and isinstance(hi, int)) or lo >= 0 or hi != -lo - 1:
+        return 0
+    k = hi.bit_length() + 1
+    return k if hi == (1 << (k - 1)) - 1 else 0
+
+
 def _sign(a):
     v = _operand(a)
     return Symbolic(Mux(v > 0, 1, Mux(v < 0, -1, 0)))
@@ -175,10 +183,21 @@ class Symbolic:
 
     def clip(self, min=None, max=None):  # noqa: A002 (numpy's names)
         v = self._value
-        if min is not None:
-            v = Mux(v < _operand(min), _operand(min), v)
-        if max is not None:
-            v = Mux(v > _operand(max), _operand(max), v)
+        lo = None if min is None else _operand(min)
+        hi = None if max is None else _operand(max)
+        if lo is not None and hi is not None and _signed_range(lo, hi) and v.shape().signed:
+            bits = _signed_range(lo, hi)
+            if len(v) > bits:
+                # Clipping to the k-bit codes: in range iff the bits from k - 1 up are all
+                # equal (sign extension), so no comparator carry chains are needed.
+                top = v[bits - 1 :]
+                inside = (top == 0) | (top == (1 << len(top)) - 1)
+                return Symbolic(Mux(inside, v, Mux(v[-1], lo, hi)))
+            return Symbolic(v)
+        if lo is not None:
+            v = Mux(v < lo, lo, v)
+        if hi is not None:
+            v = Mux(v > hi, hi, v)
         return Symbolic(v)
 
     _UFUNCS = {

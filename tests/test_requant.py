@@ -87,3 +87,16 @@ def test_requantize_wrong():
         requantize(acc, -1)
     with pytest.raises(ValueError, match="needs at least one shift"):
         round_select(acc, Signal(2), [])
+
+
+def test_align_turns_a_chosen_shift_into_one_constant_shift():
+    """The identity hw.net.requant.align relies on, pinned exhaustively on small values:
+    scale_shift(x << (m - s), m) == scale_shift(x, s) for s <= m, negative shifts included."""
+    x = np.arange(-600, 601)
+    for m in range(0, 7):
+        for s in range(-3, m + 1):
+            np.testing.assert_array_equal(
+                fixed.scale_shift(x << (m - s), m), fixed.scale_shift(x, s), err_msg=f"{m} {s}"
+            )
+    # and it needs s <= m: one more and the identity breaks
+    assert not np.array_equal(fixed.scale_shift(x << 0, 2), fixed.scale_shift(x, 3))

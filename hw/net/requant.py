@@ -14,7 +14,7 @@ from amaranth.hdl import Mux, Value, ValueCastable
 from helu.golden import fixed
 from helu.hw.symbolic import Symbolic
 
-__all__ = ["rule", "requantize", "round_select", "saturate", "select"]
+__all__ = ["rule", "requantize", "align", "round_select", "saturate", "select"]
 
 
 def rule(fn, *args, width: int) -> Value:
@@ -47,21 +47,34 @@ def requantize(acc: Value, shift: int, width: int = fixed.ACT_WIDTH) -> Value:
     )
 
 
+def align(x: Value, index: Value, shifts) -> tuple[Value, int]:
+    """``(x << (m - shifts[index]), m)`` with ``m = max(0, *shifts)``: a runtime choice among
+    constant shifts (signed: ``golden.fixed.scale_shift``'s) turned into one constant shift.
+
+    ``scale_shift(x << (m - s), m) == scale_shift(x, s)`` for every integer ``x`` and ``s <= m``
+    (the rounding constant ``2**(m - 1)`` over the aligned value is ``2**(s - 1)`` over ``x``; a
+    left shift is exact), so a rule applied once with shift ``m`` to the aligned value is the
+    rule with the chosen shift: one adder, not one per shift, and the mux picks wirings.
+    """
+    shifts = [int(s) for s in shifts]
+    if not shifts:
+        raise ValueError("align needs at least one shift")
+    m = max(0, *shifts)
+    x = Value.cast(x).as_signed()
+    return select(index, [x << (m - s) for s in shifts]), m
+
+
 def round_select(acc: Value, index: Value, shifts) -> Value:
     """``fixed.shift_round(acc, shifts[index])``, before saturation (one bit wider than ``acc``).
 
     With :func:`saturate` after it, ``requantize`` with a runtime choice among constant shifts,
     split so that a pipeline registers between the rounding add and the saturation compare (two
-    carry chains). One rounding shifter per layer: a handful of constants costs less than a barrel
-    shifter.
+    carry chains); one rounding adder for every shift (:func:`align`).
     """
     shifts = [_check_shift(s) for s in shifts]
-    if not shifts:
-        raise ValueError("round_select needs at least one shift")
     acc = Value.cast(acc).as_signed()
-    width = len(acc) + 1
-    rounded = [fixed.shift_round(acc, s).as_signed() for s in shifts]
-    return select(index, rounded)[:width].as_signed()
+    aligned, m = align(acc, index, shifts)
+    return fixed.shift_round(aligned, m)[: len(acc) + 1].as_signed()
 
 
 def select(index: Value, values) -> Value:

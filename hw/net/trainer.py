@@ -110,7 +110,7 @@ from helu.hw.net.core import (
     write_code,
 )
 from helu.hw.net.mac import check_dsp, products
-from helu.hw.net.requant import round_select, rule, saturate, select
+from helu.hw.net.requant import align, round_select, rule, saturate, select
 from helu.hw.units import check_lanes, check_threshold, refusal, unelaborated
 from helu.hw.units.backward import STASH_KINDS, Backward
 from helu.hw.units.forward import Forward
@@ -379,13 +379,6 @@ def digest(img: Image, shape, lanes: int) -> int:
                     x ^= img.biases[plan.bbase + o]
                 d = step(d, x)
     return d
-
-
-def _select(make, index, params):
-    """``make(params[index])`` for a runtime ``index`` into constant ``params`` (one copy of the
-    logic per distinct value: the shifts are a handful of constants)."""
-    made = {p: make(p) for p in dict.fromkeys(params)}
-    return select(index, [made[p] for p in params])
 
 
 class Trainer(wiring.Component):
@@ -1150,24 +1143,14 @@ class Trainer(wiring.Component):
         new_lanes = []
         for k in range(lanes):
             old = lane(s3.wm, k, mw)
-            new = _select(
-                lambda s, k=k, old=old: rule(fixed.update, old, gsrc[k], s, mw, width=mw),
-                s3.layer,
-                spec.grad_shifts,
-            )
+            grad, shift = align(gsrc[k], s3.layer, spec.grad_shifts)
+            new = rule(fixed.update, old, grad, shift, mw, width=mw)
             # Padding lanes (past the layer's inputs or output channels) keep their 0: they
             # meet stale activations.
             new_lanes.append(Mux(gok[k], new, old))
         acc_bits = fixed.ACC_WIDTH
-        new_bias = Mux(
-            bok,
-            _select(
-                lambda s: rule(fixed.update, s3.b, bsrc, s, acc_bits, width=acc_bits),
-                s3.layer,
-                spec.bias_shifts,
-            ),
-            s3.b,
-        )
+        grad, shift = align(bsrc, s3.layer, spec.bias_shifts)
+        new_bias = Mux(bok, rule(fixed.update, s3.b, grad, shift, acc_bits, width=acc_bits), s3.b)
         with m.If(wen):
             m.d.comb += [w_wr.addr.eq(s3.waddr), w_wr.data.eq(Cat(*new_lanes)), w_wr.en.eq(1)]
         with m.If(ben):
@@ -1181,14 +1164,16 @@ class Trainer(wiring.Component):
         # (block RAM or what the synthesizer picks; no multiplexer tree over registers): read at
         # stage 2, the sum written back at stage 3. The layer's first neuron overwrites, so no
         # pass clears them and a reset mid-step leaves nothing behind. A word written in the
-        # cycle before its read (a layer of one chunk) is taken from the write.
+        # cycle before its read (only in a layer of one chunk) is taken from the write.
         gchunks = max([c for i, c in enumerate(chunks) if i and not plans[i].conv] or [1])
         dw = self.delta_width
         g_rd, g_wr = memory(m, "gmem", unsigned(dw * lanes), gchunks)
         m.d.comb += g_rd.addr.eq(Mux(delta, chunk, s2.chunk))
-        g_hit, g_last = Signal(), Signal.like(g_wr.data)
-        m.d.sync += [g_hit.eq(g_wr.en & (g_wr.addr == g_rd.addr)), g_last.eq(g_wr.data)]
-        g_old = Mux(g_hit, g_last, g_rd.data)
+        g_old = g_rd.data
+        if any(c == 1 for i, c in enumerate(chunks) if i and not plans[i].conv):
+            g_hit, g_last = Signal(), Signal.like(g_wr.data)
+            m.d.sync += [g_hit.eq(g_wr.en & (g_wr.addr == g_rd.addr)), g_last.eq(g_wr.data)]
+            g_old = Mux(g_hit, g_last, g_rd.data)
         g_new = [Mux(s3.nfirst, 0, lane(g_old, k, dw)) + p3[k] for k in range(lanes)]
         with m.If(upd & (s3.layer != 0)):
             m.d.comb += [
