@@ -79,7 +79,8 @@ def synthesize(make, target: str, *, out_dir, seeds: int = 3, yosys: str = "yosy
 
     Record: ``unit`` (``"mlp"`` or ``"trainer"``), ``top``, ``target``, ``device``, ``lanes``,
     ``sizes``, ``layers``, ``lut``, ``ff``, ``carry``, ``dsp``, ``ram``, ``cells``, ``capacity``,
-    ``fits`` (the engine's cells within the device's), ``over`` (what exceeds it), ``macs``
+    ``fits`` (the engine's cell counts within the device's, before packing), ``over`` (what
+    exceeds it), ``placed`` (nextpnr placed the harness; ``None`` when not tried), ``macs``
     (per sample), ``cycles_per_sample``, ``fmax_mhz`` (median of the seeds, or ``None`` with
     ``fmax_reason``), ``fmax_seeds``, ``harness_lut``, ``harness_ff``, ``tools``, ``seconds``;
     inference adds ``activation``, ``samples_per_s``, ``mmacs_per_s``; training ``stash``,
@@ -125,6 +126,7 @@ def synthesize(make, target: str, *, out_dir, seeds: int = 3, yosys: str = "yosy
         "over": over,
         "macs": engine.macs,
         "cycles_per_sample": engine.cycles_per_sample,
+        "placed": None,
         "fmax_mhz": None,
         "fmax_seeds": [],
         "fmax_reason": None,
@@ -146,9 +148,10 @@ def synthesize(make, target: str, *, out_dir, seeds: int = 3, yosys: str = "yosy
         timing = harness_timing(
             Harness(make()), top, target, work=work, design=design, seeds=seeds, yosys=yosys
         )
-        # ``fits`` stays the engine's own; a harness that does not place gives no Fmax, and
-        # ``fmax_reason`` says why.
-        timing.pop("fits", None)
+        # ``fits`` stays the engine's cell counts against the device's; ``placed`` says whether
+        # nextpnr placed it (logic cells count LUTs and the flip-flops that pack with none), and
+        # when not, ``fmax_reason`` says why.
+        record["placed"] = timing.pop("fits", None)
         record.update(timing)
     f = record["fmax_mhz"]
     rate = None if f is None else f * 1e6 / engine.cycles_per_sample
