@@ -9,7 +9,7 @@ SHELL  := bash
 # pip warns about each missing local mirror folder on these machines; keep its real errors.
 QUIET_PIP := { grep -v "is ignored" || true; }
 
-.PHONY: setup system flow test test-fast bench lint clean
+.PHONY: setup system flow test test-fast bench bench-fit lint clean
 
 setup: system $(STAMP)
 
@@ -39,6 +39,10 @@ test-fast: setup
 
 bench: setup
 	$(BIN)/python -m helu.bench
+
+# The engines on the iCE40 UP5K and the ECP5 against the fit targets (tens of minutes of CPU).
+bench-fit: setup
+	$(BIN)/python -m helu.fitbench
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -37,11 +37,7 @@ SUMMARY = "onchip/summary.json"
 SHORT_STEPS = 100  # training samples of the flow's short run
 EVERY = 25  # full read-back of every weight every EVERY steps
 LANES = 8
-SYNTH_COMMAND = (
-    'python -c "from helu.onchip import scratch_net; from helu.hw.net.trainer import TrainSpec; '
-    "from helu.hw.net.synth import synthesize_trainer; print(synthesize_trainer("
-    "TrainSpec.from_net(scratch_net(0)), 8, 'ecp5', out_dir='build/trainsynth', seeds=1))\""
-)
+SYNTH_COMMAND = "make bench-fit"
 """How to measure the trainer's area and Fmax (not run by the flow: minutes of Yosys/nextpnr)."""
 
 
@@ -249,7 +245,7 @@ def report_section(data: dict, out_dir) -> list[str]:
     parts += [
         "",
         "Synthesis of the trainer is not run by the flow (minutes of Yosys/nextpnr); measure it "
-        f"with `{SYNTH_COMMAND}` (target `up5k` or `ecp5`).",
+        f"with `{SYNTH_COMMAND}` (UP5K and ECP5, against the fit targets).",
         "",
     ]
     return parts

@@ -88,7 +88,7 @@ def test_report_section_reads_a_record(tmp_path):
     assert "| mask stash bits (1 per hidden element) | 3 |" in section
     assert "| simulated cycles a step (verilator, bench handshakes included) | 51.0 |" in section
     assert "| simulation speed (verilator), steps/s | 2.0 |" in section  # 4 steps in 2.0 s
-    assert "not run by the flow" in section and "synthesize_trainer" in section
+    assert "not run by the flow" in section and "`make bench-fit`" in section
 
 
 def test_report_section_mismatch_is_not_bit_exact(tmp_path):

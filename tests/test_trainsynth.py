@@ -30,7 +30,10 @@ def test_trainsynth_area_and_fmax_on_ice40(tmp_path):
     assert json.loads((work / "record.json").read_text()) == json.loads(json.dumps(record))
     assert record["fits"] and record["over"] == [] and record["fmax_reason"] is None
     assert record["lut"] > 0 and record["ff"] > 0
-    assert record["harness_lut"] >= record["lut"] and record["harness_ff"] >= record["ff"]
+    # The harness adds a register on every port; its LUTs are the engine's give or take what
+    # Yosys folds across the boundary once the engine is synthesised in context.
+    assert record["harness_ff"] >= record["ff"] and record["harness_lut"] > 0.9 * record["lut"]
+    assert record["placed"] is True
     assert len(record["fmax_seeds"]) == 1 and record["fmax_mhz"] == record["fmax_seeds"][0] > 0
     expected_rate = record["fmax_mhz"] * 1e6 / record["cycles_per_sample"]
     assert record["steps_per_s"] == pytest.approx(expected_rate)

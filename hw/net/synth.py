@@ -81,7 +81,8 @@ def synthesize(make, target: str, *, out_dir, seeds: int = 3, yosys: str = "yosy
     ``sizes``, ``layers``, ``lut``, ``ff``, ``carry``, ``dsp``, ``ram``, ``cells``, ``capacity``,
     ``fits`` (the engine's cell counts within the device's, before packing), ``over`` (what
     exceeds it), ``placed`` (nextpnr placed the harness; ``None`` when not tried), ``macs``
-    (per sample), ``cycles_per_sample``, ``fmax_mhz`` (median of the seeds, or ``None`` with
+    (per sample), ``cycles_per_sample``, ``ideal_cycles`` (the engine's definition),
+    ``fmax_mhz`` (median of the seeds, or ``None`` with
     ``fmax_reason``), ``fmax_seeds``, ``harness_lut``, ``harness_ff``, ``tools``, ``seconds``;
     inference adds ``activation``, ``samples_per_s``, ``mmacs_per_s``; training ``stash``,
     ``stash_bits``, ``steps_per_s``. ``ToolError`` when a tool fails; a design that does not fit
@@ -126,6 +127,7 @@ def synthesize(make, target: str, *, out_dir, seeds: int = 3, yosys: str = "yosy
         "over": over,
         "macs": engine.macs,
         "cycles_per_sample": engine.cycles_per_sample,
+        "ideal_cycles": engine.ideal_cycles,
         "placed": None,
         "fmax_mhz": None,
         "fmax_seeds": [],
