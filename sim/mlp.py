@@ -64,9 +64,15 @@ def run_mlp(
     reset_after: int | None = None,
     activation: str = "helu",
     name: str = "run",
+    dsp=None,
+    netlist=None,
 ) -> list[dict]:
     """Check ``vectors`` (``x``, ``logits``, ``cls``[, ``labels``]) through the engine built from
-    ``model`` on each simulator; one result dict per simulator (see the module docstring)."""
+    ``model`` on each simulator; one result dict per simulator (see the module docstring).
+
+    ``dsp``: the multiplier build (``hw.net.mac``). ``netlist``: simulate this mapped netlist of
+    the same engine (``hw.net.synth``'s record ``netlist``) with Yosys's cell models instead of
+    the RTL: a gate-level run of what synthesis produced, on the same bench."""
     from helu.hw.net.mlp import MLP
     from helu.hw.net.verilog import generate
 
@@ -85,10 +91,11 @@ def run_mlp(
     outdir.prepare(out, "sim")
     # a second helu sim on this --out is refused while this one runs, not interleaved
     with runner.lock(out):
-        gen = generate(MLP(model, lanes, activation=activation), Path(out) / "rtl")
+        gen = generate(MLP(model, lanes, activation=activation, dsp=dsp), Path(out) / "rtl")
+        source = Path(netlist) if netlist else gen.verilog
         results = []
         for sim in simulators:
-            build = runner.build_files(gen.verilog, gen.sidecar, sim, out)
+            build = runner.build_files(source, gen.sidecar, sim, out, gates=bool(netlist))
             run_dir = runner.new_run_dir(build, name)  # its own folder: results never shared
             result_path = run_dir / "result.json"
             np.savez(run_dir / "vectors.npz", **{k: np.asarray(v) for k, v in vectors.items()})

@@ -132,10 +132,14 @@ class Build:
     waves: bool = False
 
 
-def build_files(verilog, sidecar, simulator: str = "icarus", out="build/sim", *, waves=None):
+def build_files(
+    verilog, sidecar, simulator: str = "icarus", out="build/sim", *, waves=None, gates=False
+):
     """Build a Verilog file described by a sidecar JSON for ``simulator``; reuses a fresh build.
 
-    Raises ``RuntimeError`` naming the build log when the simulator's compiler fails.
+    ``gates``: ``verilog`` is a mapped netlist of the sidecar's design (``hw.net.synth``'s
+    ``netlist``), simulated with all of Yosys's iCE40 cell models. Raises ``RuntimeError``
+    naming the build log when the simulator's compiler fails.
     """
     _check_simulator(simulator)
     missing = tool_missing(simulator)
@@ -146,7 +150,8 @@ def build_files(verilog, sidecar, simulator: str = "icarus", out="build/sim", *,
     outdir.prepare(out, "sim")
     top = meta["top"]
     waves = _waves(waves)
-    directory = (Path(out) / simulator / (top + ("-waves" if waves else ""))).resolve()
+    name = top + ("-gates" if gates else "") + ("-waves" if waves else "")
+    directory = (Path(out) / simulator / name).resolve()
     digest = hashlib.sha256(verilog.read_bytes() + sidecar_path.read_bytes()).hexdigest()
     stamp = directory / "source.sha256"
     binary = directory / ("sim.vvp" if simulator == "icarus" else top)
@@ -159,11 +164,18 @@ def build_files(verilog, sidecar, simulator: str = "icarus", out="build/sim", *,
         args = ["-Wno-fatal"] if simulator == "verilator" else []
         log.info("building %s for %s in %s", top, simulator, directory)
         try:
-            from helu.hw.net.mac import primitive_models
+            from helu.hw.net.mac import cells_sim, primitive_models
 
-            models = primitive_models(meta.get("primitives"), directory / "models")
+            models = (
+                [cells_sim()]
+                if gates
+                else primitive_models(meta.get("primitives"), directory / "models")
+            )
             runner.build(
                 sources=[verilog, *models],
+                # Yosys's cell models give ports default values unless told not to, which
+                # Verilog-2005 has no syntax for.
+                defines={"NO_ICE40_DEFAULT_ASSIGNMENTS": 1} if gates else {},
                 hdl_toplevel=top,
                 build_dir=directory,
                 build_args=args,

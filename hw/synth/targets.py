@@ -93,8 +93,15 @@ TARGETS = {
             "blackbox =A:whitebox"
         ),
         "capacity": {"lut": 5280, "ff": 5280, "dsp": 8, "ram": 30},
-        # The network engines instantiate their multipliers as this DSP cell (hw.net.mac).
+        # The network engines instantiate their multipliers as this DSP cell (hw.net.mac), and
+        # such a design is synthesised without -dsp: Yosys 0.23's ice40_dsp pass takes every
+        # SB_MAC16 for one it inferred and rewrites its parameters as a 16x16 multiply (the
+        # gate-level simulation of the netlist caught it: tests/test_gates.py).
         "dsp_cell": "sb_mac16",
+        "yosys_cmd_cells": (
+            "synth_ice40 -top {top} -run :check; hierarchy -check; check -noinit; "
+            "blackbox =A:whitebox"
+        ),
         "pnr": "nextpnr-ice40",
         "pnr_args": ["--up5k", "--package", "sg48"],
         "pnr_freq": 100,
