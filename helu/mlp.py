@@ -17,6 +17,8 @@ import logging
 import time
 from pathlib import Path
 
+from helu.markdown import table
+
 __all__ = [
     "add_arguments",
     "load_model",
@@ -253,6 +255,77 @@ def synth(args) -> int:
     path.write_text(json.dumps(records, indent=2) + "\n")
     outdir.mark(args.out, "synth")
     print(_synth_rows(records), end="")
+    print(f"results: {path}")
+    return 0
+
+
+TRAINER_UNIT = "trainer"
+"""``helu synth --unit trainer``: the integer training engine."""
+
+
+def _trainer_rows(records) -> str:
+    head = ("target", "P", "stash", "LUT4", "FF", "carry", "DSP", "RAM", "placed", "Fmax MHz",
+            "cycles/step", "ideal", "steps/s")  # fmt: skip
+    rows = [
+        (r["device"], r["lanes"], r["stash"], r["lut"], r["ff"], r["carry"], r["dsp"], r["ram"],
+         "-" if r.get("placed") is None else ("yes" if r["placed"] else "no"),
+         f"{r['fmax_mhz']:.1f}" if r.get("fmax_mhz") else f"- ({r.get('fmax_reason')})",
+         r["cycles_per_sample"], f"{r['ideal_cycles']:.0f}",
+         f"{r['steps_per_s']:,.0f}" if r.get("steps_per_s") else "-")  # fmt: skip
+        for r in records
+    ]
+    return table(head, rows)
+
+
+def synth_trainer(args) -> int:
+    """``helu synth --unit trainer [--model DIR]``: the training engine's cells, placement and
+    Fmax on each target (the digits 64-32-32-10 net from scratch without ``--model``; with it,
+    the folder's network at its exported state); the table, plus
+    ``<out>/trainer/results.json``."""
+    from helu.commands.options import name_list
+    from helu.common import outdir
+    from helu.hw.net.synth import ENGINE_TARGETS, synthesize_trainer
+    from helu.hw.net.trainer import TrainSpec
+    from helu.hw.synth import tools_for
+    from helu.hw.tools import ToolMissing, find_tool
+    from helu.hw.units.backward import STASH_KINDS
+
+    targets = name_list(args.target, ENGINE_TARGETS, "target for --unit trainer")
+    if args.seeds < 0:
+        raise ValueError(f"--seeds must be 0 (area only) or more, not {args.seeds}")
+    if args.stash not in STASH_KINDS:
+        raise ValueError(f"--stash must be one of {', '.join(STASH_KINDS)}, not {args.stash!r}")
+    lanes = _check_macs(args.macs)
+    if args.model:
+        from helu.onchip import _exported
+
+        net = _exported(args.model)[0]
+    else:
+        from helu.onchip import scratch_net
+
+        net = scratch_net(0)
+    spec = TrainSpec.from_net(net, input_max=getattr(getattr(net, "input", None), "magnitude", 16))
+    outdir.claim(args.out, "synth", force=args.force)
+    records = []
+    for target in targets:
+        try:
+            for tool in tools_for(target):
+                find_tool(tool)
+        except ToolMissing as exc:
+            log.warning("skipping %s: %s", target, exc)
+            continue
+        log.info("synthesizing the training engine (P=%d, %s stash) for %s", lanes, args.stash,
+                 target)  # fmt: skip
+        records.append(
+            synthesize_trainer(spec, lanes, target, stash=args.stash, seeds=args.seeds,
+                               out_dir=Path(args.out) / "trainer")  # fmt: skip
+        )
+    if not records:
+        raise RuntimeError("no target could run: nextpnr/yosys missing")
+    path = Path(args.out) / "trainer" / "results.json"
+    path.write_text(json.dumps(records, indent=2) + "\n")
+    outdir.mark(args.out, "synth")
+    print(_trainer_rows(records))
     print(f"results: {path}")
     return 0
 

@@ -167,3 +167,21 @@ def test_synth_refuses_a_model_beyond_the_block_rams(tmp_path, capsys):
     assert "the iCE40 UP5K sg48 has 30" in err and not out.exists()
     small = check_memory(unelaborated(MLP(random_model(5, [16, 8, 4]), 4)), "up5k")
     assert small["total"] <= small["has"] == 30
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--stash", "q"], "--stash must be one of mask, z, not 'q'"),
+        (["--target", "gowin"], "unknown target for --unit trainer 'gowin'"),
+        (["--macs", "0"], "--macs"),
+        (["--seeds", "-1"], "--seeds must be 0 (area only) or more"),
+    ],
+)
+def test_synth_unit_trainer_wrong(tmp_path, capsys, argv, message):
+    """`helu synth --unit trainer`: each bad option in one line, and no --out folder made."""
+    out = tmp_path / "synth"
+    assert main(["synth", "--unit", "trainer", "--out", str(out), *argv]) != 0
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()

@@ -33,7 +33,8 @@ def add_arguments(parser):
         "--unit",
         default="all",
         help=f"unit name(s) from {unit_names()}, comma-separated, or all (default: all); net "
-        "(alias mlp): the integer network engine (with --model; targets up5k, ecp5)",
+        "(alias mlp): the integer network engine (with --model; targets up5k, ecp5); trainer: "
+        "the training engine (the digits net, or --model's; --stash)",
     )
     parser.add_argument("--width", default="8,16", help="widths, comma-separated (8,16)")
     parser.add_argument("--lanes", default="1,16", help="lane counts, comma-separated (1,16)")
@@ -76,6 +77,12 @@ def add_arguments(parser):
     )
     add_force(parser, "write into an --out synthesis folder")
     mlp.add_arguments(parser, activations=True)
+    parser.add_argument(
+        "--stash",
+        default="mask",
+        help="--unit trainer: what the forward pass keeps for the backward pass: mask (1 bit a "
+        "hidden element, default) or z (the int8 pre-activation, for comparison)",
+    )
 
 
 def run(args) -> int:
@@ -90,6 +97,8 @@ def run(args) -> int:
 
     if args.unit in mlp.UNIT_NAMES:
         return mlp.synth(args)
+    if args.unit == mlp.TRAINER_UNIT:
+        return mlp.synth_trainer(args)
     targets = name_list(args.target, TARGET_CHOICES, "target")
     units = name_list(args.unit, UNITS, "unit")
     widths = int_list(args.width, "--width")
