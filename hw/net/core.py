@@ -10,6 +10,8 @@ update passes. Where the two engines do the same thing they call the same part:
 - :class:`DenseNest` and :class:`ConvNest`: the loop nests of ``hw.net.layout.Plan`` at one
   issue a cycle: their counters, the addresses they read and each issue's sideband.
 - :func:`conv_group`: a convolution group's ``P`` accumulators and their requantization.
+- :func:`partial_sums`: the product sum split over the products' register and the
+  accumulator's.
 - :func:`place`: the index, word and lane of each requantized code of a dense layer.
 - :func:`write_code`: a code into its lane of an activation-layout word, or a whole word.
 - :func:`load_port`: the ``load`` stream's writes into the weight and bias memories.
@@ -36,6 +38,7 @@ __all__ = [
     "DenseNest",
     "ConvNest",
     "conv_group",
+    "partial_sums",
     "place",
     "write_code",
     "load_port",
@@ -282,6 +285,20 @@ def conv_group(m, prods, bias, side: Stage, shifts, acc_width: int, width: int =
     codes = [Signal(signed(width), reset_less=True, name=f"cq{k}") for k in range(lanes)]
     m.d.sync += [q.eq(saturate(r, width)) for q, r in zip(codes, rounded, strict=True)]
     return codes, done.next().cdone
+
+
+def partial_sums(values, group: int = 4) -> list:
+    """Sums of ``values`` in groups of at most ``group``: an adder tree cut below its top, so
+    that the stage after it adds the partial sums into the accumulator (one multi-input add) and
+    the tree's levels split over two registers without a pipeline stage more."""
+    values = list(values)
+    sums = []
+    for start in range(0, len(values), group):
+        out = values[start]
+        for v in values[start + 1 : start + group]:
+            out = out + v
+        sums.append(out)
+    return sums
 
 
 def place(m, valid, first, lanes: int, count: int, words: int) -> tuple:

@@ -79,6 +79,7 @@ from helu.hw.net.core import (
     load_port,
     logit_argmax,
     memory,
+    partial_sums,
     place,
     write_code,
 )
@@ -481,15 +482,18 @@ class MLP(wiring.Component):
             codes = [Mux(s1.cv, broadcast, x) for x in codes]
         prods = products(m, weights, codes, dsp=self._dsp)
         s2 = s1.next(bias=b_rd.data.as_signed())
-        # Stage 3: the sum of the products (a conv keeps them apart: one per output channel).
-        total = prods[0]
-        for p in prods[1:]:
-            total = total + p
-        s3 = s2.next(sum=total, **({f"cp{k}": p for k, p in enumerate(prods)} if conv else {}))
+        # Stage 3: the sums of the products in groups of 4 (a conv keeps them apart: one per
+        # output channel); stage 4 adds them into the accumulator.
+        sums = {f"sum{n}": v for n, v in enumerate(partial_sums(prods))}
+        lanes_kept = {f"cp{k}": p for k, p in enumerate(prods)} if conv else {}
+        s3 = s2.next(**sums, **lanes_kept)
         # Stage 4: the accumulator (exact: IntModel.check bounds every partial sum).
         acc = Signal(signed(fixed.ACC_WIDTH), reset_less=True)
         with m.If(s3.v):
-            m.d.sync += acc.eq(Mux(s3.first, s3.bias, acc) + s3.sum)
+            total = Mux(s3.first, s3.bias, acc)
+            for name in sums:
+                total = total + getattr(s3, name)
+            m.d.sync += acc.eq(total)
         s4 = Stage(m, 3, done=s3.v & s3.last, nfirst=s3.nfirst, layer=s3.layer).next()
         # Stage 5: the rounding shift; stage 6: the saturation (golden.fixed.requantize in two
         # registers: the rounding add and the range compare are two carry chains), and the

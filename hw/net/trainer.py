@@ -106,6 +106,7 @@ from helu.hw.net.core import (
     load_port,
     logit_argmax,
     memory,
+    partial_sums,
     place,
     write_code,
 )
@@ -1182,19 +1183,20 @@ class Trainer(wiring.Component):
                 g_wr.en.eq(1),
             ]
 
-        # Forward (and a conv's delta pass), stage 4: the sum of the products.
-        total = p3[0]
-        for p in p3[1:]:
-            total = total + p
+        # Forward (and a conv's delta pass), stage 4: the products' sums in groups of 4.
+        sums = {f"sum{n}": v for n, v in enumerate(partial_sums(p3))}
         s4 = Stage(m, 3, v=s3.v & ~s3.bwd, first=s3.first, last=s3.last, nfirst=s3.nfirst,
                    layer=s3.layer, b=s3.b, cd=s3.cd if convs else Const(0),
                    cd_word=s3.cd_word if convs else cd_word,
-                   cd_lane=s3.cd_lane if convs else cd_lane).next(sum=total)  # fmt: skip
-        # Stage 5: the accumulator (exact: acc_width holds every reachable sum); a delta pass
-        # starts from 0, not the bias.
+                   cd_lane=s3.cd_lane if convs else cd_lane).next(**sums)  # fmt: skip
+        # Stage 5: the accumulator (exact: acc_width holds every reachable sum) plus the partial
+        # sums; a delta pass starts from 0, not the bias.
         acc = Signal(signed(self.acc_width), reset_less=True)
         with m.If(s4.v):
-            m.d.sync += acc.eq(Mux(s4.first, Mux(s4.cd, 0, s4.b), acc) + s4.sum)
+            total = Mux(s4.first, Mux(s4.cd, 0, s4.b), acc)
+            for name in sums:
+                total = total + getattr(s4, name)
+            m.d.sync += acc.eq(total)
         s5 = Stage(m, 4, done=s4.v & s4.last, nfirst=s4.nfirst, layer=s4.layer, cd=s4.cd,
                    cd_word=s4.cd_word, cd_lane=s4.cd_lane).next()  # fmt: skip
         # Stage 6: requantization (the forward shift; the delta shift in a delta pass); the
