@@ -267,11 +267,21 @@ def _trainer_rows(records) -> str:
     head = ("target", "P", "stash", "LUT4", "FF", "carry", "DSP", "RAM", "placed", "Fmax MHz",
             "cycles/step", "ideal", "steps/s")  # fmt: skip
     rows = [
-        (r["device"], r["lanes"], r["stash"], r["lut"], r["ff"], r["carry"], r["dsp"], r["ram"],
-         "-" if r.get("placed") is None else ("yes" if r["placed"] else "no"),
-         f"{r['fmax_mhz']:.1f}" if r.get("fmax_mhz") else f"- ({r.get('fmax_reason')})",
-         r["cycles_per_sample"], f"{r['ideal_cycles']:.0f}",
-         f"{r['steps_per_s']:,.0f}" if r.get("steps_per_s") else "-")  # fmt: skip
+        (
+            r["device"],
+            r["lanes"],
+            r["stash"],
+            r["lut"],
+            r["ff"],
+            r["carry"],
+            r["dsp"],
+            r["ram"],
+            "-" if r.get("placed") is None else ("yes" if r["placed"] else "no"),
+            f"{r['fmax_mhz']:.1f}" if r.get("fmax_mhz") else f"- ({r.get('fmax_reason')})",
+            r["cycles_per_sample"],
+            f"{r['ideal_cycles']:.0f}",
+            f"{r['steps_per_s']:,.0f}" if r.get("steps_per_s") else "-",
+        )  # fmt: skip
         for r in records
     ]
     return table(head, rows)
@@ -317,8 +327,14 @@ def synth_trainer(args) -> int:
         log.info("synthesizing the training engine (P=%d, %s stash) for %s", lanes, args.stash,
                  target)  # fmt: skip
         records.append(
-            synthesize_trainer(spec, lanes, target, stash=args.stash, seeds=args.seeds,
-                               out_dir=Path(args.out) / "trainer")  # fmt: skip
+            synthesize_trainer(
+                spec,
+                lanes,
+                target,
+                stash=args.stash,
+                seeds=args.seeds,
+                out_dir=Path(args.out) / "trainer",
+            )  # fmt: skip
         )
     if not records:
         raise RuntimeError("no target could run: nextpnr/yosys missing")

@@ -5,7 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
-from test_mlp import random_inputs, random_model
+from nets import random_inputs, random_model
 
 from helu import mlp
 from helu.cli import main
