@@ -7,6 +7,7 @@ import pytest
 from helu.cli import main
 from helu.collapse import preset_cells
 from helu.report import write_report
+from helu.steps import number
 
 
 def cell_p(analysis, index):
@@ -48,7 +49,7 @@ def test_study_collapse_writes_results_and_resumes(tmp_path, capsys, caplog):
     assert (out / "cells" / "w2-d3-zero-adam-abs.json").stat().st_mtime_ns == saved
     report, summary = write_report(tmp_path)
     text = report.read_text()
-    assert "## 9. Collapse of deep, narrow nets" in text
+    assert f"## {number('collapse')}. Collapse of deep, narrow nets" in text
     assert "![paired_good_adam_abs.png](collapse/paired_good_adam_abs.png)" in text
     helu = json.loads(summary.read_text())["collapse"]["cells"][1]["arms"]["helu:0.5"]
     assert helu["good_vs_relu_p"] == cell_p(analysis, 1)

@@ -1,6 +1,6 @@
-"""The integer network's report section and summary (helu/intflow.py)."""
+"""The integer network's report section and summary (helu/steps/intnet.py)."""
 
-from helu import intflow
+from helu.steps import intnet as intflow
 
 
 def fake_metrics():
