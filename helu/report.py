@@ -115,9 +115,9 @@ def collect(out_dir) -> dict:
             else:
                 stale[step.name] = "not part of this flow"
         elif not folder.exists():
-            stale[step.name] = f"missing: there is no {folder.name}/ folder in {out_dir}"
+            stale[step.name] = f"missing: the flow folder has no {folder.name}/"
         else:
-            stale[step.name] = f"missing: there is no {step.record} in {out_dir}"
+            stale[step.name] = f"missing: the flow folder has no {step.record}"
     skipped = {**stale, **skipped}
     for name in skipped:
         if name in STEP_FILES:

@@ -192,7 +192,7 @@ def test_missing_folder_says_missing(tmp_path):
     write_steps(tmp_path, study=STUDY)
     text = report.write_report(tmp_path)[0].read_text()
     section = text.split(f"## {number('onchip')}. Training on chip")[1].split("\n## ")[0]
-    assert "_Not run: missing: there is no onchip/ folder" in section
+    assert "_Not run: missing: the flow folder has no onchip/" in section
     assert "_Not run._" not in text
 
 

@@ -81,3 +81,21 @@ def test_study_collapse_wrong(tmp_path, capsys, extra, message):
     assert err.startswith("helu study: error: ") and message in err, err
     assert len(err.splitlines()) == 1
     assert not (out / "cells").exists() or not any((out / "cells").iterdir())
+
+
+def test_bounds_column_says_why_it_is_empty():
+    """Lu et al.'s bounds hold for zero biases only: another bias's row says so, never blank."""
+    from helu.collapse import NO_BOUND, render_markdown
+
+    rate = {"p": 0.5, "lo": 0.4, "hi": 0.6, "k": 100, "n": 200}
+    rows = [{"bias": "symmetric", "width": 2, "depth": 5, "born_dead": rate},
+            {"bias": "zero", "width": 2, "depth": 5, "born_dead": rate, "bound_lo": 0.3,
+             "bound_hi": 0.6, "within": True}]  # fmt: skip
+    definitions = dict.fromkeys(("born_dead", "collapsed", "good_fit", "recovered",
+                                 "helu_scaled", "significance", "dtype"), "x")  # fmt: skip
+    analysis = {"definitions": definitions, "labels": {}, "lu_check": rows, "cells": [],
+                "verdicts": {}, "seconds": 0, "cpu_seconds": None}  # fmt: skip
+    text = render_markdown(analysis)
+    assert f"| symmetric | 2 | 5 | 0.50 [0.40, 0.60] (100/200) | {NO_BOUND} | – |" in text
+    assert "| zero | 2 | 5 | 0.50 [0.40, 0.60] (100/200) | [0.30, 0.60] | yes |" in text
+    assert "The bounds hold for zero biases only" in text

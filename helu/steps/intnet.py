@@ -134,18 +134,14 @@ def _thresholds_text(metrics: dict) -> str:
     text += ", ".join(f"T={t} (alpha {-t / 2**frac:g})" for t in used) or "none but ReLU's T=0"
     g = metrics.get("golden_net")
     if g:
-        text += f"; the golden folder's network (below) uses T={g['threshold']}"
+        text += f"; the golden folder's network (below) uses T={g['threshold']} in its own format"
     mapped = metrics.get("alpha_thresholds") or {}
     if mapped:
-        shared = sorted({t for t in mapped.values()} & set(used), reverse=True)
+        stand = [f"T={t} rows stand for alpha {a}" for a, t in mapped.items() if t in used]
         text += (
             f". The float study's alphas in Q8.{frac}: "
             + ", ".join(f"{a} -> {t}" for a, t in mapped.items())
-            + (
-                f" (rows with T={', '.join(map(str, shared))} stand for them)"
-                if shared
-                else " (no row here uses those thresholds)"
-            )
+            + (f" (the {', '.join(stand)})" if stand else " (no row here uses those thresholds)")
         )
     return text + "."
 
