@@ -272,8 +272,8 @@ def test_integer_rules_stated_once():
     """The integer network's modules compose golden.fixed's rules; none restates one."""
     import inspect
 
-    from helu import intflow
     from helu.golden import intgolden, intstudy
+    from helu.steps import intnet as intflow
 
     for module in (intnet, intmodel, intgolden, intstudy, intflow):
         assert restated_rules(inspect.getsource(module)) == [], module.__name__
