@@ -277,10 +277,11 @@ def _rotate_in(d: int, x: int) -> int:
 
 def digest(img: Image, shape, lanes: int) -> int:
     """The training engine's ``digest`` after a step whose new state is ``img``: the words in the
-    order the backward pass writes them (last layer first; a dense layer per neuron its words,
-    the bias folded into word 0's step; a conv layer per group its ``fan_in`` words, then its
-    ``P`` biases, one step each), each :func:`fold`-ed to 32 bits, combined as
-    ``d = rotl(d, 1) ^ word`` from ``d = 0``. ``shape``: the layer ops or a dense chain's sizes.
+    order the backward pass writes them (last layer first; a dense layer in column order, per
+    input word every neuron's word, a neuron's bias folded into its word 0's step; a conv layer
+    per group its ``fan_in`` words, then its ``P`` biases, one step each), each
+    :func:`fold`-ed to 32 bits, combined as ``d = rotl(d, 1) ^ word`` from ``d = 0``.
+    ``shape``: the layer ops or a dense chain's sizes.
 
     A linear checksum: any single wrong bit changes it. The full state is compared through the
     ``read`` port; the digest makes a per-step check cost nothing in simulation. It depends on
@@ -301,8 +302,8 @@ def digest(img: Image, shape, lanes: int) -> int:
                 for k in range(lanes):
                     d = _rotate_in(d, img.biases[plan.bbase + g * lanes + k])
             continue
-        for o in range(plan.outs):
-            for c in range(plan.chunks):
+        for c in range(plan.chunks):  # column order: per input word, every neuron
+            for o in range(plan.outs):
                 x = fold(img.weights[plan.wbase + o * plan.chunks + c])
                 if c == 0:
                     x ^= img.biases[plan.bbase + o]

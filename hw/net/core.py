@@ -114,10 +114,11 @@ def check_stages(stage: Stage, stages: int) -> None:
 
 
 class DenseNest:
-    """A dense layer's loop nest: per neuron, its input words, one issue a cycle.
+    """A dense layer's loop nest: per neuron, its input words, one issue a cycle
+    (:meth:`step`); or transposed, per input word, its neurons (:meth:`column_step`).
 
     ``chunk`` is the input word, ``neuron`` the output; ``last_chunk`` and ``last_neuron`` mark a
-    neuron's and the layer's last issue. The word and bias addresses advance with them.
+    row's (column's) end. The word and bias addresses advance with them.
     """
 
     def __init__(self, plans, layer, chunk_words: int):
@@ -131,9 +132,34 @@ class DenseNest:
         self.last_neuron = self.neuron == select(
             layer, [Const(max(n - 1, 0), self.neuron.shape()) for n in outs]
         )
+        self.words_per_neuron = select(
+            layer, [Const(max(c, 1), range(max(max(chunks), 1) + 1)) for c in chunks]
+        )
 
     def start(self) -> list:
         return [self.neuron.eq(0), self.chunk.eq(0)]
+
+    @contextmanager
+    def column_step(self, m, w_addr, b_addr, wbase, bbase):
+        """One issue in the transposed order (a training engine's backward pass): the next
+        neuron on the same input word, its weight word ``chunks`` further on; after the column's
+        last neuron, the next input word from the first neuron (``wbase + chunk``, ``bbase``:
+        the layer's first weight and bias words). The body runs on the layer's last issue."""
+        m.d.sync += [
+            self.neuron.eq(self.neuron + 1),
+            w_addr.eq(w_addr + self.words_per_neuron),
+            b_addr.eq(b_addr + 1),
+        ]
+        with m.If(self.last_neuron):
+            m.d.sync += [
+                self.neuron.eq(0),
+                self.chunk.eq(self.chunk + 1),
+                w_addr.eq(wbase + self.chunk + 1),
+                b_addr.eq(bbase),
+            ]
+            with m.If(self.last_chunk):
+                m.d.sync += self.chunk.eq(0)
+                yield
 
     @contextmanager
     def step(self, m, w_addr, b_addr):

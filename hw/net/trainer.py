@@ -435,8 +435,9 @@ class Trainer(wiring.Component):
 
     @property
     def delta_drain(self) -> int:
-        """Idle cycles after the last delta chunk (read, backward-mask unit, delta register)."""
-        return 1 + self._bwd_latency
+        """Idle cycles after a dense backward pass above layer 0: its last column's deltas
+        (accumulated at stage 3, requantized at 4, the backward-mask unit) written to dmem."""
+        return _BWD_STAGES + 1 + self._bwd_latency
 
     def conv_delta_cycles(self, plan) -> int:
         """Issue cycles of a conv layer's delta pass (the transposed convolution, gathered): per
@@ -463,10 +464,10 @@ class Trainer(wiring.Component):
         """Cycles per training step at full rate (input always valid, output always ready).
 
         ``input_transfers`` + forward issues (``hw.net.mlp``'s loop nests) + ``L`` forward drains
-        + 1 (the output register) + per dense layer ``out * in_words + bwd_drain`` (one pass:
-        deltas and gradients) and, above layer 0, ``in_words + delta_drain`` (the deltas
-        requantized and masked) + per conv layer :meth:`conv_grad_cycles` + ``bwd_drain`` and,
-        above layer 0, :meth:`conv_delta_cycles`.
+        + 1 (the output register) + per dense layer ``out * in_words`` (one pass in column
+        order: deltas and gradients) + ``bwd_drain`` (layer 0) or ``delta_drain`` (above: the
+        last column's deltas written) + per conv layer :meth:`conv_grad_cycles` + ``bwd_drain``
+        and, above layer 0, :meth:`conv_delta_cycles`.
         """
         plans, layers = self._plans, len(self._plans)
         cycles = self.input_transfers + sum(p.issues for p in plans)
@@ -476,8 +477,7 @@ class Trainer(wiring.Component):
                 cycles += self.conv_grad_cycles(p) + self.bwd_drain
                 cycles += self.conv_delta_cycles(p) if i else 0
             else:
-                cycles += p.outs * p.chunks + self.bwd_drain
-                cycles += p.chunks + self.delta_drain if i else 0
+                cycles += p.outs * p.chunks + (self.delta_drain if i else self.bwd_drain)
         return cycles
 
     @property
@@ -560,7 +560,6 @@ class Trainer(wiring.Component):
         mw = fixed.MASTER_WIDTH
         plans, img = self._plans, self._image
         layers = len(plans)
-        chunks = [p.chunks for p in plans]  # dense: input words per neuron (0 for a conv)
         outs = [p.outs for p in plans]
         in_words = [p.in_words for p in plans]
         out_words = [p.out_words for p in plans]
@@ -572,10 +571,10 @@ class Trainer(wiring.Component):
         mbase = [sum(out_words[:i]) for i in range(layers - 1)]
         convs = [p for p in plans if p.conv]  # the first layers
         nc = len(convs)
-        # Delta region of conv layer c (its output map's deltas); dprev[l]: layer l - 1's.
-        dbase = [sum(out_words[:i]) for i in range(nc)]
-        dprev = [0] + [dbase[i] if i < nc else 0 for i in range(layers - 1)]
-        to_dmem = [int(i > 0 and plans[i - 1].conv) for i in range(layers)]
+        # Delta region of hidden layer l (its output's deltas, in its activation layout);
+        # dprev[l]: layer l - 1's, where layer l's backward pass writes.
+        dbase = [sum(out_words[:i]) for i in range(layers - 1)]
+        dprev = [0] + dbase
         cmax, omax = max(in_words), max(max(outs), 1)
 
         # Memories ----------------------------------------------------------------------------
@@ -587,10 +586,12 @@ class Trainer(wiring.Component):
         m_rd, m_wr = memory(
             m, "mmem", unsigned(sbits * lanes), sum(out_words[:-1]), granularity=sbits
         )
-        if convs:
-            # The deltas of the conv maps, in their activation layout.
+        if layers > 1:
+            # The deltas of the hidden layers' outputs, in their activation layout: a dense
+            # layer's backward pass writes its input's deltas a word at a time as each column
+            # of its weights ends, and the pass below reads them back a code a cycle.
             d_rd, d_wr = memory(
-                m, "dmem", unsigned(width * lanes), sum(out_words[:nc]), granularity=width
+                m, "dmem", unsigned(width * lanes), sum(out_words[:-1]), granularity=width
             )
 
         def const_array(values, shape=None):
@@ -606,24 +607,27 @@ class Trainer(wiring.Component):
         wait = Signal(range(max(self.fwd_drain, self.bwd_drain, self.delta_drain) + 1))
         label = Signal.like(self.i.payload.label)
         skip = Signal()
-        idle, issue, bwd, delta = Signal(), Signal(), Signal(), Signal()
+        idle, issue, bwd = Signal(), Signal(), Signal()
         rpend = Signal()  # a read was taken; its data is captured next cycle
         # What the datapath sees of an issue: its first and last cycle of an accumulation.
         s_first, s_last = Signal(), Signal()
         m.d.comb += [s_first.eq(chunk == 0), s_last.eq(dense.last_chunk)]
 
-        # The delta registers: a dense layer's d per neuron (padded to whole chunks).
-        dlen = max(
-            [self._classes, omax]
-            + [c * lanes for i, c in enumerate(chunks) if i and not to_dmem[i] and c]
+        # The output error, one register per class (the hidden layers' deltas are in dmem),
+        # and where the backward pass's neuron finds its delta there: word and lane.
+        d_arr = Array(
+            Signal(signed(width), name=f"d{n}", reset_less=True) for n in range(self._classes)
         )
-        d_arr = Array(Signal(signed(width), name=f"d{n}", reset_less=True) for n in range(dlen))
+        nword, nlane = counter(max(cmax, omax), "nword"), counter(lanes, "nlane")
 
         m.d.comb += [
             w_rd.addr.eq(w_addr),
             b_rd.addr.eq(b_addr),
             a_rd.addr.eq(const_array(abase)[layer] + chunk),
         ]
+        if layers > 1:
+            with m.If(bwd):  # the neuron's delta (a hidden layer's: the last has d_arr)
+                m.d.comb += d_rd.addr.eq(const_array(dbase + [0])[layer] + nword)
 
         # Valid lanes of the dense layers' input words (padding lanes keep their master 0).
         def lane_mask(plan):
@@ -638,9 +642,9 @@ class Trainer(wiring.Component):
         m.d.comb += lane_ok.eq(select(layer, [lane_mask(p) for p in plans]))
 
         # What travels down the pipeline beside an issue (its sideband, hw.net.core.Stage).
-        issued = dict(v=issue, bwd=bwd, delta=delta, first=s_first, last=s_last,
-                      nfirst=neuron == 0, layer=layer, okmask=lane_ok, waddr=w_addr,
-                      baddr=b_addr, chunk=chunk, d=d_arr[neuron])  # fmt: skip
+        issued = dict(v=issue, bwd=bwd, first=s_first, last=s_last, nfirst=neuron == 0,
+                      nlast=dense.last_neuron, layer=layer, okmask=lane_ok, waddr=w_addr,
+                      baddr=b_addr, chunk=chunk, err=d_arr[neuron], nlane=nlane)  # fmt: skip
 
         # Conv loop nests ---------------------------------------------------------------------
         conv_issue = Signal()  # forward (the engine core's loop nest, as the inference engine)
@@ -881,9 +885,17 @@ class Trainer(wiring.Component):
                 with m.If(~self.o.valid | self.o.ready):
                     m.next = "FRUN"
             with m.State("BRUN"):
+                # Column order: per input word, every neuron (W.T @ d of that word complete at
+                # the column's end), the neuron's delta read from dmem a code a cycle.
                 m.d.comb += [issue.eq(1), bwd.eq(1)]
-                with dense.step(m, w_addr, b_addr):
-                    m.d.sync += wait.eq(self.bwd_drain - 1)
+                m.d.sync += nlane.eq(nlane + 1)
+                with m.If(nlane == lanes - 1):
+                    m.d.sync += [nlane.eq(0), nword.eq(nword + 1)]
+                with m.If(dense.last_neuron):
+                    m.d.sync += [nlane.eq(0), nword.eq(0)]
+                with dense.column_step(m, w_addr, b_addr, const_array(wbase)[layer],
+                                       const_array(bbase)[layer]):  # fmt: skip
+                    m.d.sync += wait.eq(Mux(layer == 0, self.bwd_drain, self.delta_drain) - 1)
                     m.next = "BDRAIN"
             with m.State("BDRAIN"):
                 m.d.sync += wait.eq(wait - 1)
@@ -891,26 +903,15 @@ class Trainer(wiring.Component):
                     with m.If(layer == 0):
                         m.next = "INPUT"
                     with m.Else():
-                        m.next = "DELTA"
-            with m.State("DELTA"):
-                # Requantize and mask the accumulated W.T @ d, a chunk a cycle, into d.
-                m.d.comb += delta.eq(1)
-                m.d.sync += chunk.eq(chunk + 1)
-                with m.If(dense.last_chunk):
-                    m.d.sync += [chunk.eq(0), wait.eq(self.delta_drain - 1)]
-                    m.next = "DDRAIN"
-            with m.State("DDRAIN"):
-                m.d.sync += wait.eq(wait - 1)
-                with m.If(wait == 0):
-                    m.d.sync += [
-                        layer.eq(layer - 1),
-                        w_addr.eq(const_array(wbase)[layer - 1]),
-                        b_addr.eq(const_array(bbase)[layer - 1]),
-                    ]
-                    m.next = "BRUN"
-                    if convs:
-                        with m.If(layer - 1 < nc):
-                            backward_conv(layer - 1)
+                        m.d.sync += [
+                            layer.eq(layer - 1),
+                            w_addr.eq(const_array(wbase)[layer - 1]),
+                            b_addr.eq(const_array(bbase)[layer - 1]),
+                        ]
+                        m.next = "BRUN"
+                        if convs:
+                            with m.If(layer - 1 < nc):
+                                backward_conv(layer - 1)
 
         # Weight read-back and loads (between samples only) ----------------------------------
         words = self.words
@@ -953,7 +954,13 @@ class Trainer(wiring.Component):
         sh2 = [Signal(signed(width), reset_less=True, name=f"sh{k}") for k in range(lanes)]
         for k, s in enumerate(sh2):
             m.d.sync += s.eq(rule(fixed.shadow_weights, lane(w_rd.data, k, mw), width=width))
-        s2 = s1.next(wm=w_rd.data, a=a_rd.data, b=b_rd.data.as_signed())
+        # The backward pass's delta of the issue's neuron: the output error, or a hidden
+        # layer's delta read from dmem.
+        d1 = s1.err
+        if layers > 1:
+            hidden = d_rd.data.word_select(s1.nlane, width).as_signed()
+            d1 = Mux(s1.layer == layers - 1, s1.err, hidden)
+        s2 = s1.next(wm=w_rd.data, a=a_rd.data, b=b_rd.data.as_signed(), d=d1)
         dd2 = [Signal(signed(width), reset_less=True, name=f"dd{k}") for k in range(lanes)]
         bcast2 = Signal(signed(width))
         if convs:
@@ -1033,27 +1040,21 @@ class Trainer(wiring.Component):
         folded = Mux(wen, _fold(Cat(*new_lanes)), 0) ^ Mux(ben, _fold(new_bias), 0)
         with m.If(wen | ben):
             m.d.sync += self.digest.eq(self.digest.rotate_left(1) ^ folded)
-        # W.T @ d: one accumulator per input of the layer, P (one word) per chunk, in a memory
-        # (block RAM or what the synthesizer picks; no multiplexer tree over registers): read at
-        # stage 2, the sum written back at stage 3. The layer's first neuron overwrites, so no
-        # pass clears them and a reset mid-step leaves nothing behind. A word written in the
-        # cycle before its read (only in a layer of one chunk) is taken from the write.
-        gchunks = max([c for i, c in enumerate(chunks) if i and not plans[i].conv] or [1])
+        # W.T @ d, one column at a time: P accumulators, for the input word of the column. The
+        # column's first neuron overwrites them, so nothing clears them and a reset mid-step
+        # leaves nothing behind; after its last neuron they hold the column's sums for one cycle
+        # (stage 4), where they are requantized and masked into the deltas below.
         dw = self.delta_width
-        g_rd, g_wr = memory(m, "gmem", unsigned(dw * lanes), gchunks)
-        m.d.comb += g_rd.addr.eq(Mux(delta, chunk, s2.chunk))
-        g_old = g_rd.data
-        if any(c == 1 for i, c in enumerate(chunks) if i and not plans[i].conv):
-            g_hit, g_last = Signal(), Signal.like(g_wr.data)
-            m.d.sync += [g_hit.eq(g_wr.en & (g_wr.addr == g_rd.addr)), g_last.eq(g_wr.data)]
-            g_old = Mux(g_hit, g_last, g_rd.data)
-        g_new = [Mux(s3.nfirst, 0, lane(g_old, k, dw)) + p3[k] for k in range(lanes)]
+        gacc = [Signal(signed(dw), reset_less=True, name=f"gacc{k}") for k in range(lanes)]
         with m.If(upd & (s3.layer != 0)):
-            m.d.comb += [
-                g_wr.addr.eq(s3.chunk),
-                g_wr.data.eq(Cat(*(v[:dw] for v in g_new))),
-                g_wr.en.eq(1),
-            ]
+            for k in range(lanes):
+                m.d.sync += gacc[k].eq(Mux(s3.nfirst, 0, gacc[k]) + p3[k])
+        dv4, dchunk4, dlayer4 = Signal(), Signal.like(s3.chunk), Signal.like(s3.layer)
+        m.d.sync += [
+            dv4.eq(upd & s3.nlast & (s3.layer != 0)),
+            dchunk4.eq(s3.chunk),
+            dlayer4.eq(s3.layer),
+        ]
 
         # Forward (and a conv's delta pass), stage 4: the products' sums in groups of 4.
         sums = {f"sum{n}": v for n, v in enumerate(partial_sums(p3))}
@@ -1145,10 +1146,11 @@ class Trainer(wiring.Component):
             with m.If(idx6 == self._classes - 1):
                 m.d.sync += [self.o.valid.eq(1), self.o.payload.skipped.eq(skip)]
 
-        # Deltas: requantize the accumulators, mask them (backward unit), store them as d (a
-        # conv map's deltas in the delta memory). A conv's delta pass sends its one code a
-        # cycle through lane 0, with the mask bit read at stage 5.
-        m.d.comb += m_rd.addr.eq(const_array([0] + mbase)[layer] + chunk)
+        # Deltas: requantize a column's W.T @ d sums (stage 4), mask them with the column's stash
+        # word (read at stage 3; backward unit) and write them as one word of the layer input's
+        # deltas into dmem. A conv's delta pass sends its one code a cycle through lane 0, with
+        # the mask bit read at stage 5.
+        m.d.comb += m_rd.addr.eq(const_array([0] + mbase)[s3.layer] + s3.chunk)
         cd_in = Signal()
         m.d.comb += cd_in.eq(s6.done & s6.cd)
         if convs:
@@ -1157,29 +1159,23 @@ class Trainer(wiring.Component):
         m.submodules.bwd = bunit = self._backward_unit()
         stash_in = Mux(cd_in, m_rd.data.word_select(s6.cd_lane, sbits).replicate(lanes), m_rd.data)
         m.d.comb += [
-            bunit.i.valid.eq(s1.delta | cd_in),
+            bunit.i.valid.eq(dv4 | cd_in),
             getattr(bunit.i.payload, self._stash).eq(stash_in),
             bunit.o.ready.eq(1),
         ]
         for k in range(lanes):
-            acc_k = lane(g_rd.data, k, dw)  # read at stage 0 of the DELTA pass
-            requantized = saturate(round_select(acc_k, s1.layer, dshifts), width)
+            requantized = saturate(round_select(gacc[k], dlayer4, dshifts), width)
             m.d.comb += bunit.i.payload.g[k].eq(Mux(cd_in, q6, requantized))
         # What the unit's outputs are for, beside its pipeline.
         dchunk, dlayer, cd_out, cd_layer, cd_oword, cd_olane = delayed(
-            m, (s1.chunk, s1.layer, cd_in, s6.layer, s6.cd_word, s6.cd_lane), bunit.latency
+            m, (dchunk4, dlayer4, cd_in, s6.layer, s6.cd_word, s6.cd_lane), bunit.latency
         )
-        dense_out = bunit.o.valid & ~cd_out
-        if convs:
-            dense_out = dense_out & ~const_array(to_dmem)[dlayer]
-            with m.If(bunit.o.valid & (cd_out | const_array(to_dmem)[dlayer])):
+        if layers > 1:
+            with m.If(bunit.o.valid):
                 write_code(m, d_wr, lanes, addr=const_array(dprev)[cd_layer] + cd_oword,
                            lane=cd_olane, code=bunit.o.payload.dz[0], whole=~cd_out,
                            word_addr=const_array(dprev)[dlayer] + dchunk,
                            word=bunit.o.payload.dz.as_value())  # fmt: skip
-        with m.If(dense_out):
-            for k in range(lanes):
-                m.d.sync += d_arr[dchunk * lanes + k].eq(bunit.o.payload.dz[k])
 
         # Loads (between samples only).
         load_port(m, self.load, n_w, w_wr, b_wr)
