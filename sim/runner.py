@@ -56,7 +56,7 @@ __all__ = [
 
 SIMULATORS = ("icarus", "verilator")
 TIMESCALE = ("1ns", "1ps")
-TEST_MODULE = "helu.sim.bench_unit"
+TEST_MODULE = "helu.sim.tb_unit"
 TESTS = ("stream", "reset_mid_stream")
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from cocotb.utils import get_sim_time
 from helu.golden import fixed
 from helu.golden.layers import op_from_dict
 from helu.hw.net.trainer import Image, decode, digest
-from helu.sim.bench_unit import JOB_ENV
+from helu.sim.tb_unit import JOB_ENV
 from helu.sim.trainer import flat_state
 
 PERIOD_NS = 10
