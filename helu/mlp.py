@@ -227,10 +227,10 @@ def synth(args) -> int:
     """``helu synth --unit mlp --model DIR``: the table, plus ``<out>/mlp/results.json``."""
     from helu.commands.options import name_list
     from helu.common import outdir
-    from helu.hw.net.synth import ENGINE_TARGETS
+    from helu.hw.synth import target_names
 
     model = load_model(args.model, args.unit)
-    targets = name_list(args.target, ENGINE_TARGETS, "target for --unit mlp")
+    targets = name_list(args.target or "all", target_names("engines"), "target for --unit mlp")
     outdir.claim(args.out, "synth", force=args.force)
     if args.seeds < 1:
         raise ValueError(f"--seeds must be a positive integer, not {args.seeds}")
@@ -267,11 +267,21 @@ def _trainer_rows(records) -> str:
     head = ("target", "P", "stash", "LUT4", "FF", "carry", "DSP", "RAM", "placed", "Fmax MHz",
             "cycles/step", "ideal", "steps/s")  # fmt: skip
     rows = [
-        (r["device"], r["lanes"], r["stash"], r["lut"], r["ff"], r["carry"], r["dsp"], r["ram"],
-         "-" if r.get("placed") is None else ("yes" if r["placed"] else "no"),
-         f"{r['fmax_mhz']:.1f}" if r.get("fmax_mhz") else f"- ({r.get('fmax_reason')})",
-         r["cycles_per_sample"], f"{r['ideal_cycles']:.0f}",
-         f"{r['steps_per_s']:,.0f}" if r.get("steps_per_s") else "-")  # fmt: skip
+        (
+            r["device"],
+            r["lanes"],
+            r["stash"],
+            r["lut"],
+            r["ff"],
+            r["carry"],
+            r["dsp"],
+            r["ram"],
+            "-" if r.get("placed") is None else ("yes" if r["placed"] else "no"),
+            f"{r['fmax_mhz']:.1f}" if r.get("fmax_mhz") else f"- ({r.get('fmax_reason')})",
+            r["cycles_per_sample"],
+            f"{r['ideal_cycles']:.0f}",
+            f"{r['steps_per_s']:,.0f}" if r.get("steps_per_s") else "-",
+        )  # fmt: skip
         for r in records
     ]
     return table(head, rows)
@@ -284,13 +294,13 @@ def synth_trainer(args) -> int:
     ``<out>/trainer/results.json``."""
     from helu.commands.options import name_list
     from helu.common import outdir
-    from helu.hw.net.synth import ENGINE_TARGETS, synthesize_trainer
+    from helu.hw.net.synth import synthesize_trainer
     from helu.hw.net.trainer import TrainSpec
-    from helu.hw.synth import tools_for
+    from helu.hw.synth import target_names, tools_for
     from helu.hw.tools import ToolMissing, find_tool
     from helu.hw.units.backward import STASH_KINDS
 
-    targets = name_list(args.target, ENGINE_TARGETS, "target for --unit trainer")
+    targets = name_list(args.target or "all", target_names("engines"), "target for --unit trainer")
     if args.seeds < 0:
         raise ValueError(f"--seeds must be 0 (area only) or more, not {args.seeds}")
     if args.stash not in STASH_KINDS:
@@ -317,8 +327,14 @@ def synth_trainer(args) -> int:
         log.info("synthesizing the training engine (P=%d, %s stash) for %s", lanes, args.stash,
                  target)  # fmt: skip
         records.append(
-            synthesize_trainer(spec, lanes, target, stash=args.stash, seeds=args.seeds,
-                               out_dir=Path(args.out) / "trainer")  # fmt: skip
+            synthesize_trainer(
+                spec,
+                lanes,
+                target,
+                stash=args.stash,
+                seeds=args.seeds,
+                out_dir=Path(args.out) / "trainer",
+            )  # fmt: skip
         )
     if not records:
         raise RuntimeError("no target could run: nextpnr/yosys missing")
