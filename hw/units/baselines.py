@@ -17,7 +17,7 @@ integer golden model in ``golden.intbaselines``:
 
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 
-from helu.golden import intbaselines
+from helu.golden import fixed, intbaselines
 from helu.golden.fixed import Format
 from helu.hw.units.base import (
     ElementwiseUnit,
@@ -208,7 +208,9 @@ class IntGelu(ElementwiseUnit):
                     z3.eq(z2),
                     p.eq(Mux(z2[-1], c.neg_offset + sq, c.pos_offset - sq)),
                     prod.eq(z3 * p),
-                    acc.eq(prod * Const(c.mult) + (1 << (c.shift - 1))),
+                    # fixed.shift_round's constant folded into this stage's sum; the shift
+                    # below completes the rule.
+                    acc.eq(prod * Const(c.mult) + fixed.round_bias(c.shift)),
                     y[n].eq(
                         Mux(
                             shifted > fmt.max_code,
