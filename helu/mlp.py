@@ -83,9 +83,15 @@ def _activations(text: str) -> list[str]:
     return name_list(text, ACTIVATIONS, "activation")
 
 
-def _check_macs(macs) -> int:
+def _lanes(macs) -> int:
+    """``--macs P`` as the engine's lane count ``P`` (MACs per cycle), refused in the words of
+    the option the user typed (the engine's own check speaks of lanes)."""
+    from helu.hw.units import MAX_LANES
+
     if macs < 1:
         raise ValueError(f"--macs must be a positive integer, not {macs}")
+    if macs > MAX_LANES:
+        raise ValueError(f"--macs {macs}: at most {MAX_LANES} MACs per cycle")
     return macs
 
 
@@ -112,10 +118,10 @@ def verilog(args) -> int:
 
     model = load_model(args.model, args.unit)
     (activation,) = _activations(args.activation)[:1]
-    macs = _check_macs(args.macs)
+    lanes = _lanes(args.macs)
     out = outdir.claim(args.out, "verilog", force=args.force)
     with outdir.staged(out, "verilog", force=args.force, merge=True) as scratch:
-        gen = generate(MLP(model, macs, activation=activation), scratch)
+        gen = generate(MLP(model, lanes, activation=activation), scratch)
     for path in (gen.verilog, gen.sidecar):
         print(out / path.name)
     return 0
@@ -142,8 +148,9 @@ def _sim_rows(results) -> str:
     return "\n".join(lines)
 
 
-def run_sim(golden, *, simulators, macs=8, out="build/sim", stall=0.0) -> list[dict]:
-    """Every sample of the ``helu golden --net`` folder ``golden`` through the engine."""
+def run_sim(golden, *, simulators, lanes=8, out="build/sim", stall=0.0) -> list[dict]:
+    """Every sample of the ``helu golden --net`` folder ``golden`` through the engine with
+    ``lanes`` multiply-accumulates per cycle."""
     from helu.golden import intgolden
     from helu.sim.mlp import run_mlp
 
@@ -151,7 +158,7 @@ def run_sim(golden, *, simulators, macs=8, out="build/sim", stall=0.0) -> list[d
     return run_mlp(
         model,
         arrays,
-        lanes=_check_macs(macs),
+        lanes=lanes,
         simulators=simulators,
         out=out,
         idle=stall,
@@ -165,7 +172,8 @@ def sim(args) -> int:
     from helu.sim import runner
 
     sims = name_list(args.sim, runner.SIMULATORS, "simulator")
-    results = run_sim(args.golden, simulators=sims, macs=args.macs, out=args.out, stall=args.stall)
+    lanes = _lanes(args.macs)
+    results = run_sim(args.golden, simulators=sims, lanes=lanes, out=args.out, stall=args.stall)
     print(_sim_rows(results))
     bad = [r for r in results if r["mismatches"] or not r["checked"]]
     for r in bad:
@@ -193,8 +201,9 @@ def _synth_rows(records) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_synth(model, *, targets, activations, macs=8, seeds=3, out="build/synth", fmax=True):
-    """Synthesise the engine for each target and activation; records (skips a missing tool)."""
+def run_synth(model, *, targets, activations, lanes=8, seeds=3, out="build/synth", fmax=True):
+    """Synthesise the engine (``lanes`` MACs per cycle) for each target and activation; records
+    (skips a missing tool)."""
     from helu.hw.net.synth import synthesize_mlp
     from helu.hw.synth import tools_for
     from helu.hw.tools import ToolMissing, find_tool
@@ -212,7 +221,7 @@ def run_synth(model, *, targets, activations, macs=8, seeds=3, out="build/synth"
             records.append(
                 synthesize_mlp(
                     model,
-                    _check_macs(macs),
+                    lanes,
                     target,
                     activation=activation,
                     seeds=seeds,
@@ -238,14 +247,15 @@ def synth(args) -> int:
     from helu.hw.net.synth import check_memory
     from helu.hw.units import unelaborated
 
-    engine = unelaborated(MLP(model, _check_macs(args.macs)))  # its memories, before any tool
+    lanes = _lanes(args.macs)
+    engine = unelaborated(MLP(model, lanes))  # its memories, before any tool
     for target in targets:
         check_memory(engine, target)
     records = run_synth(
         model,
         targets=targets,
         activations=_activations(args.activation),
-        macs=args.macs,
+        lanes=lanes,
         seeds=args.seeds,
         out=args.out,
     )
@@ -305,7 +315,7 @@ def synth_trainer(args) -> int:
         raise ValueError(f"--seeds must be 0 (area only) or more, not {args.seeds}")
     if args.stash not in STASH_KINDS:
         raise ValueError(f"--stash must be one of {', '.join(STASH_KINDS)}, not {args.stash!r}")
-    lanes = _check_macs(args.macs)
+    lanes = _lanes(args.macs)
     if args.model:
         from helu.onchip import _exported
 
@@ -382,14 +392,15 @@ def flow_step(flow) -> None:
     if not (golden / intgolden.MANIFEST).is_file():
         golden = intgolden.export_net(out / "golden").parent
     manifest, model, _ = intgolden.load_net(golden)
-    macs = 8
+    lanes = 8
     sims = runner.SIMULATORS if flow.args.sim == "all" else (flow.args.sim,)
     usable = tuple(s for s in sims if not runner.tool_missing(s))
-    engine = unelaborated(MLP(model, macs))  # built for its timing figures only
+    engine = unelaborated(MLP(model, lanes))  # built for its timing figures only
     summary = {
         "sizes": model.sizes,
         "shifts": model.shifts,
-        "macs": macs,
+        "lanes": lanes,  # MACs per cycle
+        "macs": engine.macs,  # per sample, as in every synthesis record
         "accuracy": manifest.get("accuracy"),
         "cycles_per_sample": engine.cycles_per_sample,
         "latency": engine.latency,
@@ -398,7 +409,7 @@ def flow_step(flow) -> None:
         "marlann": MARLANN,
     }
     if usable:
-        for r in run_sim(golden, simulators=usable, macs=macs, out=out / "sim"):
+        for r in run_sim(golden, simulators=usable, lanes=lanes, out=out / "sim"):
             summary["sim"].append({k: r.get(k) for k in SIM_KEYS})
     else:
         summary["sim_skipped"] = "no simulator available"
@@ -411,7 +422,7 @@ def flow_step(flow) -> None:
             model,
             targets=[target],
             activations=["helu"],
-            macs=macs,
+            lanes=lanes,
             seeds=flow.args.fmax_seeds,
             out=out / "synth",
         )
@@ -419,7 +430,7 @@ def flow_step(flow) -> None:
             model,
             targets=[target],
             activations=["igelu"],
-            macs=macs,
+            lanes=lanes,
             out=out / "synth",
             fmax=False,
         )
@@ -449,14 +460,14 @@ def report_summary(data: dict) -> dict:
 def report_section(data: dict) -> list[str]:
     """The report's section on the MLP engine, from ``<out>/mlp/summary.json`` only."""
     sizes = "-".join(map(str, data["sizes"]))
-    macs = data["macs"]
+    lanes = data["lanes"]
     total = sum(a * b for a, b in zip(data["sizes"][:-1], data["sizes"][1:], strict=True))
     acc = data.get("accuracy") or {}
     parts = [
         f"The integer HeLU network {sizes} (shifts {data['shifts']}) on the engine of "
-        f"`hw/net/mlp.py` with P = {macs} multiply-accumulates per cycle: {total} MACs per "
-        f"sample, ideal {total / macs:.0f} cycles; {data['cycles_per_sample']} cycles per sample "
-        f"at full rate ({data['cycles_per_sample'] / (total / macs):.3f} x ideal), latency "
+        f"`hw/net/mlp.py` with P = {lanes} multiply-accumulates per cycle: {total} MACs per "
+        f"sample, ideal {total / lanes:.0f} cycles; {data['cycles_per_sample']} cycles per sample "
+        f"at full rate ({data['cycles_per_sample'] / (total / lanes):.3f} x ideal), latency "
         f"{data['latency']} cycles after the last input transfer.",
         "",
     ]
@@ -488,11 +499,11 @@ def report_section(data: dict) -> list[str]:
         up = by.get(("up5k", "helu"))
         if up and up.get("fmax_mhz"):
             m = data.get("marlann", MARLANN)
-            mine = macs * up["fmax_mhz"]
+            mine = lanes * up["fmax_mhz"]
             parts.append(
                 f"- Beside {m['source']}: {m['macs_per_cycle']} x {m['mhz'][0]}-{m['mhz'][1]} MHz "
                 f"= {m['macs_per_cycle'] * m['mhz'][0]}-{m['macs_per_cycle'] * m['mhz'][1]} "
-                f"MMAC/s peak (published); this engine {macs} x {up['fmax_mhz']:.1f} MHz = "
+                f"MMAC/s peak (published); this engine {lanes} x {up['fmax_mhz']:.1f} MHz = "
                 f"{mine:.0f} MMAC/s peak, {up['mmacs_per_s']:.0f} MMAC/s delivered on this network "
                 f"({up['samples_per_s']:,.0f} samples/s), with every logit bit-exact."
             )

@@ -53,6 +53,12 @@ def test_verilog_unit_mlp(model_dir, tmp_path, capsys):
          "unknown activation 'gelu'; choose from helu, igelu or all"),
         (["verilog", "--unit", "mlp", "--model", "{model}", "--macs", "0"],
          "--macs must be a positive integer, not 0"),
+        (["verilog", "--unit", "mlp", "--model", "{model}", "--macs", "1000"],
+         "--macs 1000: at most 256 MACs per cycle"),
+        (["synth", "--unit", "mlp", "--model", "{model}", "--macs", "300"],
+         "--macs 300: at most 256 MACs per cycle"),
+        (["sim", "--unit", "mlp", "--golden", "{model}", "--macs", "257"],
+         "--macs 257: at most 256 MACs per cycle"),
         (["sim", "--unit", "mlp", "--golden", "{model}"], "is not an integer-network golden"),
     ],
 )  # fmt: skip
@@ -108,7 +114,8 @@ def _summary(**synth):
     return {
         "sizes": [64, 32, 32, 10],
         "shifts": [6, 7, 9],
-        "macs": 8,
+        "lanes": 8,
+        "macs": 3392,
         "accuracy": {"integer": 0.9, "float": 0.91},
         "cycles_per_sample": 445,
         "latency": 443,
@@ -175,6 +182,7 @@ def test_synth_refuses_a_model_beyond_the_block_rams(tmp_path, capsys):
         (["--stash", "q"], "--stash must be one of mask, z, not 'q'"),
         (["--target", "gowin"], "unknown target for --unit trainer 'gowin'"),
         (["--macs", "0"], "--macs"),
+        (["--macs", "1000"], "--macs 1000: at most 256 MACs per cycle"),
         (["--seeds", "-1"], "--seeds must be 0 (area only) or more"),
     ],
 )
