@@ -150,11 +150,20 @@ def _sim_rows(results) -> str:
 
 def run_sim(golden, *, simulators, lanes=8, out="build/sim", stall=0.0) -> list[dict]:
     """Every sample of the ``helu golden --net`` folder ``golden`` through the engine with
-    ``lanes`` multiply-accumulates per cycle."""
+    ``lanes`` multiply-accumulates per cycle; ``ValueError`` first when the folder's stored
+    logits or classes are not what its own model computes (``intgolden.check_inference``)."""
     from helu.golden import intgolden
     from helu.sim.mlp import run_mlp
 
     _, model, arrays = intgolden.load_net(golden)
+    # As the units' path does (sim.runner.run): a golden that contradicts its own model is a
+    # damaged golden, refused before any simulator runs, not an RTL mismatch.
+    errors = intgolden.check_inference(golden)
+    if errors:
+        raise ValueError(
+            f"{golden}: its inference vectors are inconsistent with its own model ({errors[0]}); "
+            "re-create it with 'helu golden --net'"
+        )
     return run_mlp(
         model,
         arrays,

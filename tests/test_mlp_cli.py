@@ -81,13 +81,40 @@ def test_sim_unit_mlp(model_dir, tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.splitlines()[0].split()[:3] == ["simulator", "samples", "mismatches"]
     assert out.splitlines()[1].split()[:3] == ["icarus", "6", "0"]
-    # A golden whose stored logits are wrong fails, naming the sample and logit.
+    # A golden whose stored logits are wrong is a damaged golden, not an RTL mismatch.
+    _damage(net)
+    assert main(argv + ["--out", str(tmp_path / "sim")]) == 1
+    err = capsys.readouterr().err
+    assert "inconsistent with its own model" in err and "MISMATCH" not in err, err
+
+
+def _damage(net, sample=4, logit=1):
+    """Alter one stored logit of the golden folder ``net`` by one."""
     with np.load(net / "inference.npz") as npz:
         arrays = dict(npz)
-    arrays["logits"][4, 1] += 1
+    arrays["logits"][sample, logit] += 1
     np.savez(net / "inference.npz", **arrays)
-    assert main(argv + ["--out", str(tmp_path / "sim")]) == 1
-    assert "MISMATCH on icarus: sample 4, logit 1" in capsys.readouterr().out
+    return net
+
+
+def test_sim_unit_mlp_refuses_a_damaged_golden(model_dir, tmp_path, capsys):
+    """A golden inference set whose logits were altered by one: refused before any simulator
+    runs, in one line that says the golden is damaged (as the units' path does), not reported
+    as an RTL mismatch; the flow's run_sim refuses it too."""
+    _, model = model_dir
+    net = _damage(_net_folder(tmp_path / "net", model))
+    out = tmp_path / "sim"
+    argv = ["sim", "--unit", "mlp", "--golden", str(net), "--macs", "4", "--out", str(out)]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("helu sim: error: "), err
+    assert f"{net}: its inference vectors are inconsistent with its own model" in err[0]
+    assert "logits differs from the model at 1 places (first [4 1])" in err[0], err[0]
+    assert "re-create it with 'helu golden --net'" in err[0], err[0]
+    assert "MISMATCH" not in captured.out and not out.exists()
+    with pytest.raises(ValueError, match="inconsistent with its own model"):
+        mlp.run_sim(net, simulators=["icarus"], lanes=4, out=out)
 
 
 def _summary(**synth):
