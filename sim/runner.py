@@ -49,6 +49,7 @@ __all__ = [
     "run_stimulus",
     "run_golden",
     "run_bench",
+    "variant",
     "unit_threshold_port",
     "lock",
     "new_run_dir",
@@ -318,6 +319,19 @@ def _threshold_kind(sidecar: dict) -> str:
     return "none" if sidecar.get("params", {}).get("threshold") is None else "constant"
 
 
+def variant(unit: str, params: UnitParams) -> str:
+    """What shapes ``unit``'s hardware for ``params`` beyond its width, lanes and threshold kind:
+    ``"frac 5"`` for i-GELU (one build per format), ``""`` for a unit built once per width. The
+    label that tells two runs of one unit at one width apart."""
+    shaping = UNITS[unit].shaping(params)
+    return ", ".join(
+        f"{name.replace('_', ' ')} {value:g}" if isinstance(value, float) else
+        f"{name.replace('_', ' ')} {value}"
+        for name, value in shaping.items()
+        if name not in ("width", "lanes", "threshold_port")
+    )  # fmt: skip
+
+
 def _group_key(unit: str, s, lanes: int, threshold_port: bool) -> tuple:
     p = st.params_for_set(s, lanes, threshold_port=threshold_port)
     return tuple(UNITS[unit].shaping(p).items())
@@ -512,6 +526,7 @@ def _run_builds(unit, params, group, first, stim, simulators, out, stall, seed) 
                 "width": params.width,
                 "lanes": params.lanes,
                 "threshold": _threshold_kind(build.sidecar),
+                "variant": variant(unit, params),
                 "golden_sets": [s.name for s in group],
                 "checked": r["checked"],
                 "mismatches": r["mismatches"],

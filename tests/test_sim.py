@@ -275,3 +275,21 @@ def test_runner_wrong(tmp_path):
         runner.run_stimulus(build, None, test="soak")
     with pytest.raises(ValueError, match="Idle probability must be in"):
         runner.run_stimulus(build, None, idle=1.5)
+
+
+@pytest.mark.slow
+def test_table_tells_the_variants_of_a_unit_apart(golden, tmp_path):
+    """The two 8-bit sets have different formats, and i-GELU's hardware depends on the format:
+    two builds, two rows, each labelled with what shapes it (its frac), never two alike."""
+    from helu.commands.sim import format_table
+
+    need("icarus")
+    summary = runner.run_golden(golden, units=["igelu"], width=8, lanes=LANES, out=tmp_path)
+    assert [r["variant"] for r in summary["runs"]] == ["frac 5", "frac 3"]
+    table = format_table(summary).splitlines()
+    assert table[0].split()[:6] == ["unit", "simulator", "width", "lanes", "T", "variant"]
+    rows = [row.split() for row in table[2:-1]]
+    assert [row[:7] for row in rows] == [
+        ["igelu", "icarus", "8", str(LANES), "none", "frac", "5"],
+        ["igelu", "icarus", "8", str(LANES), "none", "frac", "3"],
+    ], table
