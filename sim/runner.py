@@ -436,6 +436,7 @@ def run_golden(
                 f"{golden}: golden set {s.name} is inconsistent with its own format "
                 f"({errors[0]}); re-create it with 'helu golden'"
             )
+    _check_builds(golden, sets, units, lanes, threshold_port)
     digest = golden_digest(golden)
     out = outdir.prepare(out, "sim", inputs=(golden,), force=force)
     with lock(out):
@@ -559,6 +560,24 @@ def _summary(golden, digest, meta, simulators, stall, runs, out) -> dict:
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     summary["path"] = str(out / "summary.json")
     return summary
+
+
+def _check_builds(golden, sets, units, lanes, threshold_port) -> None:
+    """Every unit's parameter checks for every set's format, before any simulator runs: a unit
+    that cannot be built for a format (i-GELU in Q16.15 needs wider intermediates than it
+    allows) is refused in one line now, not after minutes of the other units' simulations."""
+    from helu.hw.units import unelaborated
+
+    for unit in units:
+        tport = threshold_port and unit_threshold_port(unit)
+        for s in sets:
+            try:
+                unelaborated(UNITS[unit].build(st.params_for_set(s, lanes, threshold_port=tport)))
+            except ValueError as exc:
+                raise ValueError(
+                    f"{golden}: golden set {s.name} ({s.z_fmt}) cannot run on {unit}: {exc}; "
+                    f"leave {unit} out of --unit, or pick another --width"
+                ) from None
 
 
 def _run_groups(golden, digest, meta, sets, units, simulators, lanes, out, stall, threshold_port,
