@@ -15,7 +15,6 @@ The folder is written into a temporary sibling and moved into place at the end; 
 ``<out>`` is replaced only when it is an earlier export of this kind (never a user's folder).
 """
 
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from helu.common import outdir
-from helu.golden import fixed, intmodel
+from helu.golden import fixed, intmodel, netimage, trajectory
 from helu.golden.vectors import hex_lines
 
 __all__ = [
@@ -35,9 +34,8 @@ __all__ = [
     "load_net",
     "check_inference",
     "export_trajectory",
-    "record_trajectory",
+    "load_trajectory",
     "check_trajectory",
-    "state_digest",
 ]
 
 log = logging.getLogger(__name__)
@@ -45,7 +43,7 @@ log = logging.getLogger(__name__)
 # The output-folder kind (``helu.common.outdir``) of the folders written here: a manifest.
 FOLDER_KIND = outdir.register_kind("golden-net", ["manifest.json"])
 KIND = "helu-intnet-golden"
-VERSION = 1
+VERSION = 2  # 2: the trajectory in golden.trajectory's format, the engine's digest
 MANIFEST = "manifest.json"
 INFERENCE = "inference.npz"
 # Hex width of each inference array (x: pixel codes 0..16 in an 8-bit word; cls/labels 0..9).
@@ -53,7 +51,10 @@ DEFAULT_ALPHA = 0.05
 # Trajectory: this many fine-tuning steps recorded in full (about 60 KB a step as hex), with
 # master/bias snapshots every SNAPSHOT_EVERY steps.
 TRAJECTORY = "trajectory"
-STEP_FIELDS = ("q", "mask", "g", "delta", "grad")
+ARRAYS = "trajectory.npz"
+# The trajectory's digests are for an engine of this many lanes unless the export says otherwise
+# (the engines' default P); ``helu onchip`` records its own for another lane count.
+TRAJECTORY_LANES = 8
 TRAJECTORY_STEPS = 64
 SNAPSHOT_EVERY = 16
 INFERENCE_WIDTHS = {"x": 8, "logits": fixed.ACT_WIDTH, "cls": 8, "labels": 8}
@@ -92,6 +93,7 @@ def export_net(
     steps: int = TRAJECTORY_STEPS,
     every: int = SNAPSHOT_EVERY,
     force: bool = False,
+    lanes: int = TRAJECTORY_LANES,
 ) -> Path:
     """PTQ a float HeLU MLP and write the golden folder ``out``; returns the manifest path.
 
@@ -104,7 +106,7 @@ def export_net(
     loss's float twin) and quantized with its logits in Q8.5. ``alpha`` (default: the
     checkpoint's, else 0.05) gives the threshold ``T`` in the first hidden layer's format.
     ``steps`` > 0 adds a training trajectory (seed ``seed``) fine-tuning the integer model,
-    with snapshots every ``every`` steps.
+    with snapshots every ``every`` steps and the engine's digests at ``lanes`` lanes.
     """
     from helu.golden import data, intnet
 
@@ -147,6 +149,7 @@ def export_net(
         out, q, (x_train, split.y_train), (x_test, split.y_test), float_acc,
         dataset="digits", split={"seed": split.seed, "test_size": split.test_size},
         source=source, steps=steps, every=every, seed=seed, force=force, inputs=(checkpoint,),
+        lanes=lanes,
     )  # fmt: skip
 
 
@@ -167,13 +170,15 @@ def write_net(
     out, q, train, test, float_acc: float, *, dataset: str, split: dict, source: dict,
     steps: int = TRAJECTORY_STEPS, every: int = SNAPSHOT_EVERY, seed: int = 0,
     force: bool = False, inputs=(), extra: dict | None = None, lr_shift: int = 5,
+    lanes: int = TRAJECTORY_LANES,
 ) -> Path:  # fmt: skip
     """Write the golden folder of the quantized network ``q`` (``intnet.Quantized``).
 
     ``train``/``test``: ``(input codes, labels)``; the test split's inference vectors and, with
     ``steps``, a training trajectory from the train split are written beside the model.
     ``float_acc``: the float model's test accuracy, reported beside the integer one;
-    ``lr_shift``: the trajectory's learning rate ``2**-lr_shift``. Returns the manifest's path.
+    ``lr_shift``: the trajectory's learning rate ``2**-lr_shift``; ``lanes``: the lane count of
+    the engine whose state digest it records. Returns the manifest's path.
     """
     model = q.model
     x_train, y_train = (np.asarray(a, dtype=np.int64) for a in train)
@@ -254,6 +259,7 @@ def write_net(
                 seed,
                 steps,
                 every,
+                lanes,
             )
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return out / MANIFEST
@@ -310,48 +316,13 @@ def check_inference(folder) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 
-def state_digest(masters, biases) -> int:
-    """32-bit digest of a network state: the first 4 bytes of SHA-256 over the int64 masters
-    then biases (layer order, row-major, little endian), as a signed int32."""
-    h = hashlib.sha256()
-    for a in (*masters, *biases):
-        h.update(np.ascontiguousarray(np.asarray(a), dtype="<i8").tobytes())
-    return int.from_bytes(h.digest()[:4], "little", signed=True)
-
-
-def _net_state(net, run=0):
-    return [m[run].numpy() for m in net.masters], [b[run].numpy() for b in net.biases]
-
-
-def record_trajectory(net, x_train, y_train, order) -> dict:
-    """Train ``net`` (one run) on ``x_train[order]``, recording every step; returns the arrays."""
-    import torch
-
-    x_train = torch.as_tensor(x_train)
-    y_train = torch.as_tensor(y_train)
-    layers = len(net.masters)
-    per_step = {f"{f}{i}": [] for f in STEP_FIELDS for i in range(layers)}
-    snaps = {f"masters{i}": [] for i in range(layers)} | {f"biases{i}": [] for i in range(layers)}
-    digests = []
-    for idx in order:
-        rec = net.step(x_train[idx][None], y_train[idx][None])
-        for f in STEP_FIELDS:
-            for i, v in enumerate(rec[f]):
-                per_step[f"{f}{i}"].append(v[0].numpy())
-        masters, biases = _net_state(net)
-        digests.append(state_digest(masters, biases))
-        for i in range(layers):
-            snaps[f"masters{i}"].append(masters[i])
-            snaps[f"biases{i}"].append(biases[i])
-    arrays = {k: np.stack(v).astype(np.int64) for k, v in per_step.items() if v}
-    arrays |= {k: np.stack(v).astype(np.int64) for k, v in snaps.items()}
-    arrays["digest"] = np.asarray(digests, dtype=np.int64)
-    return arrays
-
-
-def export_trajectory(folder, model, scales, x_train, y_train, seed: int, steps: int, every: int):
+def export_trajectory(
+    folder, model, scales, x_train, y_train, seed: int, steps: int, every: int, lanes: int
+):  # fmt: skip
     """Fine-tune ``model`` for ``steps`` samples and write ``folder`` (npz, hex); returns the
-    manifest entry. Full master/bias snapshots every ``every`` steps; a digest every step."""
+    manifest entry. A ``golden.trajectory`` with the step internals, digests for an engine of
+    ``lanes`` lanes, full states every ``every`` steps and after the last; beside it the sample
+    ``order`` and the training split it indexes (``train_x``, ``train_labels``)."""
     from helu.golden import intnet
 
     if steps < 1 or every < 1:
@@ -363,20 +334,12 @@ def export_trajectory(folder, model, scales, x_train, y_train, seed: int, steps:
     net = intnet.IntNet.from_model(model, scales)
     epochs = -(-steps // len(x_train))
     order = intnet.epoch_orders([seed], len(x_train), epochs)[0, :steps].numpy()
-    masters0, biases0 = _net_state(net)
-    full = record_trajectory(net, x_train, y_train, order)
-    snap_steps = np.arange(every, steps + 1, every)  # after these steps (1-based counts)
-    arrays = {"order": order.astype(np.int64), "labels": np.asarray(y_train)[order]}
-    arrays |= {k: v for k, v in full.items() if not k.startswith(("masters", "biases"))}
-    arrays["snapshot_steps"] = snap_steps.astype(np.int64)
-    for i in range(len(masters0)):
-        arrays[f"masters{i}_init"] = masters0[i]
-        arrays[f"biases{i}_init"] = biases0[i]
-        arrays[f"masters{i}"] = full[f"masters{i}"][snap_steps - 1]
-        arrays[f"biases{i}"] = full[f"biases{i}"][snap_steps - 1]
-    arrays["train_x"] = np.asarray(x_train, dtype=np.int64)
-    arrays["train_labels"] = np.asarray(y_train, dtype=np.int64)
-    np.savez_compressed(folder / "trajectory.npz", **arrays)
+    x_train, y_train = np.asarray(x_train, dtype=np.int64), np.asarray(y_train, dtype=np.int64)
+    arrays = trajectory.record(net, x_train[order], y_train[order], lanes=lanes, every=every,
+                               fields=True)  # fmt: skip
+    arrays |= {"order": order.astype(np.int64), "seed": np.int64(seed)}
+    arrays |= {"train_x": x_train, "train_labels": y_train}
+    np.savez_compressed(folder / ARRAYS, **arrays)
     (folder / "hex").mkdir()
     files = {}
     for name, a in arrays.items():
@@ -384,18 +347,22 @@ def export_trajectory(folder, model, scales, x_train, y_train, seed: int, steps:
         files[name] = {
             "path": f"{TRAJECTORY}/" + _write_hex(folder / "hex", name, a, width),
             "width": width,
-            "shape": list(a.shape),
+            "shape": list(np.shape(a)),
         }
-    step_bits = sum(a[0].size * _trajectory_width(k) for k, a in full.items()
-                    if not k.startswith(("masters", "biases", "digest")))  # fmt: skip
-    state_bits = sum(m.size * fixed.MASTER_WIDTH + b.size * fixed.ACC_WIDTH
-                     for m, b in zip(masters0, biases0, strict=True))  # fmt: skip
+    layers = len(model.ops)
+    internals = [f"{f}{i}" for f in trajectory.STEP_FIELDS for i in range(layers)]
+    step_bits = sum(arrays[k][0].size * _trajectory_width(k) for k in internals if k in arrays)
+    state_bits = sum(arrays[f"masters{i}_init"].size * fixed.MASTER_WIDTH
+                     + arrays[f"biases{i}_init"].size * fixed.ACC_WIDTH
+                     for i in range(layers))  # fmt: skip
     return {
         "folder": TRAJECTORY,
-        "arrays": "trajectory.npz",
+        "arrays": ARRAYS,
+        "format": "golden.trajectory (the one format the benches read)",
         "seed": seed,
         "steps": steps,
         "snapshot_every": every,
+        "lanes": lanes,
         "start": "the integer model in model/, masters = weights << SHADOW_SHIFT",
         "order": "order[s] indexes train_x/train_labels (the training split, stratified 80/20)",
         "scales": scales.describe(),
@@ -403,17 +370,21 @@ def export_trajectory(folder, model, scales, x_train, y_train, seed: int, steps:
         "record_bits_per_step": step_bits,
         "state_bits": state_bits,
         "full_record_bytes": (step_bits + state_bits) * steps // 8,
-        "stored_bytes_npz": (folder / "trajectory.npz").stat().st_size,
-        "digest": "state_digest: first 4 bytes of SHA-256 over the int64 masters then biases "
-        "(layer order, row-major, little endian) after each step, as a signed int32",
+        "stored_bytes_npz": (folder / ARRAYS).stat().st_size,
+        "digest": f"golden.netimage.digest at P = {lanes} lanes, the training engine's own "
+        "checksum: the memory words in the order its backward pass writes them (last layer "
+        "first), each XOR-folded to 32 bits, d = rotl(d, 1) ^ word from d = 0; unsigned",
         "fields": {
+            "x/labels": "(steps, in) input codes and (steps,) labels of each step",
+            "logits": "(steps, classes) int8 logits of each step's forward pass",
             "q<l>": "(steps, out) int8 pre-activation codes of layer l",
             "mask<l>": "(steps, out) mask = q > threshold of hidden layer l (the 1-bit stash)",
             "g<l>": "(steps, out) int8 delta of hidden layer l before the mask: "
             "requantize(shadow[l+1].T @ delta[l+1], delta_shift[l])",
             "delta<l>": "(steps, out) int8 delta after HeLU backward (last: e = L - 32*onehot)",
             "grad<l>": "(steps, out, in) int16 weight gradient delta[l] x input[l]",
-            "masters<l>/biases<l>": "state after the steps in snapshot_steps",
+            "masters<l>/biases<l>": "state after each step in snapshot_after (0-based)",
+            "masters<l>_init/biases<l>_init": "the start state",
             "digest": "(steps,) state digest after each step",
         },
         "rules": {
@@ -430,24 +401,46 @@ def export_trajectory(folder, model, scales, x_train, y_train, seed: int, steps:
 
 
 def _trajectory_width(name: str) -> int:
-    if name.startswith("mask"):
+    key = name.rstrip("0123456789").removesuffix("_init").rstrip("0123456789")
+    if key.startswith("mask"):
         return 1
-    if name.startswith(("grad", "masters")):
+    if key in ("grad", "masters"):
         return fixed.MASTER_WIDTH
-    if name.startswith("biases"):
+    if key == "biases":
         return fixed.ACC_WIDTH
-    if name == "digest":
-        return 32
-    if name in ("order", "snapshot_steps"):
+    if key == "digest":
+        return netimage.DIGEST_WIDTH
+    if key in ("order", "snapshot_after", "lanes", "seed", "labels", "train_labels"):
         return 16
     return fixed.ACT_WIDTH
+
+
+def load_trajectory(folder) -> dict:
+    """The trajectory a golden folder stores (``golden.trajectory``'s arrays plus ``order``,
+    ``seed``, ``train_x``, ``train_labels``); ``ValueError`` when there is none, it predates
+    this format, or it cannot be read."""
+    manifest = json.loads((Path(folder) / MANIFEST).read_text())
+    entry = manifest.get("trajectory")
+    if not entry:
+        raise ValueError(f"{folder}: no trajectory in this golden folder")
+    if "lanes" not in entry:
+        raise ValueError(
+            f"{folder}: its trajectory predates the engine's digest (a SHA-256 one); export the "
+            "folder again"
+        )
+    t = trajectory.load(Path(folder) / entry["folder"] / entry["arrays"])
+    missing = [k for k in ("order", "seed", "train_x", "train_labels") if k not in t]
+    if missing:
+        raise ValueError(f"{folder}: its trajectory lacks {', '.join(missing)}; export it again")
+    return t
 
 
 def check_trajectory(folder) -> list[str]:
     """Replay a golden folder's trajectory from its model; the differences (empty: consistent).
 
     Every per-step record, every snapshot and every digest is recomputed with
-    ``golden.intnet.IntNet`` and compared; a corrupted or hand-edited trajectory is caught.
+    ``golden.intnet.IntNet`` (``golden.trajectory.record``) and compared; a corrupted or
+    hand-edited trajectory is caught.
     """
     from helu.golden import intnet
 
@@ -455,32 +448,21 @@ def check_trajectory(folder) -> list[str]:
     entry = manifest.get("trajectory")
     if not entry:
         return ["no trajectory in this golden folder"]
+    try:
+        stored = load_trajectory(folder)
+    except ValueError as exc:
+        return [str(exc)]
     sc = entry["scales"]
     scales = intnet.Scales(
         sc["in_fracs"], sc["w_fracs"], sc["out_fracs"], sc["delta_fracs"], sc["lr_shift"]
     )
-    try:
-        with np.load(Path(folder) / entry["folder"] / entry["arrays"]) as npz:
-            stored = dict(npz)
-    except (OSError, ValueError) as exc:
-        return [f"trajectory arrays unreadable ({exc})"]
     net = intnet.IntNet.from_model(model, scales, thresholds=entry["threshold"])
-    errors = []
-    for i, (m, b) in enumerate(zip(*_net_state(net), strict=True)):
-        if not np.array_equal(stored.get(f"masters{i}_init"), m) or not np.array_equal(
-            stored.get(f"biases{i}_init"), b
-        ):
-            errors.append(f"initial state of layer {i} is not the model's")
-    full = record_trajectory(net, stored["train_x"], stored["train_labels"], stored["order"])
-    for name, want in full.items():
-        key = name
-        if name.startswith(("masters", "biases")):
-            want = want[stored["snapshot_steps"] - 1]
-        got = stored.get(key)
-        if got is None or got.shape != want.shape:
-            errors.append(f"{key}: missing or of shape {None if got is None else got.shape}")
-            continue
-        bad = np.argwhere(got != want)
-        if len(bad):
-            errors.append(f"{key} differs at {len(bad)} places (first at step {bad[0][0]})")
+    order = stored["order"]
+    x, labels = stored["train_x"][order], stored["train_labels"][order]
+    replay = trajectory.record(net, x, labels, lanes=int(stored["lanes"]),
+                               every=entry["snapshot_every"], fields=True)  # fmt: skip
+    errors = trajectory.differences(stored, replay)
+    init = [k for k in replay if k.endswith("_init")]
+    if any(e.split(":")[0].split(" ")[0] in init for e in errors):
+        errors.insert(0, "the initial state is not the model's")
     return errors

@@ -516,14 +516,16 @@ def export(
     every: int = 16,
     seed: int = 0,
     force: bool = False,
+    lanes: int = 8,
 ) -> tuple[Path, Result]:
     """``helu quantize``: load, import and quantize a model, then write its golden folder.
 
     ``data``: an ``.npz`` path or a built-in set's name; ``None`` takes a ``helu train``
     checkpoint's own dataset and split. The folder (``golden.intgolden.write_net``) holds the
     integer model (``model/``), the test split's inference vectors and, with ``steps``, a
-    training trajectory; its manifest adds ``quantize`` (this import's layers, folded
-    BatchNorms, scales and accuracies). Returns ``(manifest path, result)``.
+    training trajectory (the engine's digests at ``lanes`` lanes); its manifest adds
+    ``quantize`` (this import's layers, folded BatchNorms, scales and accuracies).
+    Returns ``(manifest path, result)``.
     """
     from helu.common import outdir
     from helu.golden import intgolden
@@ -557,6 +559,6 @@ def export(
         result.float_accuracy, dataset=loaded.name, split={"seed": seed_split}, source=source,
         steps=min(steps, len(result.x_train)) if steps else 0, every=every, seed=seed,
         force=force, inputs=inputs, extra={"quantize": result.describe()},
-        lr_shift=intnet.FINE_TUNE_LR_SHIFT,
+        lr_shift=intnet.FINE_TUNE_LR_SHIFT, lanes=lanes,
     )  # fmt: skip
     return path, result

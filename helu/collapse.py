@@ -27,19 +27,14 @@ __all__ = [
     "preset_cells",
     "run_study",
     "render_markdown",
-    "report_section",
-    "flow_step",
     "estimate_seconds",
-    "summary",
-    "REPORT_FILE",
 ]
 
 log = logging.getLogger(__name__)
 
-REPORT_FILE = "collapse/collapse.json"  # where `helu flow` leaves the quick study
-
-# Each preset: the grid's axes and the per-cell settings. `quick` is the flow's step (~10-30 s
-# on one core); `results` is the 16-cell grid behind docs/results/collapse.md (~15 CPU minutes);
+# Each preset: the grid's axes and the per-cell settings. `quick` is the flow's step
+# (helu.steps.collapse; ~10-30 s on one core); `results` is the 16-cell grid behind
+# docs/results/collapse.md (~15 CPU minutes);
 # `full` is the whole grid of the study (hours; see the README for the measured cost).
 PRESETS = {
     "quick": {
@@ -332,6 +327,10 @@ def _test(t) -> str:
     return f"{t['arm_only']} vs {t['ref_only']}, p={t['p']:.2g}"
 
 
+NO_BOUND = "none (biases not zero)"
+"""The bounds column of a row whose biases are not zero (``dead_ray_bound`` needs zero biases)."""
+
+
 def render_markdown(analysis: dict, *, image_prefix: str = "") -> str:
     """Tables of every cell, the Lu et al. check and the verdict counts (Markdown)."""
     d = analysis["definitions"]
@@ -352,15 +351,17 @@ def render_markdown(analysis: dict, *, image_prefix: str = "") -> str:
             r["width"],
             r["depth"],
             _rate(r["born_dead"]),
-            f"[{r['bound_lo']:.2f}, {r['bound_hi']:.2f}]" if "bound_hi" in r else "",
-            ("yes" if r["within"] else "**no**") if "within" in r else "",
+            f"[{r['bound_lo']:.2f}, {r['bound_hi']:.2f}]" if "bound_hi" in r else NO_BOUND,
+            ("yes" if r["within"] else "**no**") if "within" in r else "–",
         )
         for r in lu
     ]
     parts += [
         "**ReLU born dead at initialization**, beside the bounds for zero biases (both paths "
         "x=+1 and x=-1 die; each dies within L layers with probability "
-        "u = 1-(1-2^-width)^L; P in [2u-1, u]):",
+        "u = 1-(1-2^-width)^L; P in [2u-1, u]). The bounds hold for zero biases only: with "
+        f'other biases the net is not positively homogeneous, so a row says "{NO_BOUND}" '
+        "there:",
         "",
         table(["bias", "width", "depth", "P(born dead)", "bounds (zero bias)", "CI meets"], rows),
         "",
@@ -430,45 +431,3 @@ def render_markdown(analysis: dict, *, image_prefix: str = "") -> str:
         + " (sum over cells)."
     )
     return "\n".join(parts)
-
-
-def report_section(found, out_dir) -> list[str]:
-    """The flow report's section, from ``collapse/collapse.json``."""
-    return [render_markdown(found, image_prefix="collapse/"), ""]
-
-
-def flow_step(out_dir) -> str:
-    """`helu flow`'s step: the quick preset in this process; returns a one-line summary."""
-    analysis = run_study(preset_cells("quick"), out_dir)
-    cell = analysis["cells"][0]
-    arms = cell["arms"]
-    parts = [f"{cell['key']}: born dead {cell['born_dead']['k']}/{cell['born_dead']['n']}"]
-    parts += [
-        f"{analysis['labels'][a]} good fits {arms[a]['good']['k']}, recovered "
-        f"{arms[a]['recovered']['k']}"
-        for a in arms
-    ]
-    return "; ".join(parts)
-
-
-def summary(found: dict) -> dict:
-    """The ``collapse`` entry of the flow's ``summary.json``: per cell, per arm, the rates."""
-    return {
-        "cells": [
-            {
-                "key": c["key"],
-                "born_dead": c["born_dead"]["p"],
-                "arms": {
-                    arm: {
-                        "collapsed": e["collapsed"]["p"],
-                        "good": e["good"]["p"],
-                        "recovered": e["recovered"]["k"],
-                        "median_nmse": e["median_nmse"]["median"],
-                        "good_vs_relu_p": (e.get("vs_relu_good") or {}).get("p"),
-                    }
-                    for arm, e in c["arms"].items()
-                },
-            }
-            for c in found["cells"]
-        ]
-    }

@@ -1,12 +1,12 @@
-"""The integer MLP engine in the command line, the flow and the report (``--unit mlp``).
+"""The integer MLP engine in the command line (``--unit mlp``).
 
 - ``helu verilog --unit mlp --model DIR``: the engine's Verilog and sidecar (``hw.net.verilog``);
 - ``helu sim --unit mlp --golden DIR``: every sample of a ``helu golden --net`` folder through
   the engine on Icarus and/or Verilator, every logit and class checked (``sim.mlp``);
 - ``helu synth --unit mlp --model DIR``: area, Fmax and samples/s on the iCE40 UP5K and the
   ECP5-25k, with HeLU and/or the i-GELU baseline between layers (``hw.net.synth``);
-- the flow step (:func:`flow_step`) exports the integer network, runs the three above on it and
-  writes ``<out>/mlp/summary.json``, which :func:`report_section` renders.
+- the flow's MLP step (``helu.steps.mlp``) runs :func:`run_sim` and :func:`run_synth` on the
+  integer network the flow exported.
 
 ``DIR`` for ``--model`` is an integer model folder (``golden.intmodel.save``) or a
 ``helu golden --net`` folder (its ``model/``).
@@ -14,7 +14,6 @@
 
 import json
 import logging
-import time
 from pathlib import Path
 
 from helu.markdown import table
@@ -25,12 +24,10 @@ __all__ = [
     "verilog",
     "sim",
     "synth",
-    "flow_step",
-    "report_section",
-    "report_summary",
-    "add_flow_arguments",
-    "SUMMARY",
-    "MARLANN",
+    "run_sim",
+    "run_synth",
+    "sim_table",
+    "synth_table",
     "UNIT_NAMES",
     "SIM_KEYS",
 ]
@@ -43,15 +40,6 @@ UNIT_NAMES = ("net", "mlp")
 """``--unit net`` (and its older name ``mlp``): the integer network engine."""
 
 log = logging.getLogger(__name__)
-
-SUMMARY = "mlp/summary.json"
-MARLANN = {
-    "device": "iCE40 UP5K",
-    "macs_per_cycle": 16,
-    "mhz": (23, 29),
-    "source": "MARLANN (int8 MLP accelerator on the iCE40 UP5K, 16 MACs per cycle)",
-}
-"""The published anchor the report places the engine beside (not measured here)."""
 
 
 def add_arguments(parser, *, model: bool = True, activations: bool = False) -> None:
@@ -127,7 +115,7 @@ def verilog(args) -> int:
     return 0
 
 
-def _sim_rows(results) -> str:
+def sim_table(results) -> str:
     head = ("simulator", "samples", "mismatches", "accuracy", "cycles/sample", "ideal", "seconds")
     rows = [
         (
@@ -183,14 +171,14 @@ def sim(args) -> int:
     sims = name_list(args.sim, runner.SIMULATORS, "simulator")
     lanes = _lanes(args.macs)
     results = run_sim(args.golden, simulators=sims, lanes=lanes, out=args.out, stall=args.stall)
-    print(_sim_rows(results))
+    print(sim_table(results))
     bad = [r for r in results if r["mismatches"] or not r["checked"]]
     for r in bad:
         print(f"MISMATCH on {r['simulator']}: {r['message']} (log: {r['log']})")
     return 1 if bad else 0
 
 
-def _synth_rows(records) -> str:
+def synth_table(records) -> str:
     head = "| engine | target | LUT4 | FF | carry | DSP | RAM | Fmax MHz | seeds | cycles/sample "
     head += "| samples/s | MMAC/s |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
@@ -273,7 +261,7 @@ def synth(args) -> int:
     path = Path(args.out) / "mlp" / "results.json"
     path.write_text(json.dumps(records, indent=2) + "\n")
     outdir.mark(args.out, "synth")
-    print(_synth_rows(records), end="")
+    print(synth_table(records), end="")
     print(f"results: {path}")
     return 0
 
@@ -363,164 +351,3 @@ def synth_trainer(args) -> int:
     print(_trainer_rows(records))
     print(f"results: {path}")
     return 0
-
-
-# ------------------------------------------------------------------------------ flow and report
-
-
-def add_flow_arguments(parser) -> None:
-    """``helu flow --mlp full|sim|off``."""
-    parser.add_argument(
-        "--mlp",
-        choices=("full", "sim", "off"),
-        default="full",
-        help="integer MLP engine step: export + RTL simulation + UP5K synthesis (full), without "
-        "synthesis (sim), or skipped (off) (default: %(default)s)",
-    )
-
-
-def flow_step(flow) -> None:
-    """The flow's MLP step: the exported integer network, the engine simulated on the whole test
-    split, synthesise it on the UP5K (HeLU with Fmax, i-GELU area only; the ECP5 too when the
-    flow's targets include it); writes ``<out>/mlp/summary.json``."""
-    from helu.golden import intgolden
-    from helu.hw.net.mlp import MLP
-    from helu.hw.units import unelaborated
-    from helu.sim import runner
-
-    if flow.args.mlp == "off":
-        flow.skipped["mlp"] = "helu flow --mlp off"
-        return
-    out = flow.out / "mlp"
-    start = time.monotonic()
-    # The network the flow exported once (the intnet step's golden-net/); exported here only
-    # when that step did not run.
-    from helu.intflow import GOLDEN
-
-    golden = flow.out / GOLDEN
-    if not (golden / intgolden.MANIFEST).is_file():
-        golden = intgolden.export_net(out / "golden").parent
-    manifest, model, _ = intgolden.load_net(golden)
-    lanes = 8
-    sims = runner.SIMULATORS if flow.args.sim == "all" else (flow.args.sim,)
-    usable = tuple(s for s in sims if not runner.tool_missing(s))
-    engine = unelaborated(MLP(model, lanes))  # built for its timing figures only
-    summary = {
-        "sizes": model.sizes,
-        "shifts": model.shifts,
-        "lanes": lanes,  # MACs per cycle
-        "macs": engine.macs,  # per sample, as in every synthesis record
-        "accuracy": manifest.get("accuracy"),
-        "cycles_per_sample": engine.cycles_per_sample,
-        "latency": engine.latency,
-        "sim": [],
-        "synth": [],
-        "marlann": MARLANN,
-    }
-    if usable:
-        for r in run_sim(golden, simulators=usable, lanes=lanes, out=out / "sim"):
-            summary["sim"].append({k: r.get(k) for k in SIM_KEYS})
-    else:
-        summary["sim_skipped"] = "no simulator available"
-    targets = ["up5k"] + (["ecp5"] if "ecp5" in flow.targets else [])
-    if flow.args.mlp == "sim":
-        targets = []
-        summary["synth_skipped"] = "helu flow --mlp sim"
-    for target in targets:
-        summary["synth"] += run_synth(
-            model,
-            targets=[target],
-            activations=["helu"],
-            lanes=lanes,
-            seeds=flow.args.fmax_seeds,
-            out=out / "synth",
-        )
-        summary["synth"] += run_synth(
-            model,
-            targets=[target],
-            activations=["igelu"],
-            lanes=lanes,
-            out=out / "synth",
-            fmax=False,
-        )
-    summary["seconds"] = time.monotonic() - start
-    (flow.out / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
-    flow.seconds["mlp"] = summary["seconds"]
-    bad = [r for r in summary["sim"] if r["mismatches"] or not r["checked"]]
-    if bad:
-        raise RuntimeError(f"MLP engine: {bad[0]['message']}; see {flow.out / SUMMARY}")
-
-
-def report_summary(data: dict) -> dict:
-    """The ``summary.json`` entry of the MLP step."""
-    keys = ("activation", "target", "lut", "ff", "dsp", "ram", "fmax_mhz", "samples_per_s")
-    return {
-        "sizes": data["sizes"],
-        "accuracy": data.get("accuracy"),
-        "cycles_per_sample": data["cycles_per_sample"],
-        "sim": [
-            {k: r[k] for k in ("simulator", "checked", "mismatches", "accuracy")}
-            for r in data["sim"]
-        ],
-        "synth": [{k: r.get(k) for k in keys} for r in data["synth"]],
-    }
-
-
-def report_section(data: dict) -> list[str]:
-    """The report's section on the MLP engine, from ``<out>/mlp/summary.json`` only."""
-    sizes = "-".join(map(str, data["sizes"]))
-    lanes = data["lanes"]
-    total = sum(a * b for a, b in zip(data["sizes"][:-1], data["sizes"][1:], strict=True))
-    acc = data.get("accuracy") or {}
-    parts = [
-        f"The integer HeLU network {sizes} (shifts {data['shifts']}) on the engine of "
-        f"`hw/net/mlp.py` with P = {lanes} multiply-accumulates per cycle: {total} MACs per "
-        f"sample, ideal {total / lanes:.0f} cycles; {data['cycles_per_sample']} cycles per sample "
-        f"at full rate ({data['cycles_per_sample'] / (total / lanes):.3f} x ideal), latency "
-        f"{data['latency']} cycles after the last input transfer.",
-        "",
-    ]
-    if acc:
-        parts += [
-            f"Accuracy on the digits test split: integer model {acc.get('integer', 0):.4f} "
-            f"(float {acc.get('float', 0):.4f}).",
-            "",
-        ]
-    if data["sim"]:
-        parts += ["Every test sample through the RTL (cocotb):", "", "```", _sim_rows(data["sim"])]
-        parts += ["```", ""]
-        for r in data["sim"]:
-            parts.append(f"- {r['simulator']}: {r['message']}")
-        parts.append("")
-    else:
-        parts += [f"RTL simulation skipped: {data.get('sim_skipped')}", ""]
-    if data["synth"]:
-        parts += [_synth_rows(data["synth"])]
-        by = {(r["target"], r["activation"]): r for r in data["synth"]}
-        for target in sorted({r["target"] for r in data["synth"]}):
-            h, g = by.get((target, "helu")), by.get((target, "igelu"))
-            if h and g and h.get("lut") and g.get("lut"):
-                verdict = "fits" if g.get("fits") else "does not fit"
-                parts.append(
-                    f"- {h['device']}: i-GELU in place of HeLU costs {g['lut'] - h['lut']:+d} "
-                    f"LUT4 and {g['ff'] - h['ff']:+d} FF for the whole network ({verdict})."
-                )
-        up = by.get(("up5k", "helu"))
-        if up and up.get("fmax_mhz"):
-            m = data.get("marlann", MARLANN)
-            mine = lanes * up["fmax_mhz"]
-            parts.append(
-                f"- Beside {m['source']}: {m['macs_per_cycle']} x {m['mhz'][0]}-{m['mhz'][1]} MHz "
-                f"= {m['macs_per_cycle'] * m['mhz'][0]}-{m['macs_per_cycle'] * m['mhz'][1]} "
-                f"MMAC/s peak (published); this engine {lanes} x {up['fmax_mhz']:.1f} MHz = "
-                f"{mine:.0f} MMAC/s peak, {up['mmacs_per_s']:.0f} MMAC/s delivered on this network "
-                f"({up['samples_per_s']:,.0f} samples/s), with every logit bit-exact."
-            )
-        parts.append("")
-    parts += [
-        "Exactness: FINN's end-to-end check compares outputs with `atol=1e-3` and hls4ml "
-        "co-simulates within tolerances; here every logit and class of every test sample equals "
-        "the integer golden model's, bit for bit (mismatches above are counted, not tolerated).",
-        "",
-    ]
-    return parts

@@ -1,12 +1,14 @@
-"""Training on chip: the RTL training engine trained on the digits split, checked step by step.
+"""Training on chip: the RTL training engine trained on a network's training split, checked step
+by step against the golden integer training step.
 
-``golden_trajectory`` runs the golden integer training step (``golden.intnet.IntNet.step``) on a
-sample stream and records what the engine must reproduce: per step the logits, the engine's
-state digest (``hw.net.trainer.digest``) and, every ``every`` steps and at the last, the full
-state. ``run_onchip`` builds that for a fresh 64-32-32-10 net (``IntNet.scratch``, digits
-training split in ``intnet.epoch_orders``' order), trains the engine on the same samples in
-cocotb (``sim.trainer.run_trainer``), and writes ``<out>/onchip.json`` and the loss curves of
-the RTL and golden runs on one plot (``<out>/onchip_loss.png``).
+``run_onchip`` trains the engine in cocotb (``sim.trainer.run_trainer``) on a golden trajectory
+(``golden.trajectory``: per step the logits, the engine's state digest and, every few steps,
+the full state). For an exported network (``--model DIR``, a ``helu golden --net`` or ``helu
+quantize`` folder) that is the trajectory the export wrote, replayed first against the folder's
+own model (a damaged folder is refused, not simulated); steps beyond it, another lane count,
+the user's ``--data`` or a fresh 64-32-32-10 digits net (``IntNet.scratch``) are recorded with
+``trajectory.record``. Writes ``<out>/onchip.json`` and the loss curves of the RTL and golden
+runs on one plot per simulator (``<out>/onchip_loss_<sim>.png``).
 """
 
 import json
@@ -18,7 +20,9 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ALPHA", "golden_trajectory", "scratch_net", "run_onchip", "plot_losses"]
+__all__ = ["ALPHA", "SUMMARY", "scratch_net", "run_onchip", "plot_losses"]
+
+SUMMARY = "onchip.json"
 
 ALPHA = 0.1  # HeLU's alpha: T = floor(-0.1 * 2**4) = -2 on the Q8.4 hidden codes
 
@@ -32,47 +36,11 @@ def scratch_net(seed: int = 0, alpha: float = ALPHA):
     return intnet.IntNet.scratch([seed], scales, t)
 
 
-def golden_trajectory(net, x, labels, lanes: int, every: int) -> dict:
-    """Step ``net`` (one run; changed in place) through ``x``/``labels``; the trajectory dict of
-    ``sim.trainer``. Labels out of range take no step (the engine's defined behaviour)."""
-    import torch
-
-    from helu.hw.net.trainer import digest, image
-    from helu.sim.trainer import flat_state
-
-    if every < 1:
-        raise ValueError(f"the full-check interval must be >= 1, not {every}")
-    x = np.asarray(x, dtype=np.int64)
-    labels = np.asarray(labels, dtype=np.int64)
-    ops = list(net.ops)
-    sizes = (ops[0].in_size, *(op.out_size for op in ops))
-    logits, digests, full_steps, full_state = [], [], [], []
-    for n, (xs, lab) in enumerate(zip(x, labels, strict=True)):
-        xt = torch.as_tensor(xs)[None, :]
-        if 0 <= lab < sizes[-1]:
-            rec = net.step(xt, torch.as_tensor([int(lab)]))
-            logits.append(rec["q"][-1][0].numpy())
-        else:
-            logits.append(net.forward(xt[:, None, :])[1][-1][0, 0].numpy())
-        masters = [m[0].numpy() for m in net.masters]
-        biases = [b[0].numpy() for b in net.biases]
-        digests.append(digest(image(masters, biases, lanes, ops), ops, lanes))
-        if (n + 1) % every == 0 or n == len(x) - 1:
-            full_steps.append(n)
-            full_state.append(flat_state(masters, biases))
-    return {
-        "x": x,
-        "labels": labels,
-        "logits": np.array(logits, dtype=np.int64).reshape(len(x), sizes[-1]),
-        "digests": np.array(digests, dtype=np.int64),
-        "full_steps": np.array(full_steps, dtype=np.int64),
-        "full_state": np.array(full_state, dtype=np.int64),
-    }
-
-
 def _exported(folder, data=None):
-    """``(IntNet, train, test, name)`` of a ``helu quantize`` / ``helu golden --net`` folder:
-    the exported network at its exported state, with its scales; the data as input codes."""
+    """``(IntNet, train, test, name, stored)`` of a ``helu quantize`` / ``helu golden --net``
+    folder: the exported network at its exported state, with its scales; the data as input
+    codes; ``stored`` the folder's trajectory (with its ``order`` and ``seed``) when the
+    training split is the folder's own (no ``data``), else ``None``."""
     from helu.golden import intgolden, intnet
 
     manifest, model, arrays = intgolden.load_net(folder)
@@ -107,15 +75,66 @@ def _exported(folder, data=None):
             )
         codes = [model.input.quantize(quantize.flat_hwc(x))[0] for x in (d.x_train, d.x_test)]
         d.check_labels(model.classes)
-        return net, (codes[0], d.y_train), (codes[1], d.y_test), d.name
+        return net, (codes[0], d.y_train), (codes[1], d.y_test), d.name, None
     entry = manifest.get("trajectory")
     if not entry:
         raise ValueError(
             f"{folder} stores no training split (it was made with --steps 0); give --data"
         )
-    with np.load(Path(folder) / entry["folder"] / entry["arrays"]) as npz:
-        train = (npz["train_x"], npz["train_labels"])
-    return net, train, (arrays["x"], arrays["labels"]), name
+    stored = intgolden.load_trajectory(folder)
+    train = (stored.pop("train_x"), stored.pop("train_labels"))
+    return net, train, (arrays["x"], arrays["labels"]), name, stored
+
+
+def _golden(net, stored, x_train, y_train, steps, every, lanes, seed, model):
+    """The golden trajectory of ``steps`` training steps and where it came from.
+
+    With ``stored`` (the exported folder's own trajectory, at the same lane count), its samples
+    in its order are replayed on ``net`` and must reproduce every stored logit, digest and state:
+    a folder whose trajectory its model does not reproduce is refused. Steps past the
+    stored ones, or every step without a stored trajectory, are recorded from ``net`` (changed
+    in place: it ends in the trained state) in ``seed``'s sample order."""
+    from helu.golden import intnet, trajectory
+
+    if stored is not None and int(stored["lanes"]) != lanes:
+        log.info(
+            "the exported trajectory's digests are for P = %d: recording one for P = %d",
+            int(stored["lanes"]), lanes,
+        )  # fmt: skip
+        stored = None
+    if stored is None:
+        epochs = -(-steps // len(x_train))
+        order = intnet.epoch_orders([seed], len(x_train), epochs)[0, :steps].numpy()
+        traj = trajectory.record(net, x_train[order], np.asarray(y_train)[order], lanes=lanes,
+                                 every=every)  # fmt: skip
+        return traj, {"seed": seed, "exported_steps": 0, "recorded_steps": steps}
+    order, seed = stored.pop("order"), int(stored.pop("seed"))
+    used = min(steps, len(order))
+    exported = trajectory.head(stored, used)
+    # Replayed at this run's full-check interval: its logits, digests and the states the export
+    # stored must be the export's (the bench then compares the engine with exactly those).
+    traj = trajectory.record(net, exported["x"], exported["labels"], lanes=lanes, every=every)
+    checked = ("logits", "digest", *(k for k in exported if k.endswith("_init")))
+    wrong = trajectory.differences(traj, {k: exported[k] for k in checked})
+    common = np.intersect1d(traj["snapshot_after"], exported["snapshot_after"])
+    for i in range(len(net.ops)):
+        for k in (f"masters{i}", f"biases{i}"):
+            mine = traj[k][np.isin(traj["snapshot_after"], common)]
+            theirs = exported[k][np.isin(exported["snapshot_after"], common)]
+            wrong += trajectory.differences({k: mine}, {k: theirs})
+    if wrong:
+        raise ValueError(
+            f"{model}: its trajectory is not what its model does ({wrong[0]}): a damaged golden "
+            "folder; export it again"
+        )
+    if steps > used:
+        log.info("the exported trajectory holds %d steps: recording %d more", used, steps - used)
+        epochs = -(-steps // len(x_train))
+        order = intnet.epoch_orders([seed], len(x_train), epochs)[0, :steps].numpy()
+        rest = trajectory.record(net, x_train[order[used:]], np.asarray(y_train)[order[used:]],
+                                 lanes=lanes, every=every)  # fmt: skip
+        traj = trajectory.concat(traj, rest)
+    return traj, {"seed": seed, "exported_steps": used, "recorded_steps": steps - used}
 
 
 def plot_losses(path, steps, rtl, golden, title: str) -> Path:
@@ -177,18 +196,21 @@ def run_onchip(
     import torch
 
     from helu.golden import data as data_sets
-    from helu.golden import intnet
+    from helu.golden import intnet, trajectory
     from helu.hw.net.trainer import Trainer, TrainSpec
     from helu.hw.units import unelaborated
     from helu.sim.trainer import run_trainer, step_losses
 
     if steps < 1:
         raise ValueError(f"steps must be >= 1, not {steps}")
+    if every < 1:
+        raise ValueError(f"the full-check interval must be >= 1 step, not {every}")
     from helu.common import outdir
 
     torch.set_num_threads(1)
+    stored = None
     if model is not None:
-        net, (x_train, y_train), (x_test, y_test), name = _exported(model, data)
+        net, (x_train, y_train), (x_test, y_test), name, stored = _exported(model, data)
     else:
         split = data_sets.load("digits")
         x_train, x_test = intnet.pixels(split)
@@ -198,19 +220,19 @@ def run_onchip(
     spec = TrainSpec.from_net(net, input_max=net.input.magnitude)
     # Built for its figures; refuses what the engine cannot build before anything is written.
     dut = unelaborated(Trainer(spec, lanes))
-    out = outdir.prepare(out, "onchip", force=force)
-    epochs = -(-steps // len(x_train))
-    order = intnet.epoch_orders([seed], len(x_train), epochs)[0, :steps].numpy()
-    x, labels = x_train[order], np.asarray(y_train)[order]
     classes = sizes[-1]
-    if evaluate:  # inference only: the largest label the port carries (> the last class)
-        no_label = (1 << int(np.ceil(np.log2(classes + 1)))) - 1
-        x = np.concatenate([x, x_test])
-        labels = np.concatenate([labels, np.full(len(x_test), no_label)])
 
     start = time.perf_counter()
-    traj = golden_trajectory(net, x, labels, lanes, every)
+    traj, source = _golden(net, stored, x_train, y_train, steps, every, lanes, seed, model)
+    seed = source.pop("seed")
+    if evaluate:  # inference only: the largest label the port carries (> the last class)
+        no_label = (1 << int(np.ceil(np.log2(classes + 1)))) - 1
+        tail = trajectory.record(net, x_test, np.full(len(x_test), no_label), lanes=lanes,
+                                 every=len(x_test))  # fmt: skip
+        traj = trajectory.concat(traj, tail)
     golden_s = time.perf_counter() - start
+    labels = traj["labels"]
+    out = outdir.prepare(out, "onchip", force=force)
     golden_acc = float(intnet.IntNet.evaluate(net, x_test, y_test)["acc"][0])
     results = run_trainer(spec, traj, lanes=lanes, simulators=simulators, out=out / "sim")
     golden_loss = step_losses(traj["logits"][:steps], labels[:steps])
@@ -255,8 +277,11 @@ def run_onchip(
         "sizes": list(dut.sizes),
         "lanes": lanes,
         "steps": steps,
+        "train_samples": int(len(x_train)),
+        "classes": int(classes),
         "full_check_every": every,
         "seed": seed,
+        "trajectory": source,
         "alpha": alpha if model is None else None,
         "threshold": int(spec.threshold),
         "cycles_per_sample": dut.cycles_per_sample,
@@ -272,9 +297,9 @@ def run_onchip(
         "golden_loss": golden_loss.tolist(),
         "runs": runs,
     }
-    tmp = out / "onchip.json.tmp"
+    tmp = out / (SUMMARY + ".tmp")
     tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    tmp.replace(out / "onchip.json")
+    tmp.replace(out / SUMMARY)
     return summary
 
 

@@ -1,13 +1,9 @@
-"""The formal proofs in the flow: the ``helu flow`` step and the report's "Formal" section.
+"""The formal proofs' application layer: what ``helu prove`` and the flow's prove step
+(``helu.steps.prove``) share.
 
-The step proves every unit the flow handles at the widths and lane counts of
-:data:`FLOW_WIDTHS` x :data:`FLOW_LANES` (``hw.formal.prove_all``) and leaves
-``prove/results.json`` and ``prove/results.md`` under the report folder; the report reads only
-that file. Missing tools skip the step with the reason; a failed proof stops the flow.
-
-The proofs' report layer is here too: ``hw.formal`` proves and returns records,
-:func:`write_results` and :func:`markdown_table` write and present them (``helu prove`` uses
-them as well).
+``hw.formal`` proves and returns records; :func:`proof_plan` chooses the widths of each unit,
+:func:`write_results` and :func:`markdown_table` write and present the records, :func:`bench`
+times the flow's proof set (:data:`FLOW_WIDTHS` x :data:`FLOW_LANES`, ``make bench``).
 """
 
 import json
@@ -16,17 +12,11 @@ import time
 from pathlib import Path
 
 __all__ = [
-    "add_flow_arguments",
-    "flow_options",
     "FLOW_WIDTHS",
     "FLOW_LANES",
     "RESULTS",
-    "flow_step",
     "split_units",
     "proof_plan",
-    "check_record",
-    "summary",
-    "section",
     "bench",
     "markdown_table",
     "write_results",
@@ -37,74 +27,6 @@ FLOW_LANES = (1, 4)
 RESULTS = "prove/results.json"
 
 log = logging.getLogger(__name__)
-
-
-def add_flow_arguments(parser) -> None:
-    """``helu flow``'s options for this step."""
-    parser.add_argument(
-        "--prove-widths",
-        default=",".join(map(str, FLOW_WIDTHS)),
-        metavar="W[,W..]",
-        help="widths to prove the units at (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--prove-lanes",
-        default=",".join(map(str, FLOW_LANES)),
-        metavar="L[,L..]",
-        help="lane counts to prove the units at (default: %(default)s)",
-    )
-
-
-def flow_options(args) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """The checked ``(--prove-widths, --prove-lanes)`` of a flow (checked before it starts)."""
-    from helu.commands.options import int_list
-
-    return (
-        int_list(getattr(args, "prove_widths", None) or ",".join(map(str, FLOW_WIDTHS)),
-                 "--prove-widths"),
-        int_list(getattr(args, "prove_lanes", None) or ",".join(map(str, FLOW_LANES)),
-                 "--prove-lanes"),
-    )  # fmt: skip
-
-
-def flow_step(flow) -> None:
-    """Run the proofs for ``flow`` (a ``helu.commands.flow.Flow``): its units, out and jobs."""
-    from helu.common import outdir
-    from helu.hw.formal import find_toolchain, prove_all
-    from helu.hw.tools import ToolMissing
-
-    widths, lanes = flow.prove_widths, flow.prove_lanes
-    start = flow._begin(
-        f"proving every unit formally (widths {', '.join(map(str, widths))}, "
-        f"lanes {', '.join(map(str, lanes))})"
-    )
-    try:
-        find_toolchain()
-    except ToolMissing as exc:
-        flow.skipped["prove"] = str(exc)
-        log.warning("      skipped: %s", exc)
-        return
-    out = Path(flow.out) / "prove"
-    plan, note = proof_plan(flow.units, widths, every_unit=True)
-    results = []
-    for units, plan_widths in plan:
-        results += prove_all(units, plan_widths, lanes, out, jobs=flow.args.jobs)
-    if note:
-        flow.notes.append(f"Formal: {note} (docs/formal.md).")
-    wall = time.monotonic() - start
-    flow.seconds["prove"] = wall
-    write_results(results, out, wall_seconds=wall, jobs=flow.args.jobs)
-    outdir.mark(out, "prove")
-    bad = [r for r in results if not r.ok]
-    log.info("      %d proofs, %d failed, in %.0f s", len(results), len(bad), wall)
-    if bad:
-        first = bad[0]
-        trace = f"; counterexample: {first.trace}" if first.trace else ""
-        raise RuntimeError(
-            f"formal proofs: {len(bad)} of {len(results)} failed; first: {first.unit} "
-            f"{first.config}: {', '.join(first.failed) or first.detail}{trace} "
-            f"(see {out / 'results.md'})"
-        )
 
 
 def proof_plan(units, widths, *, every_unit: bool):
@@ -135,64 +57,6 @@ def split_units(units) -> tuple[list[str], list[str]]:
 
     narrow = [u for u in units if proof_method(UNITS[u]) == "bmc"]
     return [u for u in units if u not in narrow], narrow
-
-
-def check_record(data: dict, path: Path, need) -> None:
-    """Refuse a ``prove/results.json`` that lacks what the report reads (``need(path, ok,
-    what)`` raises the report's one-line error)."""
-    records = data.get("proofs")
-    need(path, isinstance(records, list), "no 'proofs' list")
-    for r in records:
-        need(path, isinstance(r, dict), "a proof is not an object")
-        for key in ("unit", "config", "properties", "method", "status", "failed", "solver"):
-            need(path, key in r, f"a proof has no {key!r}")
-        need(path, isinstance(r.get("seconds"), (int, float)), "a proof has no 'seconds'")
-
-
-def summary(found: dict) -> dict:
-    """``summary.json``'s ``formal`` key: counts, wall time, solver, failures."""
-    proofs = found["proofs"]
-    return {
-        "proofs": len(proofs),
-        "proved": sum(p["status"] == "pass" for p in proofs),
-        "failed": [f"{p['unit']} {p['config']}" for p in proofs if p["status"] != "pass"],
-        "methods": sorted({p["method"] for p in proofs if p["method"]}),
-        "solver": sorted({p["solver"] for p in proofs}),
-        "wall_seconds": found.get("wall_seconds"),
-        "cpu_seconds": round(sum(p.get("cpu_seconds", 0) for p in proofs), 1),
-        "jobs": found.get("jobs"),
-    }
-
-
-def section(found: dict, out_dir: Path) -> list[str]:
-    """The report's "Formal" section, from ``prove/results.json``."""
-
-    proofs = found["proofs"]
-    proved = sum(p["status"] == "pass" for p in proofs)
-    bmc = sorted({p["unit"] for p in proofs if p["method"] == "bmc"})
-    wall = found.get("wall_seconds")
-    cpu = sum(p.get("cpu_seconds", 0) for p in proofs)
-    parts = [
-        f"{proved} of {len(proofs)} proofs hold"
-        + (f", in {wall:.0f} s wall time with {found.get('jobs')} jobs" if wall else "")
-        + f" ({cpu:.0f} CPU-seconds in all, tools included)."
-        + " Each covers every input value, every valid/ready/reset sequence and, with a "
-        "threshold port, every `T` the port carries: `function` (each output transfer equals "
-        "the unit's integer reference from `golden`), `stream` (o.valid held with a stable "
-        "payload until o.ready; no output without an input; nothing lost, duplicated or "
-        "reordered), `reset` (no stale transfer after rst) and `throughput` (one transfer per "
-        "cycle with i.valid and o.ready high, asserted and covered). `k-induction` holds in "
-        "every reachable state; `bmc` holds for the first `depth` cycles from reset only"
-        + (
-            f" ({', '.join(bmc)}: its pipeline stages hide state the harness cannot see)."
-            if bmc
-            else "."
-        )  # fmt: skip
-        + " What the proofs do not cover: the Verilog as written out and the simulators (section "
-        "3 checks those against the golden vectors), and synthesis.\n",
-        markdown_table(proofs),
-    ]
-    return parts
 
 
 def bench(out: Path = Path("build/bench/prove"), jobs: int = 2) -> dict:

@@ -1,14 +1,17 @@
 """The flow's report: ``report.md``, ``summary.json`` and the plots, from the steps' own outputs.
 
-Each step of ``helu flow`` leaves its results as files in its folder under the report folder
-(``study/metrics.json``, ``golden/manifest.json``, ``sim/summary.json``, ``synth/results.json``);
-this module reads only those files, so ``helu report`` re-renders a report without re-running
-anything, and every number in it comes from a run. A step that did not run is reported as
-"Not run", with every reason the flow recorded, never filled in: a step the flow skipped is not
-run even when an older result file is still there, and the simulation is shown only when its
-summary records the hash of the golden folder next to it (``golden/manifest.json``, which
-records each npz file's hash). A result file that is missing a field or has the wrong shape is an
-error naming the file, never a pass.
+Each step of ``helu flow`` leaves its results as files in its folder under the report folder;
+this module reads only those files, walking the steps' registry (``helu.steps.STEPS``: each step
+checks, summarizes and presents its own file), so ``helu report`` re-renders a report without
+re-running anything, and every number in it comes from a run. The report opens with one table:
+per step, what was verified and the verdict (PASS, FAIL, incomplete when fewer samples, steps
+or elements were checked than its inputs say it must cover, done for a step that computes, not
+run with the reason) and its cost in seconds. A step that did not run is reported as "Not run",
+with every reason the flow recorded ("missing" when its folder is gone), never filled in: a step
+the flow skipped is not run even when an older result file is still there, and the simulation is
+shown only when its summary records the hash of the golden folder next to it. A result file that
+is missing a field or has the wrong shape is an error naming the file, never a pass. A flow that
+was interrupted or failed says so at the top.
 """
 
 import json
@@ -20,34 +23,24 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from helu import mlp, netflow, onchipflow, proofs
 from helu.markdown import table
+from helu.steps import NOTES, SECTIONS, SKIPS, STATUS, STEPS, TIMING, number
+from helu.steps.base import DONE, FAIL, INCOMPLETE, NOT_RUN, PASS, Verdict, need
 
 __all__ = [
     "STEP_FILES",
     "SKIPS",
     "NOTES",
     "collect",
+    "verdicts",
     "summarize",
     "render",
     "write_report",
     "environment",
 ]
 
-STEP_FILES = {
-    "study": "study/metrics.json",
-    "golden": "golden/manifest.json",
-    "sim": "sim/summary.json",
-    "synth": "synth/results.json",
-    "prove": "prove/results.json",
-    "mlp": mlp.SUMMARY,
-    "cnn": netflow.SUMMARY,
-    "onchip": onchipflow.SUMMARY,
-    "collapse": "collapse/collapse.json",  # helu.collapse writes and renders it
-    "intnet": "intnet/int_metrics.json",  # helu.intflow.METRICS
-}
-SKIPS = "skipped.json"  # {step: reason} written by the flow for steps it could not run
-NOTES = "notes.json"  # [sentence] the flow wants a reader to know (choices it made and why)
+STEP_FILES = {step.name: step.record for step in STEPS if step.record}
+"""Each step's result file under the flow folder (from the registry)."""
 
 
 def _read_json(path: Path):
@@ -59,197 +52,121 @@ def _read_json(path: Path):
         raise ValueError(f"{path}: not valid JSON ({exc}); re-run its step") from None
 
 
-def _is_int(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
+def _lock_held(out_dir: Path) -> bool:
+    """Whether a running helu holds the folder's lock (``helu.sim.runner.lock``)."""
+    from helu.sim.runner import lock
+
+    if not (out_dir / ".lock").is_file():
+        return False
+    try:
+        with lock(out_dir):
+            return False
+    except RuntimeError:
+        return True
 
 
-def _need(path, ok: bool, what: str):
-    if not ok:
-        raise ValueError(f"{path}: malformed: {what}; re-run its step")
-
-
-def _check_record(step: str, data, path: Path) -> None:
-    """Raise ``ValueError`` naming ``path`` when a step's record lacks what the report reads."""
-    _need(path, isinstance(data, dict), f"not a JSON object but a {type(data).__name__}")
-    if step == "study":
-        results = data.get("results")
-        _need(path, "dataset" in data, "no 'dataset'")
-        _need(path, isinstance(results, list) and results, "no 'results' list")
-        for r in results:
-            _need(path, isinstance(r, dict), "a result is not an object")
-            for key in ("act", "acc_mean", "acc_std"):
-                _need(path, key in r, f"a result has no {key!r}")
-    elif step == "golden":
-        sets = data.get("sets")
-        _need(path, isinstance(sets, list) and sets, "no 'sets' list")
-        for s in sets:
-            _need(path, isinstance(s, dict), "a set is not an object")
-            for key in ("name", "layer", "elements", "z_format", "threshold"):
-                _need(path, key in s, f"a set has no {key!r}")
-    elif step == "sim":
-        for key in ("checked", "mismatches"):
-            _need(path, _is_int(data.get(key)), f"{key!r} is missing or not an integer")
-        runs = data.get("runs")
-        _need(path, isinstance(runs, list), "no 'runs' list")
-        for r in runs:
-            _need(path, isinstance(r, dict), "a run is not an object")
-            for key in ("checked", "mismatches"):
-                _need(path, _is_int(r.get(key)), f"a run's {key!r} is missing or not an integer")
-    elif step == "synth":
-        results = data.get("results")
-        _need(path, isinstance(results, list), "no 'results' list")
-        for r in results:
-            _need(path, isinstance(r, dict), "a record is not an object")
-            for key in ("unit", "target", "width", "lanes"):
-                _need(path, key in r, f"a record has no {key!r}")
-    elif step == "prove":
-        proofs.check_record(data, path, _need)
-    elif step == "onchip":
-        onchipflow.check_record(data, path, _need)
-    elif step == "cnn":
-        netflow.check_record(data, path, _need)
-
-
-def _stale(found: dict, out_dir: Path) -> dict[str, str]:
-    """Steps whose results are not tied to the inputs the report lists, with the reason."""
-    from helu.common.outdir import sha256_file
-    from helu.golden.vectors import golden_digest
-
-    reasons = {}
-    golden, study = found.get("golden"), found.get("study")
-    if golden and study and golden.get("checkpoint_sha256") and study.get("golden_checkpoint"):
-        checkpoint = out_dir / "study" / study["golden_checkpoint"]
-        if checkpoint.is_file() and sha256_file(checkpoint) != golden["checkpoint_sha256"]:
-            reasons["golden"] = (
-                f"{STEP_FILES['golden']} was exported from another checkpoint than "
-                f"study/{study['golden_checkpoint']} (its hash differs); re-run 'helu golden'"
-            )
-    sim = found.get("sim")
-    if sim and "golden" in reasons:
-        reasons["sim"] = "it simulated a golden set that does not belong to this study"
-    elif sim:
-        want = sim.get("golden_sha256")
-        try:
-            have = golden_digest(out_dir / "golden") if found.get("golden") else None
-        except OSError:
-            have = None
-        if want is None:
-            reasons["sim"] = (
-                f"{STEP_FILES['sim']} records no golden-set hash, so it cannot be tied to "
-                "golden/ (written by an older helu or by hand); re-run 'helu sim'"
-            )
-        elif have is None:
-            reasons["sim"] = f"no golden/ folder to tie {STEP_FILES['sim']} to"
-        elif have != want:
-            reasons["sim"] = (
-                f"{STEP_FILES['sim']} holds results from another golden set than golden/ (its "
-                "hash differs); re-run 'helu sim'"
-            )
-    if found.get("onchip") and onchipflow.stale(found["onchip"], out_dir):
-        reasons["onchip"] = onchipflow.stale(found["onchip"], out_dir)
-    return reasons
+def _status(out_dir: Path) -> dict | None:
+    """The flow's ``flow.json``; a ``running`` one whose lock nobody holds ended unfinished."""
+    status = _read_json(out_dir / STATUS)
+    if status is None:
+        return None
+    need(out_dir / STATUS, isinstance(status, dict) and "state" in status, "no 'state'")
+    if status["state"] == "running" and not _lock_held(out_dir):
+        status = status | {"state": "interrupted", "error": "the process ended before the flow "
+                           "finished (killed?)"}  # fmt: skip
+    return status
 
 
 def collect(out_dir) -> dict:
     """Every step's result file found under ``out_dir`` (None for steps that left none, that the
-    flow skipped, or whose results are stale; ``skipped`` then holds the reason)."""
+    flow skipped, or whose results are stale; ``skipped`` then holds the reason). A step whose
+    folder is absent while the flow did not skip it is ``missing``."""
     out_dir = Path(out_dir)
     found = {}
-    for step, rel in STEP_FILES.items():
-        found[step] = _read_json(out_dir / rel)
-        if found[step] is not None:
-            _check_record(step, found[step], out_dir / rel)
+    for step in STEPS:
+        if step.record:
+            found[step.name] = _read_json(out_dir / step.record)
+            if found[step.name] is not None:
+                step.check(found[step.name], out_dir / step.record)
     skipped = _read_json(out_dir / SKIPS) or {}
     notes = _read_json(out_dir / NOTES) or []
-    _need(out_dir / SKIPS, isinstance(skipped, dict), "not a JSON object")
-    _need(out_dir / NOTES, isinstance(notes, list), "not a JSON list")
-    skipped = {**_stale(found, out_dir), **skipped}
-    for step in skipped:
-        if step in STEP_FILES:
-            found[step] = None  # a skipped or stale step shows its reason, never old results
+    timing = _read_json(out_dir / TIMING) or {}
+    need(out_dir / SKIPS, isinstance(skipped, dict), "not a JSON object")
+    need(out_dir / NOTES, isinstance(notes, list), "not a JSON list")
+    need(out_dir / TIMING, isinstance(timing, dict), "not a JSON object")
+    stale = found["_stale"] = {}
+    for step in STEPS:  # in order: a stale golden set makes the simulation of it stale
+        why = step.stale(found, out_dir) if found.get(step.name) else None
+        if why:
+            stale[step.name] = why
+    del found["_stale"]
+    status = _status(out_dir)
+    for step in STEPS:
+        if not step.record or found[step.name] is not None or step.name in skipped:
+            continue
+        if step.name in stale:
+            continue
+        folder = out_dir / Path(step.record).parts[0]
+        if status and status["state"] != "complete" and step.name not in status.get("done", []):
+            if status.get("step") == step.name:
+                stale[step.name] = f"{status['state']} during this step"
+            elif step.name in status.get("steps", []):
+                stale[step.name] = f"the flow was {status['state']} before this step"
+            else:
+                stale[step.name] = "not part of this flow"
+        elif not folder.exists():
+            stale[step.name] = f"missing: the flow folder has no {folder.name}/"
+        else:
+            stale[step.name] = f"missing: the flow folder has no {step.record}"
+    skipped = {**stale, **skipped}
+    for name in skipped:
+        if name in STEP_FILES:
+            found[name] = None  # a skipped or stale step shows its reason, never old results
     found["skipped"] = skipped
     found["notes"] = notes
+    found["timing"] = timing
+    found["status"] = status
     return found
 
 
-def summarize(found: dict) -> dict:
+def verdicts(found: dict, out_dir) -> dict[str, Verdict]:
+    """Per step with a result file: what it verified and its verdict (the summary table)."""
+    out_dir = Path(out_dir)
+    result = {}
+    for step in STEPS:
+        if not step.record:
+            continue
+        data = found.get(step.name)
+        if data is None:
+            result[step.name] = Verdict(NOT_RUN, "", found["skipped"].get(step.name, ""))
+        else:
+            result[step.name] = step.verdict(data, found, out_dir)
+    return result
+
+
+def _seconds(step, found) -> float | None:
+    data = found.get(step.name)
+    seconds = step.seconds(data or {}, found.get("timing") or {})
+    return seconds if isinstance(seconds, (int, float)) else None
+
+
+def summarize(found: dict, out_dir=None) -> dict:
     """The machine-readable summary (``summary.json``); keys documented in the README."""
     summary: dict = {}
-    study = found.get("study")
-    if study:
-        summary["study"] = {
-            "dataset": study["dataset"],
-            "model": study.get("model"),
-            "results": [
-                {k: r.get(k) for k in ("act", "alpha", "label", "acc_mean", "acc_std", "dead_frac")}
-                | {"seeds": len(r.get("acc", []))}
-                for r in study["results"]
-            ],
-        }
-    golden = found.get("golden")
-    if golden:
-        sets = golden["sets"]
-        first = sets[0]
-        summary["golden"] = {
-            "model": golden.get("model"),
-            "act": golden.get("act"),
-            "alpha": golden.get("alpha"),
-            "accuracy": golden.get("accuracy"),
-            "vectors": sum(s["elements"] for s in sets),
-            "sets": len(sets),
-            "format": {**first["z_format"], "threshold": first["threshold"]},
-            "formats": sorted(
-                {(s["z_format"]["width"], s["z_format"]["frac"], s["threshold"]) for s in sets}
-            ),
-        }
-    sim = found.get("sim")
-    if sim:
-        summary["sim"] = {
-            "simulator": sim.get("simulator"),
-            "checked": sim.get("checked"),
-            "mismatches": sim.get("mismatches"),
-            "elements_per_s": sim.get("elements_per_s"),
-            "runs": len(sim.get("runs", [])),
-            # each simulated Verilog file by its SHA-256, next to what it was checked on
-            "files": [
-                {
-                    k: r.get(k)
-                    for k in (
-                        "top",
-                        "simulator",
-                        "threshold",
-                        "verilog_sha256",
-                        "checked",
-                        "mismatches",
-                    )
-                }  # fmt: skip
-                for r in sim.get("runs", [])
-            ],
-        }
-    synth = found.get("synth")
-    if synth:
-        records = synth["results"] if isinstance(synth, dict) else synth
-        keys = ("unit", "target", "width", "lanes", "threshold", "lut", "gates", "ff", "carry")
-        keys += ("fmax_mhz", "harness", "verilog_sha256", "error")
-        summary["synth"] = [{k: r.get(k) for k in keys} for r in records]
-    if found.get("prove"):
-        summary["formal"] = proofs.summary(found["prove"])
-    if found.get("mlp"):
-        summary["mlp"] = mlp.report_summary(found["mlp"])
-    if found.get("cnn"):
-        summary["cnn"] = netflow.report_summary(found["cnn"])
-    if found.get("onchip"):
-        summary["onchip"] = onchipflow.report_summary(found["onchip"])
-    if found.get("collapse"):
-        from helu.collapse import summary as collapse_summary
-
-        summary["collapse"] = collapse_summary(found["collapse"])
-    if found.get("intnet"):
-        from helu import intflow
-
-        summary["intnet"] = intflow.summary(found["intnet"])
+    for step in STEPS:
+        if step.record and found.get(step.name):
+            summary[step.summary_key or step.name] = step.summary(found[step.name])
+    if out_dir is not None:
+        summary["verdicts"] = {
+            name: {"status": v.status, "checked": v.checked, "why": v.why,
+                   "seconds": _seconds(by, found)}
+            for (name, v), by in zip(verdicts(found, out_dir).items(),
+                                     [s for s in STEPS if s.record], strict=True)
+        }  # fmt: skip
     if found.get("skipped"):
         summary["skipped"] = found["skipped"]
+    if found.get("status"):
+        summary["flow"] = found["status"]
     summary["environment"] = environment()
     return summary
 
@@ -302,131 +219,51 @@ def _missing(step: str, found: dict) -> str:
     return f"_Not run{': ' + reason if reason else ''}._\n"
 
 
-def _study_section(study, out_dir: Path) -> list[str]:
-    rows = [
-        (
-            r.get("label") or r["act"],
-            len(r.get("acc", [])),
-            f"{100 * r['acc_mean']:.2f} ± {100 * r['acc_std']:.2f}",
-            _fmt(r.get("dead_frac")),
-            _fmt(r.get("band_frac")),
-        )
-        for r in study["results"]
-    ]
-    parts = [
-        f"Dataset `{study['dataset']}`, model `{study.get('model')}`; test accuracy over seeds "
-        "(mean ± std), dead-unit fraction (units never positive on the training set) and the "
-        "share of pre-activations inside the HeLU band (-alpha, 0].\n",
-        table(["activation", "seeds", "test acc %", "dead frac", "band frac"], rows),
-        "",
-    ]
-    comparison = study.get("comparison", {})
-    lines = comparison.get("lines") or ([comparison["summary"]] if "summary" in comparison else [])
-    if lines:
-        parts += [f"- {line}" for line in lines] + [""]
-    for name, file in study.get("plots", {}).items():
-        if (out_dir / "study" / file).is_file():
-            parts.append(f"![{name}](study/{file})\n")
-    return parts
-
-
-def _golden_section(golden) -> list[str]:
+def _summary_table(found: dict, out_dir: Path) -> list[str]:
+    """The table at the top: per step, what was verified, the verdict, the seconds."""
+    by = verdicts(found, out_dir)
     rows = []
-    for s in golden["sets"]:
-        z = s["z_format"]
-        rows.append(
-            (
-                s["name"],
-                s["layer"],
-                s["elements"],
-                f"Q{z['width']}.{z['frac']}",
-                s["threshold"],
-                s.get("z_saturations", "n/a"),
-                s.get("mask_mismatch", "n/a"),
-                s.get("alpha_note") or "",
-            )
-        )
+    for step in SECTIONS:
+        v = by[step.name]
+        shown = f"**{v.status}**" if v.status in (PASS, FAIL) else v.status
+        if v.why:
+            shown += f" ({v.why})"
+        seconds = _seconds(step, found)
+        rows.append((f"{number(step.name)}. {step.title}", v.checked or "–", shown,
+                     "–" if seconds is None else f"{seconds:.0f}"))  # fmt: skip
+    total = (found.get("timing") or {}).get("total")
+    counts = {k: sum(v.status == k for v in by.values()) for k in (PASS, FAIL, INCOMPLETE)}
+    line = (
+        f"{counts[PASS]} checks pass, {counts[FAIL]} fail, {counts[INCOMPLETE]} incomplete; "
+        f"{sum(v.status == DONE for v in by.values())} steps computed, "
+        f"{sum(v.status == NOT_RUN for v in by.values())} not run"
+        + ("" if total is None else f"; {total:.0f} s in all")
+        + ". A pass: every element, sample, step or proof that the step's inputs hold was "
+        "checked and agreed; incomplete: fewer were checked, never a pass."
+    )
     return [
-        f"From `{golden.get('checkpoint')}` ({golden.get('act')}, alpha={golden.get('alpha')}, "
-        f"test accuracy {_fmt(golden.get('accuracy'), '.4f')}), {golden.get('split', 'test')} "
-        "split. `mask diff`: elements whose quantized mask differs from the float mask.\n",
-        table(["set", "layer", "elements", "z format", "T", "sat.", "mask diff", "note"], rows),
+        "## Summary",
+        "",
+        table(["step", "verified", "verdict", "seconds"], rows),
+        "",
+        line,
         "",
     ]
 
 
-def _sim_section(sim) -> list[str]:
-    rows = [
-        (
-            r.get("unit"),
-            r.get("simulator"),
-            f"`{r.get('top')}`",
-            ", ".join(r.get("golden_sets") or []),
-            r.get("checked"),
-            r.get("mismatches"),
-            r.get("cycles"),
-            _fmt(r.get("elements_per_s"), ",.0f"),
-            f"`{r['verilog_sha256'][:12]}`" if r.get("verilog_sha256") else "–",
-        )
-        for r in sim.get("runs", [])
-    ]
-    verdict = "PASS" if sim.get("checked") and not sim.get("mismatches") else "FAIL"
+def _status_lines(status: dict | None) -> list[str]:
+    if not status or status["state"] == "complete":
+        return []
+    if status["state"] == "running":
+        return ["**This flow is still running**: the report shows the steps done so far.", ""]
+    during = f" during step `{status['step']}`" if status.get("step") else ""
+    error = f": {status['error']}" if status.get("error") else ""
+    state = "failed" if status["state"] == "failed" else f"was {status['state']}"
     return [
-        f"**{verdict}**: {sim.get('checked')} elements checked bit-exactly against the golden "
-        f"vectors (and corner cases), {sim.get('mismatches')} mismatches. Units with a threshold "
-        "are checked with the threshold port (`T` driven per golden set) and with a constant `T` "
-        "(the golden sets of that `T`). `sha256` is the simulated Verilog file's (its first 12 "
-        "hex digits), the same file as under `verilog/` and in the synthesis table.\n",
-        table(
-            [
-                "unit",
-                "simulator",
-                "top",
-                "golden sets",
-                "checked",
-                "mismatches",
-                "cycles",
-                "elem/s",
-                "sha256",
-            ],
-            rows,
-        ),
+        f"**This flow {state}{during}{error}.** The steps after it did not run; the table says "
+        "so for each.",
         "",
     ]
-
-
-def _synth_section(synth, out_dir: Path) -> list[str]:
-    from helu.synthreport import markdown_table, ratio_table
-
-    records = synth["results"] if isinstance(synth, dict) else synth
-    parts = [
-        "Area of each unit alone (Yosys, out of context); Fmax from nextpnr, median over seeds, "
-        "measured inside a register-fed timing harness where `harness` says yes (a wide unit has "
-        "more ports than the package has pins).\n",
-        markdown_table(records),
-    ]
-    ratios = ratio_table(records)
-    if ratios:
-        parts += ["i-GELU cost as a multiple of the HeLU forward unit:\n", ratios]
-    for target, reason in (synth.get("skipped") or {}).items() if isinstance(synth, dict) else ():
-        parts.append(f"- {target} skipped: {reason}")
-    for plot in sorted((out_dir / "synth").glob("*.png")):
-        caption = plot.with_suffix(".txt")
-        text = caption.read_text().strip() if caption.is_file() else plot.stem
-        parts += [f"![{plot.stem}](synth/{plot.name})", "", f"_{text}_", ""]
-    return parts
-
-
-def _collapse_section(found, out_dir: Path) -> list[str]:
-    from helu.collapse import report_section
-
-    return report_section(found, out_dir)
-
-
-def _intnet_section(metrics, out_dir: Path) -> list[str]:
-    from helu import intflow
-
-    return intflow.section(metrics, out_dir)
 
 
 def render(found: dict, summary: dict, out_dir) -> str:
@@ -442,21 +279,12 @@ def render(found: dict, summary: dict, out_dir) -> str:
         f"Machine: {env['machine']}; Python {env['python']}.",
         "",
     ]
-    sections = [
-        ("1. Accuracy study", "study", _study_section, True),
-        ("2. Golden vectors", "golden", lambda g, _: _golden_section(g), False),
-        ("3. RTL verification (cocotb)", "sim", lambda s, _: _sim_section(s), False),
-        ("4. Synthesis", "synth", _synth_section, True),
-        ("5. Formal", "prove", proofs.section, True),
-        ("6. Integer MLP engine on chip", "mlp", lambda m, _: mlp.report_section(m), False),
-        ("7. Your network on chip: a CNN from a PyTorch file", "cnn", netflow.report_section, True),
-        ("8. Training on chip", "onchip", onchipflow.report_section, True),
-        ("9. Collapse of deep, narrow nets (ReLU vs HeLU)", "collapse", _collapse_section, True),
-        ("10. Integer network: training and golden trajectories", "intnet", _intnet_section, True),
-    ]
-    for title, step, section, _ in sections:
-        parts += [f"## {title}", ""]
-        parts += section(found[step], out_dir) if found.get(step) else [_missing(step, found)]
+    parts += _status_lines(found.get("status"))
+    parts += _summary_table(found, out_dir)
+    for step in SECTIONS:
+        parts += [f"## {number(step.name)}. {step.title}", ""]
+        data = found.get(step.name)
+        parts += step.section(data, found, out_dir) if data else [_missing(step.name, found)]
     if found.get("notes"):
         parts += ["## Notes", ""] + [f"- {note}" for note in found["notes"]] + [""]
     parts += [
@@ -488,9 +316,13 @@ def write_report(out_dir) -> tuple[Path, Path]:
             "folder; pass the folder 'helu flow' wrote"
         )
     found = collect(out_dir)
-    if not any(found[step] for step in STEP_FILES) and not found["skipped"]:
+    if (
+        not any(found[step] for step in STEP_FILES)
+        and not found["status"]
+        and not any(not why.startswith("missing") for why in found["skipped"].values())
+    ):
         raise ValueError(f"{out_dir}: no step results found; run 'helu flow --out {out_dir}'")
-    summary = summarize(found)
+    summary = summarize(found, out_dir)
     report = out_dir / "report.md"
     summary_path = out_dir / "summary.json"
     report.write_text(render(found, summary, out_dir))

@@ -46,7 +46,7 @@ def corrupt_weight(model, lanes: int, layer: int, neuron: int, inp: int):
     bad = copy.deepcopy(model)
     w = bad.weights[layer]
     w[neuron, inp] = fixed.to_signed(fixed.to_unsigned(w[neuron, inp], 8) ^ 0x80, 8)
-    return image(bad, lanes).load_words(), bad
+    return image(bad, lanes).words(), bad
 
 
 def run_mlp(

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from helu.common import outdir
 from helu.hw.units import UNITS, UnitParams
+from helu.sim import JOB_ENV
 from helu.sim import stimulus as st
 
 SIM_KIND = outdir.register_kind("sim", ["summary.json"])  # a simulation folder
@@ -246,7 +247,7 @@ def run_bench(build: Build, module: str, test: str, run_dir: Path, job: dict) ->
             test_dir=run_dir,
             # The exact test: testcase="stream" would also select "reset_mid_stream".
             test_filter=rf"\.{re.escape(test)}$",
-            extra_env={"HELU_SIM_JOB": str(job_path)},
+            extra_env={JOB_ENV: str(job_path)},
             waves=build.waves,
             log_file=sim_log,
             results_xml=str(run_dir / "results.xml"),

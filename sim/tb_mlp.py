@@ -30,8 +30,8 @@ from cocotb.triggers import First, ReadOnly, RisingEdge, Timer
 from cocotb.utils import get_sim_time
 
 from helu.hw.packing import pack, unpack
+from helu.sim import JOB_ENV
 from helu.sim.tb import StallError, StreamTB, stall_pattern
-from helu.sim.tb_unit import JOB_ENV
 
 __all__ = ["compare"]
 

@@ -1,13 +1,13 @@
 """cocotb test module for the training engine, run inside the simulator (no torch).
 
 The runner (``helu.sim.trainer``) prepares a *job*: a JSON file named by ``HELU_SIM_JOB`` with
-``sidecar`` (``sim.trainer.generate``'s), ``trajectory`` (an ``.npz``: ``x``, ``labels``, golden
-``logits``, ``digests``, ``full_steps``, ``full_state``), ``result`` (where to write the result)
-and ``loads`` (``[addr, data]`` words for the ``load`` port after reset).
+``sidecar`` (``sim.trainer.generate``'s), ``trajectory`` (a ``golden.trajectory`` ``.npz``),
+``result`` (where to write the result) and ``loads`` (``[addr, data]`` words for the ``load``
+port after reset).
 
 Test ``train``: one step per sample; after every step its logits and class and the engine's
-``digest`` port are compared with the golden step's, and at every step in ``full_steps`` every
-master and bias is read back through the ``read`` port and compared. Event-driven: the engine
+``digest`` port are compared with the golden step's, and after every step with a stored state
+every master and bias is read back through the ``read`` port and compared. Event-driven: the engine
 computes for hundreds of cycles a step, so the bench sleeps until ``o.valid`` or ``i.ready``
 rises instead of waking every cycle. Handshakes are read right after ``RisingEdge(clk)``, where
 the simulators show the values the edge sampled (see ``sim.tb``).
@@ -23,11 +23,10 @@ from cocotb.clock import Clock
 from cocotb.triggers import First, ReadOnly, RisingEdge, Timer
 from cocotb.utils import get_sim_time
 
-from helu.golden import fixed
+from helu.golden import fixed, trajectory
 from helu.golden.layers import op_from_dict
-from helu.hw.net.trainer import Image, decode, digest
-from helu.sim.tb_unit import JOB_ENV
-from helu.sim.trainer import flat_state
+from helu.golden.netimage import Image, decode, digest, flat_state
+from helu.sim import JOB_ENV
 
 PERIOD_NS = 10
 
@@ -132,9 +131,9 @@ async def train(dut):
     job = _job()
     with open(job["sidecar"]) as f:
         meta = json.load(f)
-    t = np.load(job["trajectory"])
-    x, labels, want_logits = t["x"], t["labels"], t["logits"]
-    want_digests, full_steps, full_state = t["digests"], list(t["full_steps"]), t["full_state"]
+    t = trajectory.load(job["trajectory"])
+    x, labels, want_logits, want_digests = t["x"], t["labels"], t["logits"], t["digest"]
+    full_steps, full_state = trajectory.full_states(t)
     lanes, classes = meta["lanes"], meta["classes"]
     # The layers (decode and digest follow their memory layout) and the input layout
     # (golden.layers.word_index: lanes from the flat HWC sample, 0 in padding lanes).
@@ -189,14 +188,18 @@ async def train(dut):
                 fail(n, "digest of the words read", got_digest, None)
     cycles = round((get_sim_time("ns") - start) / PERIOD_NS)
     steps = len(x)
+    inferred = int(np.sum(np.asarray(labels) >= classes))
+    kinds = f"{steps - inferred} training steps" + (
+        f" and {inferred} inference-only steps" if inferred else ""
+    )
     if first is None:
-        message = (
-            f"all {steps} steps bit-exact (logits, class, digest; {full_checks} full-state checks)"
-        )
+        message = f"all {kinds} bit-exact (logits, class, digest; {full_checks} full-state checks)"
     else:
         message = f"step {first['step']}: {first['what']} got {first['got']}, want {first['want']}"
     result = {
         "steps": steps,
+        "training_steps": steps - inferred,
+        "inference_steps": inferred,
         "mismatches": bad,
         "first_mismatch": first,
         "message": message,

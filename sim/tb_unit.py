@@ -27,10 +27,9 @@ from pathlib import Path
 
 import cocotb
 
+from helu.sim import JOB_ENV
 from helu.sim.stimulus import Stimulus, check
 from helu.sim.tb import StallError, StreamTB, stall_pattern, words_to_bytes
-
-JOB_ENV = "HELU_SIM_JOB"
 
 
 def _job() -> dict:

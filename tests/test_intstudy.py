@@ -1,13 +1,13 @@
-"""The integer-training study (golden/intstudy.py), its table and plot (helu/intflow.py) and
+"""The integer-training study (golden/intstudy.py), its table and plot (helu/steps/intnet.py) and
 `helu train --integer`."""
 
 import json
 
 import pytest
 
-from helu import intflow
 from helu.cli import main
 from helu.golden import intstudy
+from helu.steps import intnet as intflow
 
 
 @pytest.mark.slow

@@ -5,32 +5,12 @@ import numpy as np
 import pytest
 from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
+from nets import random_inputs, random_model
 from streams import load_words
 
 from helu.golden import fixed, intmodel
 from helu.golden.layers import Conv2d, Dense
 from helu.hw.net.mlp import MLP, image, reference
-
-
-def random_model(seed: int, sizes, *, input_max: int = 16) -> intmodel.IntModel:
-    """A seeded random integer model whose shifts keep most codes inside int8 (some saturate)."""
-    rng = np.random.default_rng(seed)
-    weights, biases, shifts = [], [], []
-    in_max = input_max
-    for fan_in, out in zip(sizes[:-1], sizes[1:], strict=True):
-        weights.append(rng.integers(-128, 128, size=(out, fan_in)))
-        spread = max(int(np.sqrt(fan_in)) * in_max * 64, 1)
-        shifts.append(max(int(np.log2(spread)) - 5, 0))
-        biases.append(rng.integers(-spread, spread + 1, size=out))
-        in_max = 127
-    return intmodel.IntModel(
-        weights, biases, shifts, threshold=-2, input=intmodel.InputFormat(0, 0, input_max)
-    )
-
-
-def random_inputs(seed: int, model, n: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, model.input_max + 1, size=(n, model.sizes[0]))
 
 
 def run(dut, x, *, idle=0.0, stall=0.0, seed=0, loads=(), reset_after=None, timeout=None):
@@ -173,7 +153,7 @@ def test_mlp_load_port_replaces_the_model():
     new.shifts = list(old.shifts)  # shifts are built in; weights and biases are loadable
     dut = MLP(old, 4)
     x = random_inputs(6, old, 6)
-    want_logits, _ = check(dut, x, new, loads=image(new, 4).load_words())
+    want_logits, _ = check(dut, x, new, loads=image(new, 4).words())
     assert not np.array_equal(want_logits, intmodel.infer(old, x)[0])
 
 

@@ -1,11 +1,11 @@
-"""`--unit mlp` in helu verilog / sim / synth, and the MLP report section (helu/mlp.py)."""
+"""`--unit mlp` in helu verilog / sim / synth, and the MLP report section (helu/steps/mlp.py)."""
 
 import json
 import shutil
 
 import numpy as np
 import pytest
-from test_mlp import random_inputs, random_model
+from nets import random_inputs, random_model
 
 from helu import mlp
 from helu.cli import main
@@ -162,22 +162,26 @@ def _summary(**synth):
     }
 
 
-def test_report_section_states_what_was_measured():
-    text = "\n".join(mlp.report_section(_summary()))
+def test_report_section_states_what_was_measured(tmp_path):
+    from helu.steps.mlp import STEP
+
+    text = "\n".join(STEP.section(_summary(), {}, tmp_path))
     assert "445 cycles per sample at full rate (1.050 x ideal)" in text
     assert "all 360 samples bit-exact" in text
     assert "i-GELU in place of HeLU costs +300 LUT4 and +80 FF for the whole network (fits)" in text
     assert "8 x 30.0 MHz = 240 MMAC/s peak" in text and "16 x 23-29 MHz" in text
     assert "atol=1e-3" in text
-    summary = mlp.report_summary(_summary())
+    summary = STEP.summary(_summary())
     assert summary["sim"][0]["mismatches"] == 0 and summary["synth"][0]["fmax_mhz"] == 30.0
 
 
-def test_report_section_without_fmax_or_sim():
+def test_report_section_without_fmax_or_sim(tmp_path):
+    from helu.steps.mlp import STEP
+
     data = _summary(fmax_mhz=None, fmax_reason="does not fit", samples_per_s=None)
     data["sim"] = []
     data["sim_skipped"] = "no simulator available"
-    text = "\n".join(mlp.report_section(data))
+    text = "\n".join(STEP.section(data, {}, tmp_path))
     assert "RTL simulation skipped: no simulator available" in text
     assert "MMAC/s peak" not in text  # no Fmax measured: no throughput claimed
 

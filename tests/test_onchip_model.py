@@ -56,6 +56,8 @@ def test_cnn_trains_on_chip_bit_exact(tmp_path, capsys):
     assert main(argv) == 0
     summary = json.loads((out / "onchip.json").read_text())
     assert summary["sizes"] == [64, 512, 256, 10]
+    # the steps of the trajectory the export wrote, replayed against it before simulating
+    assert summary["trajectory"] == {"exported_steps": 2, "recorded_steps": 0}
     (run,) = summary["runs"]
     assert run["simulator"] == "icarus"
     assert run["steps"] == 2 and run["mismatches"] == 0 and run["full_checks"] == 2
@@ -73,3 +75,24 @@ def test_onchip_model_wrong(tmp_path, capsys):
                  str(tmp_path / "o")]) == 1  # fmt: skip
     assert "samples of 13 values, the model takes 30" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_onchip_refuses_a_damaged_trajectory(tmp_path, capsys):
+    """A golden folder whose stored trajectory its model does not reproduce (one digest off) is
+    refused before anything is simulated or written; so is a full-check interval of 0."""
+    import numpy as np
+
+    folder, _ = _quantized(tmp_path, "cancer-mlp", steps=4)
+    path = folder / "trajectory" / "trajectory.npz"
+    with np.load(path) as npz:
+        t = dict(npz)
+    t["digest"][2] ^= 1
+    np.savez_compressed(path, **t)
+    out = tmp_path / "o"
+    argv = ["onchip", "--model", str(folder), "--steps", "4", "--no-test", "--out", str(out)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "digest differs at 1 places (first at step 2)" in err and "damaged golden" in err
+    assert main([*argv[:-2], "--every", "0", "--out", str(out)]) == 1
+    assert "full-check interval must be >= 1 step, not 0" in capsys.readouterr().err
+    assert not out.exists()

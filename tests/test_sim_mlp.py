@@ -96,7 +96,7 @@ def test_corrupted_weight_image_is_caught(net, sim_out):
     assert r["first_mismatch"]["sample"] == s and r["first_mismatch"]["logit"] == j
     assert r["message"].startswith(f"sample {s}, logit {j}: got {bad_logits[s, j]}")
     # The same image, written correctly through the port, passes.
-    clean = image(model, LANES).load_words()
+    clean = image(model, LANES).words()
     (ok,) = run_mlp(model, part, lanes=LANES, out=sim_out, loads=clean, name="clean")
     assert ok["mismatches"] == 0, ok["message"]
 

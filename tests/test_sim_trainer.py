@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
-from test_trainer import samples, small_net
+from nets import samples, small_net
 
+from helu.golden import trajectory
 from helu.hw.net.trainer import TrainSpec
-from helu.onchip import golden_trajectory
 from helu.sim import runner
-from helu.sim.trainer import check_trajectory, run_trainer, step_losses
+from helu.sim.trainer import run_trainer, step_losses
 
 pytestmark = pytest.mark.slow
 
@@ -28,12 +28,13 @@ def test_bench_trains_bit_exact_and_catches_a_wrong_golden(tmp_path):
     spec = TrainSpec.from_net(net)
     x, labels = samples(3, sizes, 8)
     labels[2] = 3  # out of range: no update, skipped flag
-    traj = golden_trajectory(net, x, labels, 4, every=3)
-    assert list(traj["full_steps"]) == [2, 5, 7]
-    traj["digests"][4] ^= 1
-    traj["full_state"][1][7] += 1  # the state after step 5
+    traj = trajectory.record(net, x, labels, lanes=4, every=3)
+    assert list(traj["snapshot_after"]) == [2, 5, 7]
+    traj["digest"][4] ^= 1
+    traj["biases1"][1][2] += 1  # the state after step 5
     (r,) = run_trainer(spec, traj, lanes=4, simulators=("icarus",), out=tmp_path)
     assert r["steps"] == 8 and r["full_checks"] == 3
+    assert (r["training_steps"], r["inference_steps"]) == (7, 1)
     assert r["mismatches"] == 2, r["message"]
     assert r["first_mismatch"]["step"] == 4 and r["first_mismatch"]["what"] == "digest"
     assert np.array_equal(np.asarray(r["logits"]), traj["logits"])
@@ -45,15 +46,19 @@ def test_trajectory_wrong():
     sizes = [10, 4, 4, 3]
     net = small_net(1, sizes)
     x, labels = samples(1, sizes, 3)
-    traj = golden_trajectory(net, x, labels, 4, every=2)
-    check_trajectory(traj, sizes, 3)
-    with pytest.raises(ValueError, match="lacks digests"):
-        check_trajectory({k: v for k, v in traj.items() if k != "digests"}, sizes, 3)
+    traj = trajectory.record(net, x, labels, lanes=4, every=2)
+    trajectory.check(traj, sizes, lanes=4)
+    with pytest.raises(ValueError, match="lacks digest"):
+        trajectory.check({k: v for k, v in traj.items() if k != "digest"}, sizes)
     cut = dict(traj, x=traj["x"].ravel()[:-4].reshape(-1, 1))
     with pytest.raises(ValueError, match="ends mid-sample"):
-        check_trajectory(cut, sizes, 3)
+        trajectory.check(cut, sizes)
+    with pytest.raises(ValueError, match="digests are for 4 lanes, the engine has 8"):
+        trajectory.check(traj, sizes, lanes=8)
+    with pytest.raises(ValueError, match="lacks the snapshots biases2"):
+        trajectory.check({k: v for k, v in traj.items() if k != "biases2"}, sizes)
     with pytest.raises(ValueError, match="interval must be >= 1"):
-        golden_trajectory(net, x, labels, 4, every=0)
+        trajectory.record(net, x, labels, lanes=4, every=0)
 
 
 def test_onchip_command_wrong(tmp_path, capsys):

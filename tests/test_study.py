@@ -7,6 +7,7 @@ import pytest
 from helu.cli import main
 from helu.collapse import preset_cells
 from helu.report import write_report
+from helu.steps import number
 
 
 def cell_p(analysis, index):
@@ -48,7 +49,7 @@ def test_study_collapse_writes_results_and_resumes(tmp_path, capsys, caplog):
     assert (out / "cells" / "w2-d3-zero-adam-abs.json").stat().st_mtime_ns == saved
     report, summary = write_report(tmp_path)
     text = report.read_text()
-    assert "## 9. Collapse of deep, narrow nets" in text
+    assert f"## {number('collapse')}. Collapse of deep, narrow nets" in text
     assert "![paired_good_adam_abs.png](collapse/paired_good_adam_abs.png)" in text
     helu = json.loads(summary.read_text())["collapse"]["cells"][1]["arms"]["helu:0.5"]
     assert helu["good_vs_relu_p"] == cell_p(analysis, 1)
@@ -80,3 +81,21 @@ def test_study_collapse_wrong(tmp_path, capsys, extra, message):
     assert err.startswith("helu study: error: ") and message in err, err
     assert len(err.splitlines()) == 1
     assert not (out / "cells").exists() or not any((out / "cells").iterdir())
+
+
+def test_bounds_column_says_why_it_is_empty():
+    """Lu et al.'s bounds hold for zero biases only: another bias's row says so, never blank."""
+    from helu.collapse import NO_BOUND, render_markdown
+
+    rate = {"p": 0.5, "lo": 0.4, "hi": 0.6, "k": 100, "n": 200}
+    rows = [{"bias": "symmetric", "width": 2, "depth": 5, "born_dead": rate},
+            {"bias": "zero", "width": 2, "depth": 5, "born_dead": rate, "bound_lo": 0.3,
+             "bound_hi": 0.6, "within": True}]  # fmt: skip
+    definitions = dict.fromkeys(("born_dead", "collapsed", "good_fit", "recovered",
+                                 "helu_scaled", "significance", "dtype"), "x")  # fmt: skip
+    analysis = {"definitions": definitions, "labels": {}, "lu_check": rows, "cells": [],
+                "verdicts": {}, "seconds": 0, "cpu_seconds": None}  # fmt: skip
+    text = render_markdown(analysis)
+    assert f"| symmetric | 2 | 5 | 0.50 [0.40, 0.60] (100/200) | {NO_BOUND} | – |" in text
+    assert "| zero | 2 | 5 | 0.50 [0.40, 0.60] (100/200) | [0.30, 0.60] | yes |" in text
+    assert "The bounds hold for zero biases only" in text

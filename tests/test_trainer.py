@@ -7,46 +7,33 @@ import numpy as np
 import pytest
 import torch
 from amaranth.sim import Simulator
+from nets import samples, small_net
 from streams import load_words
 
-from helu.golden import fixed
+from helu.golden import fixed, trajectory
 from helu.golden.intnet import IntNet, Scales
 from helu.golden.layers import Conv2d, Dense
-from helu.hw.net.trainer import Image, Trainer, TrainSpec, decode, digest, image
+from helu.golden.netimage import Image, decode, digest
+from helu.golden.netimage import training_image as image
+from helu.hw.net.trainer import Trainer, TrainSpec
 
 
-def small_net(seed: int, sizes, *, lr_shift: int = 5, threshold: int = -3) -> IntNet:
-    """A seeded scratch ``IntNet`` (one run) with random biases, digits-like scales."""
-    layers = len(sizes) - 1
-    scales = Scales.chain(4, (6,) * layers, (4,) * (layers - 1) + (5,), 2, lr_shift)
-    net = IntNet.scratch([seed], scales, threshold, sizes=tuple(sizes))
-    gen = torch.Generator().manual_seed(seed)
-    net.biases = [torch.randint(-400, 1200, b.shape, generator=gen) for b in net.biases]
-    return net
-
-
-def samples(seed: int, sizes, n: int):
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 17, size=(n, sizes[0])), rng.integers(0, sizes[-1], size=n)
-
-
-def golden_run(net: IntNet, x, labels):
-    """Golden logits and (masters, biases) after each step; labels out of range skip a step."""
-    logits, states = [], []
-    for xs, lab in zip(x, labels, strict=True):
-        qs = net.forward(torch.as_tensor(xs)[None, None, :])[1]
-        logits.append(qs[-1][0, 0].numpy())
-        if lab < net.masters[-1].shape[1]:
-            net.step(torch.as_tensor(xs)[None, :], torch.as_tensor([int(lab)]))
-        states.append(
-            ([m[0].numpy().copy() for m in net.masters], [b[0].numpy().copy() for b in net.biases])
-        )
-    return np.array(logits), states
+def golden_run(net: IntNet, x, labels, lanes: int = 4):
+    """The golden trajectory (``golden.trajectory.record``, a full state after every step):
+    ``(logits, [(masters, biases)] per step, digests)``; labels out of range skip a step."""
+    t = trajectory.record(net, x, labels, lanes=lanes, every=1)
+    layers = range(len(net.ops))
+    states = [
+        ([t[f"masters{i}"][n] for i in layers], [t[f"biases{i}"][n] for i in layers])
+        for n in range(len(labels))
+    ]
+    return t["logits"], states, t["digest"]
 
 
 def run(dut, x, labels, *, read=True, idle=0.0, stall=0.0, seed=0, loads=()):
     """Train ``dut`` on ``x``/``labels``; returns per step ``(logits, cls, skipped)``, the words
-    read back after each step (``read``) and the cycle each output was taken."""
+    read back after each step (``read``), the cycle each output was taken and the ``digest``
+    port after each step (``read``)."""
     lanes = dut.lanes
     index = dut.input_index  # the engine's input layout: (transfers, lanes), -1 padding
     rng = np.random.default_rng(seed)
@@ -105,11 +92,12 @@ def run(dut, x, labels, *, read=True, idle=0.0, stall=0.0, seed=0, loads=()):
     sim.add_process(clock)
     sim.add_testbench(tb)
     sim.run()
-    return outs, states, times
+    return outs, states, times, digests
 
 
-def compare(dut, outs, states, want_logits, want_states, labels):
-    """Every step's logits, class, ``skipped`` flag, masters and biases must equal golden's."""
+def compare(dut, outs, states, digests, want_logits, want_states, want_digests, labels):
+    """Every step's logits, class, ``skipped`` flag, digest, masters and biases must equal
+    golden's."""
     assert len(outs) == len(labels) and len(states) == len(labels)
     for step, ((logits, cls, skipped), (masters, biases)) in enumerate(
         zip(outs, states, strict=True)
@@ -117,6 +105,7 @@ def compare(dut, outs, states, want_logits, want_states, labels):
         np.testing.assert_array_equal(logits, want_logits[step], err_msg=f"logits, step {step}")
         assert cls == int(np.argmax(want_logits[step])), f"class, step {step}"
         assert skipped == int(labels[step] >= dut.sizes[-1]), f"skipped, step {step}"
+        assert digests[step] == want_digests[step], f"digest, step {step}"
         for i, (got, want) in enumerate(zip(masters, want_states[step][0], strict=True)):
             np.testing.assert_array_equal(got, want, err_msg=f"masters {i}, step {step}")
         for i, (got, want) in enumerate(zip(biases, want_states[step][1], strict=True)):
@@ -126,8 +115,8 @@ def compare(dut, outs, states, want_logits, want_states, labels):
 def check_steps(net: IntNet, lanes: int, x, labels, *, stash="mask", **kw):
     """Train the engine and golden side by side; every output and state must be equal."""
     dut = Trainer(TrainSpec.from_net(net), lanes, stash=stash)
-    outs, states, times = run(dut, x, labels, **kw)
-    compare(dut, outs, states, *golden_run(net, x, labels), labels)
+    outs, states, times, digests = run(dut, x, labels, **kw)
+    compare(dut, outs, states, digests, *golden_run(net, x, labels, lanes), labels)
     return dut, outs, times
 
 
@@ -192,7 +181,7 @@ def test_trainer_full_rate_cycles():
     net = small_net(6, sizes)
     x, labels = samples(5, sizes, 4)
     dut = Trainer(TrainSpec.from_net(net), 4)
-    _, _, times = run(dut, x, labels, read=False)
+    _, _, times, _ = run(dut, x, labels, read=False)
     assert (np.diff(times) == dut.cycles_per_sample).all(), (np.diff(times), dut.cycles_per_sample)
 
 
@@ -203,8 +192,8 @@ def test_trainer_load_port_replaces_the_state():
     x, labels = samples(6, sizes, 2)
     img = image([m[0].numpy() for m in new.masters], [b[0].numpy() for b in new.biases], 4)
     dut = Trainer(TrainSpec.from_net(old), 4)
-    outs, states, _ = run(dut, x, labels, loads=img.words())
-    want_logits, want_states = golden_run(new, x, labels)
+    outs, states, _, _ = run(dut, x, labels, loads=img.words())
+    want_logits, want_states, _ = golden_run(new, x, labels)
     np.testing.assert_array_equal([o[0] for o in outs], want_logits)
     for got, want in zip(states[-1][0], want_states[-1][0], strict=True):
         np.testing.assert_array_equal(got, want)
@@ -216,16 +205,20 @@ def test_check_catches_a_wrong_update():
     net = small_net(9, sizes)
     x, labels = samples(7, sizes, 2)
     dut = Trainer(TrainSpec.from_net(net), 4)
-    outs, states, _ = run(dut, x, labels)
-    want = golden_run(net, x, labels)
-    compare(dut, outs, states, *want, labels)
+    outs, states, _, digests = run(dut, x, labels)
+    want = golden_run(net, x, labels, dut.lanes)
+    compare(dut, outs, states, digests, *want, labels)
     states[1][0][1][2, 3] += 1
     with pytest.raises(AssertionError, match="masters 1, step 1"):
-        compare(dut, outs, states, *want, labels)
+        compare(dut, outs, states, digests, *want, labels)
     states[1][0][1][2, 3] -= 1
     states[0][1][2][0] -= 1
     with pytest.raises(AssertionError, match="biases 2, step 0"):
-        compare(dut, outs, states, *want, labels)
+        compare(dut, outs, states, digests, *want, labels)
+    states[0][1][2][0] += 1
+    digests[1] ^= 1
+    with pytest.raises(AssertionError, match="digest, step 1"):
+        compare(dut, outs, states, digests, *want, labels)
 
 
 def test_image_and_decode_round_trip():
@@ -371,7 +364,7 @@ def test_trainer_conv_full_rate_cycles():
     net = conv_net(4, ops)
     x, labels = conv_samples(3, ops, 3)
     dut = Trainer(TrainSpec.from_net(net), lanes)
-    _, _, times = run(dut, x, labels, read=False)
+    _, _, times, _ = run(dut, x, labels, read=False)
     assert (np.diff(times) == dut.cycles_per_sample).all(), (np.diff(times), dut.cycles_per_sample)
 
 
@@ -382,20 +375,20 @@ def test_check_catches_a_wrong_conv_update():
     net = conv_net(5, ops)
     x, labels = conv_samples(4, ops, 2)
     dut = Trainer(TrainSpec.from_net(net), lanes)
-    outs, states, _ = run(dut, x, labels)
-    want = golden_run(net, x, labels)
-    compare(dut, outs, states, *want, labels)
+    outs, states, _, digests = run(dut, x, labels)
+    want = golden_run(net, x, labels, dut.lanes)
+    compare(dut, outs, states, digests, *want, labels)
     states[1][0][0][2, 5] += 1
     with pytest.raises(AssertionError, match="masters 0, step 1"):
-        compare(dut, outs, states, *want, labels)
+        compare(dut, outs, states, digests, *want, labels)
     states[1][0][0][2, 5] -= 1
     states[0][1][1][1] += 1
     with pytest.raises(AssertionError, match="biases 1, step 0"):
-        compare(dut, outs, states, *want, labels)
+        compare(dut, outs, states, digests, *want, labels)
     states[0][1][1][1] -= 1
     outs[1][0][2] += 1
     with pytest.raises(AssertionError, match="logits, step 1"):
-        compare(dut, outs, states, *want, labels)
+        compare(dut, outs, states, digests, *want, labels)
 
 
 def test_conv_image_decode_digest():

@@ -3,8 +3,8 @@
 import json
 
 import pytest
-from test_synth import need
-from test_trainer import small_net
+from conftest import need
+from nets import small_net
 
 from helu.hw.net.synth import synthesize_trainer
 from helu.hw.net.trainer import TrainSpec

@@ -49,6 +49,14 @@ def add_arguments(parser):
         default=16,
         help="full master/bias snapshot every K steps (default: %(default)s)",
     )
+    net.add_argument(
+        "--lanes",
+        type=int,
+        default=8,
+        metavar="P",
+        help="the trajectory's state digests are the training engine's at P MACs per cycle "
+        "(what 'helu onchip --lanes P' reads; default: %(default)s)",
+    )
     parser.add_argument(
         "--widths",
         default="8,16",
@@ -84,6 +92,8 @@ def run_net(args) -> int:
         raise ValueError(f"--epochs must be a positive integer, not {args.epochs}")
     if args.seed < 0:
         raise ValueError(f"--seed must be a non-negative integer, not {args.seed}")
+    if args.lanes < 1:
+        raise ValueError(f"--lanes must be a positive integer, not {args.lanes}")
     if args.steps < 0 or args.snapshot_every < 1:
         raise ValueError(
             f"--steps must be >= 0 and --snapshot-every >= 1, not {args.steps} and "
@@ -97,6 +107,7 @@ def run_net(args) -> int:
         epochs=args.epochs,
         steps=args.steps,
         every=args.snapshot_every,
+        lanes=args.lanes,
         force=args.force,
     )
     manifest = json.loads(path.read_text())

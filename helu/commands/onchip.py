@@ -1,6 +1,7 @@
 """`helu onchip`: train the RTL training engine in cocotb, every step checked against golden."""
 
 import logging
+from pathlib import Path
 
 from helu.commands.options import add_force, name_list
 
@@ -59,7 +60,7 @@ def _has_conv(folder) -> bool:
 
 
 def run(args) -> int:
-    from helu.onchip import run_onchip
+    from helu.onchip import SUMMARY, run_onchip
     from helu.sim.runner import SIMULATORS
 
     sim = args.sim
@@ -88,9 +89,12 @@ def run(args) -> int:
         f"cycles per training step, {s['cycles_vs_ideal']} x the ideal {s['ideal_cycles']:g}; "
         f"mask stash {s['mask_bits']} bits (a z stash: {s['z_stash_bits']})"
     )
+    epochs = s["steps"] / s["train_samples"]
     print(
         f"golden: {s['golden_steps_per_s']} steps/s (PyTorch, batch 1); test accuracy after "
-        f"{s['steps']} steps {s['golden_test_accuracy']:.4f}"
+        f"{s['steps']} steps ({epochs:.2g} of an epoch of {s['train_samples']} samples) "
+        f"{s['golden_test_accuracy']:.4f}, chance {1 / s['classes']:.2f}"
+        + ("" if epochs >= 1 else f"; --steps {s['train_samples']} trains one epoch")
     )
     bad = 0
     for r in s["runs"]:
@@ -101,4 +105,5 @@ def run(args) -> int:
             f"{r['simulator']}: {r['message']}; {r['steps_per_s']} steps/s; loss plot "
             f"{r['plot']}{acc}"
         )
+    print(f"summary: {Path(args.out) / SUMMARY}")
     return 1 if bad else 0

@@ -38,6 +38,14 @@ def add_arguments(parser):
         default=16,
         help="full master/bias snapshot every K steps (default: %(default)s)",
     )
+    parser.add_argument(
+        "--lanes",
+        type=int,
+        default=8,
+        metavar="P",
+        help="the trajectory's state digests are the training engine's at P MACs per cycle "
+        "(what 'helu onchip --lanes P' reads; default: %(default)s)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="trajectory order seed (default: 0)")
     parser.add_argument("--out", default="build/model", help="output folder (default: %(default)s)")
     add_force(parser, "replace an --out golden folder")
@@ -46,6 +54,8 @@ def add_arguments(parser):
 def run(args) -> int:
     from helu.golden.quantize import export
 
+    if args.lanes < 1:
+        raise ValueError(f"--lanes must be a positive integer, not {args.lanes}")
     if args.steps < 0 or args.snapshot_every < 1:
         raise ValueError(
             f"--steps must be >= 0 and --snapshot-every >= 1, not {args.steps} and "
@@ -60,6 +70,7 @@ def run(args) -> int:
         alpha=args.alpha,
         steps=args.steps,
         every=args.snapshot_every,
+        lanes=args.lanes,
         seed=args.seed,
         force=args.force,
     )

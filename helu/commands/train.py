@@ -53,7 +53,7 @@ def run_integer(args) -> int:
     from dataclasses import replace
 
     from helu.golden.intstudy import FULL, QUICK, run_int_study, write_metrics
-    from helu.intflow import format_table, plot_loss
+    from helu.steps.intnet import format_table, plot_loss
 
     cfg = FULL if args.preset == "full" else QUICK
     if args.seeds is not None:

@@ -7,7 +7,7 @@ update passes. Where the two engines do the same thing they call the same part:
 - :func:`memory`: a block-RAM memory, one synchronous read port and one write port.
 - :class:`Stage`: what travels down the pipeline beside the data, as named registers, one set a
   stage, so an issue's flags arrive with its products without hand-written delay chains.
-- :class:`DenseNest` and :class:`ConvNest`: the loop nests of ``hw.net.layout.Plan`` at one
+- :class:`DenseNest` and :class:`ConvNest`: the loop nests of ``golden.netimage.Plan`` at one
   issue a cycle: their counters, the addresses they read and each issue's sideband.
 - :func:`conv_group`: a convolution group's ``P`` accumulators and their requantization.
 - :func:`partial_sums`: the product sum split over the products' register and the

@@ -50,8 +50,6 @@ cycles, 1.05 x the ideal 424; the digits CNN (conv3x3 1->8, conv3x3/2 8->16, den
 the next sample's input is taken while the last layer is still in the pipeline.
 """
 
-from dataclasses import dataclass
-
 import numpy as np
 from amaranth.hdl import (
     Const,
@@ -66,9 +64,9 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from helu.golden import fixed, intmodel, layers
+from helu.golden import fixed, intmodel, layers, netimage
 from helu.golden.intmodel import IntModel
-from helu.hw.net import layout
+from helu.golden.netimage import Image
 from helu.hw.net.core import (
     ConvNest,
     DenseNest,
@@ -100,50 +98,15 @@ integer model was trained with HeLU and has no float scale, so this build comput
 _STAGES = 6
 
 
-@dataclass(frozen=True)
-class Image:
-    """The memory contents the engine needs for ``model``: what ``load`` writes.
-
-    ``weights`` holds one unsigned ``8 * P``-bit word per (layer, neuron, chunk) in reading order,
-    lane ``k`` of chunk ``c`` being the weight of input ``c * P + k`` (0 past the last input: the
-    padding lanes must stay 0, they meet stale activations); ``biases`` one unsigned
-    ``ACC_WIDTH``-bit pattern per neuron, layer after layer.
-    """
-
-    weights: list
-    biases: list
-
-    def load_words(self) -> list[tuple[int, int]]:
-        """``(addr, data)`` pairs for the ``load`` port: weights from 0, biases after them."""
-        n = len(self.weights)
-        return [(a, w) for a, w in enumerate(self.weights)] + [
-            (n + a, b) for a, b in enumerate(self.biases)
-        ]
-
-
-_chunks = layout.chunks
-_Plan = layout.Plan
-
-
-def _plans(model: IntModel, lanes: int) -> list[_Plan]:
-    return layout.plans(model.ops, lanes)
+def _plans(model: IntModel, lanes: int) -> list[netimage.Plan]:
+    return netimage.plans(model.ops, lanes)
 
 
 def image(model: IntModel, lanes: int) -> Image:
-    """The weight and bias words of ``model`` for an engine of ``lanes`` MACs.
-
-    Dense layer: one word per (neuron, input word), lane ``k`` the weight of the input that lane
-    ``k`` of that activation word holds (``golden.layers.word_index``), 0 in padding lanes.
-    Conv layer: one word per (group, tap, input channel), lane ``k`` the weight of output channel
-    ``group * P + k`` (0 past the last), and ``P`` biases per group (``hw.net.layout``).
-    """
+    """The weight and bias words of ``model`` for an engine of ``lanes`` MACs
+    (``golden.netimage.inference_image``: the layout is defined there)."""
     check_lanes(lanes)
-    words, biases = [], []
-    for plan, w, b in zip(_plans(model, lanes), model.weights, model.biases, strict=True):
-        codes, bias = layout.layer_words(plan, w, b, lanes)
-        words += layout.pack(codes, fixed.ACT_WIDTH, lanes)
-        biases += [int(v) for v in fixed.to_unsigned(bias, fixed.ACC_WIDTH)]
-    return Image(words, biases)
+    return netimage.inference_image(model.ops, model.weights, model.biases, lanes)
 
 
 def reference(model: IntModel, x, activation: str = "helu"):
@@ -207,7 +170,7 @@ class MLP(wiring.Component):
     load : ``In(stream.Signature(StructLayout({"addr": unsigned(a), "data": unsigned(d)})))``
         Memory writes, taken only while the engine waits for the first transfer of a sample:
         ``addr < weight_words`` writes a weight word, ``weight_words + n`` bias word ``n``;
-        :meth:`Image.load_words` lists them.
+        :meth:`Image.words` lists them.
 
     Full backpressure on every stream; ``o.valid`` never depends on ``o.ready``. ``rst`` drops
     the sample in progress and a pending output, not the memories.

@@ -30,7 +30,7 @@ to Amaranth values (``hw.net.requant.rule``): the shadows (``shadow_weights``), 
    unit ``hw.units.backward.Backward(stash="mask")`` with the mask bits from the mask memory:
    that is the next layer's delta ``d``.
 
-**Conv layers** (``hw.net.layout``: one master word per (group of ``P`` output channels, tap,
+**Conv layers** (``golden.netimage``: one master word per (group of ``P`` output channels, tap,
 input channel), lane ``k`` output channel ``g * P + k``; ``P`` biases per group):
 
 - Forward as the inference engine's conv loop nest (``hw.net.mlp``): per output position and
@@ -92,9 +92,9 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for, ceil_log2
 
-from helu.golden import fixed
+from helu.golden import fixed, netimage
 from helu.golden.layers import Conv2d, Dense, word_index
-from helu.hw.net import layout
+from helu.golden.netimage import DIGEST_WIDTH, Image
 from helu.hw.net.core import (
     ConvNest,
     DenseNest,
@@ -116,7 +116,7 @@ from helu.hw.units import check_lanes, check_threshold, refusal, unelaborated
 from helu.hw.units.backward import STASH_KINDS, Backward
 from helu.hw.units.forward import Forward
 
-__all__ = ["Trainer", "TrainSpec", "Image", "image", "decode", "digest", "DIGEST_WIDTH"]
+__all__ = ["Trainer", "TrainSpec"]
 
 # Issue to requantized code visible: read data, shadows, products, their sum, accumulator, code.
 _FWD_STAGES = 6
@@ -128,20 +128,8 @@ def _int(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
-def _chunks(n: int, lanes: int) -> int:
-    return -(-n // lanes)
-
-
 def _dense_ops(masters) -> tuple:
     return tuple(Dense(int(np.shape(m)[1]), int(np.shape(m)[0])) for m in masters)
-
-
-def _ops_of(shape) -> list:
-    """Layer ops from ``shape``: a list of ``golden.layers`` ops, or the sizes of a dense chain."""
-    shape = list(shape)
-    if all(_int(s) for s in shape):
-        return [Dense(int(i), int(o)) for i, o in zip(shape[:-1], shape[1:], strict=True)]
-    return shape
 
 
 @dataclass(frozen=True)
@@ -256,77 +244,6 @@ class TrainSpec:
         return self
 
 
-@dataclass(frozen=True)
-class Image:
-    """Memory words (``hw.net.layout``'s layout at ``16 * P`` bits a word): ``weights`` one word
-    of masters per (dense layer, neuron, input word) or (conv layer, group, tap, input channel),
-    0 in padding lanes (which the engine never updates); ``biases`` one ``ACC_WIDTH``-bit pattern
-    per neuron, ``P`` per conv group (0 past the last channel)."""
-
-    weights: list
-    biases: list
-
-    def words(self) -> list[tuple[int, int]]:
-        """``(addr, data)`` pairs of the ``load`` port (and the ``read`` port's address map)."""
-        n = len(self.weights)
-        return list(enumerate(self.weights)) + [(n + a, b) for a, b in enumerate(self.biases)]
-
-
-def image(masters, biases, lanes: int, ops=None) -> Image:
-    """The memory words of ``masters`` (int16) and ``biases`` (int32) for ``lanes`` lanes;
-    ``ops``: the layers' geometry (default: a dense chain from the masters' shapes)."""
-    check_lanes(lanes)
-    ops = list(ops) if ops else list(_dense_ops(masters))
-    words, bias_words = [], []
-    for plan, w, b in zip(layout.plans(ops, lanes), masters, biases, strict=True):
-        codes, bias = layout.layer_words(plan, w, b, lanes)
-        words += layout.pack(codes, fixed.MASTER_WIDTH, lanes)
-        bias_words += [int(v) for v in fixed.to_unsigned(bias, fixed.ACC_WIDTH)]
-    return Image(words, bias_words)
-
-
-def _extent(plans, lanes: int) -> tuple[int, int]:
-    """(weight words, bias words) of the plans."""
-    last = plans[-1]
-    n_b = last.bbase + (last.groups * lanes if last.conv else last.outs)
-    return last.wbase + last.weight_words, n_b
-
-
-def _name(shape) -> str:
-    ops = _ops_of(shape)
-    if all(isinstance(op, Dense) for op in ops):
-        return str((ops[0].in_features, *(op.out_features for op in ops)))
-    return ", ".join(op.describe() for op in ops)
-
-
-def decode(words, shape, lanes: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """``(masters, biases)`` from memory words in the ``read`` port's address order.
-
-    ``shape``: the layer ops (``Trainer.ops``) or, for a dense chain, its sizes. ``words`` holds
-    every weight word, then every bias word, as read back; raises ``ValueError`` when their
-    number does not match the layers at ``lanes`` lanes.
-    """
-    check_lanes(lanes)
-    plans = layout.plans(_ops_of(shape), lanes)
-    n_w, n_b = _extent(plans, lanes)
-    words = [int(w) for w in words]
-    if len(words) != n_w + n_b:
-        raise ValueError(f"{len(words)} words do not hold a {_name(shape)} net at {lanes} lanes")
-    masters, biases = [], []
-    bias_codes = fixed.to_signed(np.array(words[n_w:], dtype=np.int64), fixed.ACC_WIDTH)
-    for plan in plans:
-        block = words[plan.wbase : plan.wbase + plan.weight_words]
-        codes = layout.unpack(block, fixed.MASTER_WIDTH, lanes)
-        count = plan.groups * lanes if plan.conv else plan.outs
-        w, b = layout.layer_arrays(plan, codes, bias_codes[plan.bbase : plan.bbase + count], lanes)
-        masters.append(w)
-        biases.append(b)
-    return masters, biases
-
-
-DIGEST_WIDTH = 32
-
-
 def _fold(value):
     """XOR of the ``DIGEST_WIDTH``-bit slices of ``value`` (zero-extended to whole slices)."""
     bits = value.shape().width
@@ -335,51 +252,6 @@ def _fold(value):
     for p in parts[1:]:
         out = out ^ p
     return out
-
-
-def _fold_int(word: int) -> int:
-    out, mask = 0, (1 << DIGEST_WIDTH) - 1
-    while word:
-        out ^= word & mask
-        word >>= DIGEST_WIDTH
-    return out
-
-
-def digest(img: Image, shape, lanes: int) -> int:
-    """The engine's ``digest`` after a step whose new state is ``img``: the words in the order
-    the backward pass writes them (last layer first; a dense layer per neuron its words, the
-    bias folded into word 0's step; a conv layer per group its ``fan_in`` words, then its ``P``
-    biases, one step each), each ``XOR``-folded to 32 bits, combined as
-    ``d = rotl(d, 1) ^ word``. ``shape``: the layer ops or a dense chain's sizes.
-
-    A linear checksum: any single wrong bit changes it. The full state is compared through the
-    ``read`` port; the digest makes a per-step check cost nothing in simulation.
-    """
-    plans = layout.plans(_ops_of(shape), lanes)
-    n_w, n_b = _extent(plans, lanes)
-    if len(img.weights) != n_w or len(img.biases) != n_b:
-        raise ValueError(f"the image does not hold a {_name(shape)} net at {lanes} lanes")
-    mask, d = (1 << DIGEST_WIDTH) - 1, 0
-
-    def step(d, x):
-        return (((d << 1) | (d >> (DIGEST_WIDTH - 1))) & mask) ^ x
-
-    for plan in reversed(plans):
-        if plan.conv:
-            fan_in = plan.op.fan_in
-            for g in range(plan.groups):
-                for j in range(fan_in):
-                    d = step(d, _fold_int(img.weights[plan.wbase + g * fan_in + j]))
-                for k in range(lanes):
-                    d = step(d, img.biases[plan.bbase + g * lanes + k])
-            continue
-        for o in range(plan.outs):
-            for c in range(plan.chunks):
-                x = _fold_int(img.weights[plan.wbase + o * plan.chunks + c])
-                if c == 0:
-                    x ^= img.biases[plan.bbase + o]
-                d = step(d, x)
-    return d
 
 
 class Trainer(wiring.Component):
@@ -444,8 +316,8 @@ class Trainer(wiring.Component):
         self._spec = spec
         self._lanes = lanes
         self._ops = list(spec.layer_ops)
-        self._plans = layout.plans(self._ops, lanes)
-        self._image = image(spec.masters, spec.biases, lanes, self._ops)
+        self._plans = netimage.plans(self._ops, lanes)
+        self._image = netimage.training_image(spec.masters, spec.biases, lanes, self._ops)
         sizes = spec.sizes
         self._classes = sizes[-1]
         # Dense layers: input words per neuron; every layer: the words its input takes.
@@ -524,7 +396,7 @@ class Trainer(wiring.Component):
 
     @property
     def ops(self) -> list:
-        """The layers' ``golden.layers`` ops (what :func:`decode` and :func:`digest` take)."""
+        """The layers' ``golden.layers`` ops (what ``netimage.decode`` and ``digest`` take)."""
         return list(self._ops)
 
     @property

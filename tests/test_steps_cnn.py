@@ -1,12 +1,13 @@
-"""The your-network step's record and report section (helu/netflow.py): a record that does not
+"""The your-network step's record and report section (helu/steps/cnn.py): a record that does not
 cover its input is refused, never reported as a pass."""
 
 import json
 
 import pytest
 
-from helu import netflow
 from helu.report import collect, render, summarize
+from helu.steps import cnn as netflow
+from helu.steps import number
 
 
 def _record(tmp_path, **changes):
@@ -34,7 +35,7 @@ def test_section_reads_the_record(tmp_path):
     _record(tmp_path)
     found = collect(tmp_path)
     report = render(found, summarize(found), tmp_path)
-    section = report.split("## 7. Your network on chip")[1].split("\n## ")[0]
+    section = report.split(f"## {number('cnn')}. Your network on chip")[1].split("\n## ")[0]
     assert "| digits CNN (a CNN) | 0.9700 | 0.9690 | 0.9700 (360 samples, verilator) |" in section
     assert "3279 / 3200 (1.025 x)" in section and "conv a: 576 cycles, ideal 576" in section
     assert "all 360 samples bit-exact" in section

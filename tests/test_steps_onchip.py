@@ -1,17 +1,17 @@
-"""The flow's training-on-chip record and report section (``helu.onchipflow``).
+"""The flow's training-on-chip record and report section (``helu.steps.onchip``).
 
 The step itself (minutes of Verilator build) runs in ``helu flow`` and ``helu onchip``; here the
 report reads a small, well-formed record and refuses malformed or stale ones.
 """
 
-import argparse
 import json
 
 import pytest
 
-from helu import onchipflow
 from helu.common.outdir import sha256_file
 from helu.report import collect, render, summarize
+from helu.steps import number
+from helu.steps import onchip as onchipflow
 
 STEPS = 4
 
@@ -80,7 +80,7 @@ def test_report_section_reads_a_record(tmp_path):
     assert summary["onchip"]["runs"] == [
         {"simulator": "verilator", "steps": STEPS, "mismatches": 0, "bit_exact": True}
     ]
-    section = report.split("## 8. Training on chip")[1].split("\n## ")[0]
+    section = report.split(f"## {number('onchip')}. Training on chip")[1].split("\n## ")[0]
     assert f"{STEPS} steps compared, 0 mismatches" in section and "**bit-exact**" in section
     assert "](onchip/onchip_loss_verilator.png)" in section  # one plot: RTL over golden
     assert "| cycles per training step (design) | 50 |" in section
@@ -98,7 +98,7 @@ def test_report_section_mismatch_is_not_bit_exact(tmp_path):
     # logits that differ in one step, even with a zero mismatch count, are no pass either
     data["runs"][0]["mismatches"] = 0
     data["runs"][0]["logits_equal"][2] = False
-    assert onchipflow.report_summary(data)["runs"][0]["bit_exact"] is False
+    assert onchipflow.STEP.summary(data)["runs"][0]["bit_exact"] is False
 
 
 @pytest.mark.parametrize(
@@ -137,12 +137,13 @@ def test_report_stale_record_wrong(tmp_path):
 
 def test_flow_step_off_and_missing_verilator(tmp_path, monkeypatch):
     from helu.sim import runner
+    from helu.steps import Context, Options, run_step
 
-    flow = argparse.Namespace(args=argparse.Namespace(onchip="off"), out=tmp_path, skipped={})
-    onchipflow.flow_step(flow)
-    assert flow.skipped == {"onchip": "helu flow --onchip off"}
-    flow = argparse.Namespace(args=argparse.Namespace(onchip="short"), out=tmp_path, skipped={})
+    ctx = Context(tmp_path, Options(modes={"onchip": "off"}))
+    run_step(ctx, onchipflow.STEP)
+    assert ctx.skipped == {"onchip": "helu flow --onchip off"}
+    ctx = Context(tmp_path, Options(modes={"onchip": "short"}))
     monkeypatch.setattr(runner, "tool_missing", lambda sim: f"{sim} not found on PATH")
-    onchipflow.flow_step(flow)
-    assert flow.skipped == {"onchip": "Verilator missing: verilator not found on PATH"}
+    run_step(ctx, onchipflow.STEP)
+    assert ctx.skipped == {"onchip": "Verilator missing: verilator not found on PATH"}
     assert not (tmp_path / "onchip").exists()

@@ -1,14 +1,14 @@
-"""Training on chip in the flow and the report (``helu flow --onchip short|off``).
+"""Step ``onchip``: training on chip (``helu flow --onchip short|off``).
 
-The flow step (:func:`flow_step`) runs the same short RTL training as ``helu onchip`` (its code,
+The step runs the same short RTL training as ``helu onchip`` (its code,
 :func:`helu.onchip.run_onchip`: the integer network the flow exported to ``golden-net/``, from
 its exported state, on the digits training split stored there; Verilator; every step's logits
 and state digest compared with the golden integer training step, every weight read back every
 ``EVERY`` steps) into ``<out>/onchip/`` and writes
 ``<out>/onchip/summary.json``: per step the RTL and golden loss and whether the logits were
 equal, the bench's mismatch count, cycles per step against the ideal, the stash bits, and the
-SHA-256 of the simulated Verilog (which ties the record to that file). :func:`report_section`
-renders it: the two loss curves on one plot, the bit-exact verdict and a cost table of what the
+SHA-256 of the simulated Verilog (which ties the record to that file). The report renders it:
+the two loss curves on one plot, the bit-exact verdict and a cost table of what the
 run measured. Synthesis of the trainer is not part of the flow; the section says so and gives
 the command.
 """
@@ -18,18 +18,9 @@ import logging
 import time
 from pathlib import Path
 
-__all__ = [
-    "SUMMARY",
-    "SHORT_STEPS",
-    "EVERY",
-    "LANES",
-    "add_flow_arguments",
-    "flow_step",
-    "check_record",
-    "stale",
-    "report_summary",
-    "report_section",
-]
+from helu.steps.base import Context, Step
+
+__all__ = ["STEP", "OnchipStep", "SUMMARY", "SHORT_STEPS", "EVERY", "LANES"]
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +32,6 @@ SYNTH_COMMAND = "make bench-fit"
 """How to measure the trainer's area and Fmax (not run by the flow: minutes of Yosys/nextpnr)."""
 
 
-def add_flow_arguments(parser) -> None:
-    """``helu flow --onchip short|off``."""
-    parser.add_argument(
-        "--onchip",
-        choices=("short", "off"),
-        default="short",
-        help=f"training on chip: {SHORT_STEPS} RTL training steps on Verilator, each checked "
-        "against the golden training step (short), or skipped (off) (default: %(default)s)",
-    )
-
-
 def _command(steps: int, every: int, lanes: int, seed: int, model=None) -> str:
     source = f"--model {model}" if model is not None else f"--seed {seed}"
     return (
@@ -60,27 +40,18 @@ def _command(steps: int, every: int, lanes: int, seed: int, model=None) -> str:
     )
 
 
-def flow_step(flow) -> None:
-    """The flow's training-on-chip step (module docstring); a missing Verilator skips it with the
-    reason; any step that differs from golden stops the flow."""
+def _run(ctx: Context) -> None:
+    """The training-on-chip step (module docstring); any step that differs from golden stops the
+    flow."""
     from helu.common.outdir import sha256_file
     from helu.onchip import run_onchip
-    from helu.sim import runner
 
-    if flow.args.onchip == "off":
-        flow.skipped["onchip"] = "helu flow --onchip off"
-        return
-    missing = runner.tool_missing("verilator")
-    if missing:
-        flow.skipped["onchip"] = f"Verilator missing: {missing}"
-        log.warning("      skipped: %s", flow.skipped["onchip"])
-        return
-    out = flow.out / "onchip"
+    out = ctx.out / "onchip"
     start = time.monotonic()
     # The network the flow exported (golden-net/), trained from its exported state.
-    from helu.intflow import GOLDEN
+    from helu.steps.intnet import GOLDEN
 
-    model = flow.out / GOLDEN
+    model = ctx.out / GOLDEN
     model = model if (model / "manifest.json").is_file() else None
     s = run_onchip(out, steps=SHORT_STEPS, every=EVERY, lanes=LANES, simulators=("verilator",),
                    evaluate=False, model=model)  # fmt: skip
@@ -112,13 +83,13 @@ def flow_step(flow) -> None:
     record["verilog_sha256"] = sha256_file(verilog)
     record["command"] = _command(SHORT_STEPS, EVERY, LANES, s["seed"], model)
     record["seconds"] = round(time.monotonic() - start, 1)
-    tmp = flow.out / (SUMMARY + ".tmp")
+    tmp = ctx.out / (SUMMARY + ".tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n")
-    tmp.replace(flow.out / SUMMARY)
-    flow.seconds["onchip"] = record["seconds"]
+    tmp.replace(ctx.out / SUMMARY)
+    ctx.seconds["onchip"] = record["seconds"]
     bad = [r for r in record["runs"] if r["mismatches"] or r["steps"] != record["steps"]]
     if bad:
-        raise RuntimeError(f"training on chip: {bad[0]['message']}; see {flow.out / SUMMARY}")
+        raise RuntimeError(f"training on chip: {bad[0]['message']}; see {ctx.out / SUMMARY}")
 
 
 def _number(x) -> bool:
@@ -176,7 +147,7 @@ def _verdict(r: dict, steps: int) -> tuple[bool, str]:
     return exact, text
 
 
-def report_summary(data: dict) -> dict:
+def _summary(data: dict) -> dict:
     """``summary.json``'s ``onchip`` key."""
     return {
         "sizes": data["sizes"],
@@ -197,7 +168,7 @@ def report_summary(data: dict) -> dict:
     }
 
 
-def report_section(data: dict, out_dir) -> list[str]:
+def _section(data: dict, out_dir) -> list[str]:
     """The report's section on training on chip, from ``onchip/summary.json`` only."""
     sizes = "-".join(map(str, data["sizes"]))
     steps, lanes = data["steps"], data["lanes"]
@@ -249,3 +220,68 @@ def report_section(data: dict, out_dir) -> list[str]:
         "",
     ]
     return parts
+
+
+class OnchipStep(Step):
+    name = "onchip"
+    title = "Training on chip"
+    record = SUMMARY
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--onchip",
+            choices=("short", "off"),
+            default="short",
+            help=f"training on chip: {SHORT_STEPS} RTL training steps on Verilator, each checked "
+            "against the golden training step (short), or skipped (off) (default: %(default)s)",
+        )
+
+    def configure(self, args):
+        return {"modes": {"onchip": getattr(args, "onchip", "short")}}
+
+    def doing(self, ctx):
+        return f"training on chip: {SHORT_STEPS} RTL training steps, each checked"
+
+    def skip_reason(self, ctx):
+        from helu.sim import runner
+
+        if ctx.options.mode("onchip", "short") == "off":
+            return "helu flow --onchip off"
+        missing = runner.tool_missing("verilator")
+        return f"Verilator missing: {missing}" if missing else None
+
+    def run(self, ctx):
+        _run(ctx)
+
+    def check(self, data, path):
+        from helu.steps.base import need
+
+        super().check(data, path)
+        check_record(data, path, need)
+
+    def stale(self, found, out_dir):
+        return stale(found["onchip"], out_dir) if found.get("onchip") else None
+
+    def summary(self, data):
+        return _summary(data)
+
+    def section(self, data, found, out_dir):
+        return _section(data, out_dir)
+
+    def verdict(self, data, found, out_dir):
+        from helu.steps.base import FAIL, INCOMPLETE, PASS, Verdict
+
+        steps = data["steps"]
+        runs = data["runs"]
+        checked = f"{min(r['steps'] for r in runs)} of {steps} training steps"
+        bad = [r for r in runs if not _verdict(r, steps)[0] and r["steps"] == steps]
+        if bad:
+            return Verdict(FAIL, checked, f"{bad[0]['simulator']}: not bit-exact")
+        short = [r for r in runs if r["steps"] < steps]
+        if short:
+            why = f"{short[0]['simulator']} ran {short[0]['steps']} of the {steps} golden steps"
+            return Verdict(INCOMPLETE, checked, why)
+        return Verdict(PASS, checked)
+
+
+STEP = OnchipStep()

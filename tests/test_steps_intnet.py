@@ -1,6 +1,6 @@
-"""The integer network's report section and summary (helu/intflow.py)."""
+"""The integer network's report section and summary (helu/steps/intnet.py)."""
 
-from helu import intflow
+from helu.steps import intnet as intflow
 
 
 def fake_metrics():
@@ -49,3 +49,12 @@ def test_summary_keys():
         "acc_std": 0.01, "dead_layers": [0.1, 0.0], "band": 0.2, "seeds": 2,
     }  # fmt: skip
     assert s["golden_net"]["trajectory_steps"] == 64
+
+
+def test_section_states_the_thresholds_its_rows_use(tmp_path):
+    """The text names the T of its rows and of the golden net, not only an alpha map that none
+    of them uses."""
+    text = "\n".join(intflow.section(fake_metrics(), tmp_path))
+    assert "T=-8 (alpha 0.5)" in text
+    assert "the golden folder's network (below) uses T=-1" in text
+    assert "(no row here uses those thresholds)" in text  # alpha 0.05 -> -1; the rows: 0, -8

@@ -1,10 +1,11 @@
-"""The integer network's part of ``helu flow`` and of its report.
+"""Step ``intnet``: the integer network's part of ``helu flow`` and of its report.
 
-Flow step (:func:`run_step`): the quick integer-training study (``golden.intstudy.QUICK``: from
+The step (:class:`IntnetStep`): the quick integer-training study (``golden.intstudy.QUICK``: from
 scratch, ReLU ``T = 0`` against HeLU thresholds, 3 seeds, batch 1) into ``<out>/intnet/``, and
 the integer network's golden folder with a training trajectory (``helu golden --net``) into
-``<out>/golden-net/``, checked by replaying it. Report (:func:`section`, :func:`summary`): the
-rows, the dead-unit comparison, the loss curve, the PTQ accuracy and the trajectory's size.
+``<out>/golden-net/``, checked by replaying it (the MLP and training-on-chip steps use that
+folder). Report: the rows, the dead-unit comparison, the loss curve, the PTQ accuracy and the
+trajectory's size.
 The study's presentation is here too (:func:`plot_loss`, :func:`format_table` for ``helu train
 --integer``); ``golden.intstudy`` computes the rows.
 """
@@ -14,12 +15,14 @@ import logging
 from pathlib import Path
 
 from helu.markdown import table
+from helu.steps.base import DONE, Context, Step, Verdict, need
 
-__all__ = ["METRICS", "GOLDEN", "run_step", "plot_loss", "format_table", "section", "summary"]
+__all__ = ["STEP", "IntnetStep", "METRICS", "GOLDEN", "run_step", "plot_loss", "format_table",
+           "section", "summary"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
-METRICS = "intnet/int_metrics.json"  # what the report reads (report.STEP_FILES)
+METRICS = "intnet/int_metrics.json"  # what the report reads
 GOLDEN = "golden-net"
 
 
@@ -119,6 +122,30 @@ def summary(metrics: dict) -> dict:
     }
 
 
+def _thresholds_text(metrics: dict) -> str:
+    """The thresholds the rows use, each as the alpha it stands for in the hidden format, and the
+    golden net's; then the float study's alphas as T, saying whether any row uses them."""
+    from helu.golden.intnet import SCRATCH_OUT_FRACS
+
+    frac = SCRATCH_OUT_FRACS[0]
+    used = sorted({r["threshold"] for r in metrics["results"] if r.get("threshold")},
+                  reverse=True)  # fmt: skip
+    text = f"The rows' thresholds in Q8.{frac} hidden codes (alpha = -T / {2**frac}): "
+    text += ", ".join(f"T={t} (alpha {-t / 2**frac:g})" for t in used) or "none but ReLU's T=0"
+    g = metrics.get("golden_net")
+    if g:
+        text += f"; the golden folder's network (below) uses T={g['threshold']} in its own format"
+    mapped = metrics.get("alpha_thresholds") or {}
+    if mapped:
+        stand = [f"T={t} rows stand for alpha {a}" for a, t in mapped.items() if t in used]
+        text += (
+            f". The float study's alphas in Q8.{frac}: "
+            + ", ".join(f"{a} -> {t}" for a, t in mapped.items())
+            + (f" (the {', '.join(stand)})" if stand else " (no row here uses those thresholds)")
+        )
+    return text + "."
+
+
 def section(metrics: dict, out_dir: Path) -> list[str]:
     """The report's Markdown section."""
     cfg = metrics["config"]
@@ -138,9 +165,7 @@ def section(metrics: dict, out_dir: Path) -> list[str]:
         f"learning rate 2^-{cfg['lr_shift']} as shifts): int8 activations, weights and deltas, "
         "int16 master weights, int32 accumulators, loss gradient `e = L - 32*onehot`. Dead units: "
         "never positive on the training split, per hidden layer; band: share of hidden "
-        "pre-activations with `T < q <= 0`. alpha gives T in Q8.4: "
-        + ", ".join(f"{a} -> {t}" for a, t in metrics["alpha_thresholds"].items())
-        + ".\n",
+        "pre-activations with `T < q <= 0`. " + _thresholds_text(metrics) + "\n",
         table(
             ["setting", "seeds", "test acc %", *(f"dead l{i + 1}" for i in range(layers)), "band"],
             rows,
@@ -175,3 +200,35 @@ def section(metrics: dict, out_dir: Path) -> list[str]:
             "",
         ]
     return parts
+
+
+class IntnetStep(Step):
+    name = "intnet"
+    title = "Integer network: training and golden trajectories"
+    record = METRICS
+
+    def doing(self, ctx):
+        return "integer network: batch-1 training (ReLU vs HeLU T), golden trajectory"
+
+    def run(self, ctx: Context) -> None:
+        run_step(ctx.out, ctx.options.seeds)
+
+    def check(self, data, path):
+        super().check(data, path)
+        need(path, isinstance(data.get("results"), list) and data["results"], "no 'results' list")
+        need(path, isinstance(data.get("config"), dict), "no 'config'")
+
+    def summary(self, data):
+        return summary(data)
+
+    def section(self, data, found, out_dir):
+        return section(data, out_dir)
+
+    def verdict(self, data, found, out_dir):
+        rows = len(data["results"])
+        g = data.get("golden_net")
+        replayed = f"; golden trajectory of {g['trajectory_steps']} steps replayed" if g else ""
+        return Verdict(DONE, f"{rows} settings trained{replayed}")
+
+
+STEP = IntnetStep()

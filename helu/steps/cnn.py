@@ -1,19 +1,20 @@
-"""Your network on chip, in the flow and the report (``helu flow --cnn full|sim|off``).
+"""Step ``cnn``: your network on chip (``helu flow --cnn full|sim|off``).
 
-The flow step (:func:`flow_step`) takes the example digits CNN the way a user's own model goes:
+The step takes the example digits CNN the way a user's own model goes:
 trained as a plain ``nn.Sequential`` and saved with ``torch.save`` (``helu example``), imported
 and quantized on the digits training split (``helu quantize``), every test sample through the
 inference engine's RTL (``helu sim --unit net``), and synthesized for the iCE40 UP5K (and the
 ECP5 when the flow's targets include it; ``helu synth --unit net``). It writes
-``<out>/cnn/summary.json``; :func:`report_section` renders it beside the digits MLP's figures.
+``<out>/cnn/summary.json``; the report renders it beside the digits MLP's figures.
 """
 
 import json
 import logging
 import time
 
-__all__ = ["SUMMARY", "EXAMPLE", "ICARUS_SAMPLES", "add_flow_arguments", "flow_step",
-           "check_record", "report_summary", "report_section"]  # fmt: skip
+from helu.steps.base import Context, Step
+
+__all__ = ["STEP", "CnnStep", "SUMMARY", "EXAMPLE", "ICARUS_SAMPLES"]
 
 log = logging.getLogger(__name__)
 
@@ -24,20 +25,8 @@ TRAJECTORY_STEPS = 16  # golden training steps recorded in the CNN's folder (che
 ICARUS_SAMPLES = 40  # without Verilator, the first test samples on Icarus (about 0.3 s each)
 
 
-def add_flow_arguments(parser) -> None:
-    """``helu flow --cnn full|sim|off``."""
-    parser.add_argument(
-        "--cnn",
-        choices=("full", "sim", "off"),
-        default="sim",
-        help="your-network step on the example digits CNN: import, quantize and RTL simulation "
-        "(sim), with UP5K synthesis (full: about 70 s more), or skipped (off) (default: "
-        "%(default)s)",
-    )
-
-
-def flow_step(flow) -> None:
-    """The flow's CNN step (module docstring); a mismatch stops the flow."""
+def _run(ctx: Context) -> None:
+    """The CNN step (module docstring); a mismatch stops the flow."""
     import numpy as np
     import torch
 
@@ -48,10 +37,7 @@ def flow_step(flow) -> None:
     from helu.hw.units import unelaborated
     from helu.sim import runner
 
-    if flow.args.cnn == "off":
-        flow.skipped["cnn"] = "helu flow --cnn off"
-        return
-    out = flow.out / "cnn"
+    out = ctx.out / "cnn"
     out.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     ex = examples.EXAMPLES[EXAMPLE]
@@ -69,6 +55,7 @@ def flow_step(flow) -> None:
     summary = {
         "example": EXAMPLE,
         "golden": str(golden),
+        "golden_folder": str(golden.relative_to(ctx.out)),  # what the verdict counts samples of
         "description": ex.description,
         "dataset": ex.dataset,
         "layers": [op.describe() for op in int_model.ops],
@@ -105,23 +92,23 @@ def flow_step(flow) -> None:
             summary["sim"].append(
                 {k: r.get(k) for k in mlp.SIM_KEYS} | {"expected": len(vectors["x"])}
             )
-    if flow.args.cnn == "sim":
+    if ctx.options.mode("cnn", "sim") == "sim":
         # The default keeps make flow under 10 minutes on 2 cores; the command gives the cost.
         summary["synth_skipped"] = (
             f"helu flow --cnn sim (the default); helu flow --cnn full, or helu synth --unit net "
             f"--model {golden} --target up5k,ecp5, synthesizes it"
         )
     else:
-        targets = ["up5k"] + (["ecp5"] if "ecp5" in flow.targets else [])
+        targets = ["up5k"] + (["ecp5"] if "ecp5" in ctx.options.targets else [])
         # One nextpnr seed: the CNN engine's place and route takes about a minute a seed.
         summary["synth"] = mlp.run_synth(int_model, targets=targets, activations=["helu"],
                                          lanes=LANES, seeds=1, out=out / "synth")  # fmt: skip
     summary["seconds"] = time.monotonic() - start
-    (flow.out / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
-    flow.seconds["cnn"] = summary["seconds"]
+    (ctx.out / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+    ctx.seconds["cnn"] = summary["seconds"]
     bad = [r for r in summary["sim"] if r["mismatches"] or not r["checked"]]
     if bad:
-        raise RuntimeError(f"CNN engine: {bad[0]['message']}; see {flow.out / SUMMARY}")
+        raise RuntimeError(f"CNN engine: {bad[0]['message']}; see {ctx.out / SUMMARY}")
     log.info(
         "      %s: integer accuracy %.4f, %d cycles a sample (%.3f x ideal)",
         " -> ".join(summary["layers"]),
@@ -148,7 +135,7 @@ def check_record(data: dict, path, need) -> None:
         need(path, r["checked"] == r["expected"], what)
 
 
-def report_summary(data: dict) -> dict:
+def _summary(data: dict) -> dict:
     """The ``summary.json`` entry of the CNN step."""
     keys = ("target", "lut", "ff", "carry", "dsp", "ram", "fmax_mhz", "samples_per_s")
     return {
@@ -184,12 +171,12 @@ def _row(name: str, data: dict, macs_per_sample: int) -> str:
     )
 
 
-def report_section(data: dict, out_dir) -> list[str]:
+def _section(data: dict, out_dir) -> list[str]:
     """The report's section on networks on chip, from ``<out>/cnn/summary.json`` (and the digits
     MLP's ``<out>/mlp/summary.json`` when present)."""
     from pathlib import Path
 
-    from helu.mlp import SUMMARY as MLP_SUMMARY
+    from helu.steps.mlp import SUMMARY as MLP_SUMMARY
 
     rows = ["| network | float acc. | integer acc. | RTL acc. | cycles / ideal | cost |",
             "|---|---|---|---|---|---|"]  # fmt: skip
@@ -236,3 +223,58 @@ def report_section(data: dict, out_dir) -> list[str]:
         "",
     ]
     return parts
+
+
+class CnnStep(Step):
+    name = "cnn"
+    title = "Your network on chip: a CNN from a PyTorch file"
+    record = SUMMARY
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--cnn",
+            choices=("full", "sim", "off"),
+            default="sim",
+            help="your-network step on the example digits CNN: import, quantize and RTL "
+            "simulation (sim), with UP5K synthesis (full: about 70 s more), or skipped (off) "
+            "(default: %(default)s)",
+        )
+
+    def configure(self, args):
+        return {"modes": {"cnn": getattr(args, "cnn", "sim")}}
+
+    def doing(self, ctx):
+        return "your network on chip: the example CNN imported, quantized, simulated, synthesized"
+
+    def skip_reason(self, ctx):
+        return "helu flow --cnn off" if ctx.options.mode("cnn", "sim") == "off" else None
+
+    def run(self, ctx):
+        _run(ctx)
+
+    def check(self, data, path):
+        from helu.steps.base import need
+
+        super().check(data, path)
+        check_record(data, path, need)
+
+    def summary(self, data):
+        return _summary(data)
+
+    def section(self, data, found, out_dir):
+        return _section(data, out_dir)
+
+    def verdict(self, data, found, out_dir):
+        from helu.steps.base import INCOMPLETE, Verdict
+        from helu.steps.mlp import expected_samples, sim_verdict
+
+        if not data["sim"]:
+            return Verdict(INCOMPLETE, "no sample", data.get("sim_skipped") or "not simulated")
+        folder = data.get("golden_folder") or "cnn/golden"
+        v = sim_verdict(data["sim"], expected_samples(out_dir, folder), folder)
+        if v.status == INCOMPLETE and data.get("sim_note"):
+            v = Verdict(v.status, v.checked, f"{v.why} ({data['sim_note']})")
+        return v
+
+
+STEP = CnnStep()
