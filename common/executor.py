@@ -13,7 +13,8 @@ Executors are context managers; ``close()`` releases workers or the cluster conn
 - :class:`PoolExecutor`: ``jobs`` worker processes on this machine, started with ``spawn`` so
   that no thread state of the parent (torch's, for one) is copied into a worker, and with
   SIGTERM raising ``KeyboardInterrupt`` in each, so a job's clean-up runs (``hw.tools.run_tool``
-  kills its tool's process group);
+  kills its tool's process group); a worker shows warnings as the parent does (the CLI's one
+  line) when the parent replaced ``warnings.showwarning`` with a module-level function;
 - :class:`DaskExecutor`: the workers of a running Dask distributed scheduler (needs the
   optional extra ``helu[cluster]``).
 
@@ -74,6 +75,32 @@ def stop_on_term():
     signal.signal(signal.SIGTERM, stop)
 
 
+def _shown_warnings():
+    """How this process shows warnings, for its workers: ``warnings.showwarning`` when a program
+    replaced it with a module-level function (a worker imports it by name), else ``None``."""
+    import pickle
+    import warnings
+
+    show = warnings.showwarning
+    if show is getattr(warnings, "_showwarning_orig", None):
+        return None
+    try:
+        pickle.dumps(show)
+    except Exception:  # a closure or a bound method: the worker keeps Python's way
+        return None
+    return show
+
+
+def _start_worker(showwarning=None):
+    """A spawned worker's start: :func:`stop_on_term`, and warnings shown as the parent shows
+    them (the CLI's one line instead of a raw warning with its file, line and source)."""
+    import warnings
+
+    stop_on_term()
+    if showwarning is not None:
+        warnings.showwarning = showwarning
+
+
 def _check_jobs(jobs) -> int:
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"--jobs must be a positive integer, not {jobs!r}")
@@ -123,7 +150,8 @@ class PoolExecutor(_Closing):
         pool = cf.ProcessPoolExecutor(
             max_workers=min(self._jobs, len(items)),
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=stop_on_term,
+            initializer=_start_worker,
+            initargs=(_shown_warnings(),),
         )
         try:
             futures = {pool.submit(fn, item): i for i, item in enumerate(items)}

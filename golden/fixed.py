@@ -46,6 +46,7 @@ __all__ = [
     "MASTER_WIDTH",
     "SHADOW_SHIFT",
     "saturate",
+    "round_bias",
     "shift_round",
     "requantize",
     "shadow_weights",
@@ -318,19 +319,35 @@ def saturate(x, width: int):
     return x.clip(-(1 << (width - 1)), (1 << (width - 1)) - 1)
 
 
+def _check_shift(shift) -> int:
+    if isinstance(shift, bool) or not isinstance(shift, (int, np.integer)) or shift < 0:
+        raise ValueError(f"Shift must be an integer >= 0, not {shift!r}")
+    return int(shift)
+
+
+def round_bias(shift: int) -> int:
+    """The constant :func:`shift_round` adds before its shift: ``2**(shift-1)``, 0 for no shift.
+
+    Hardware that folds the rounding into an adder it already has (an accumulator's initial
+    value, a multiply's sum) adds this constant there and shifts later:
+    ``(x + round_bias(s)) >> s == shift_round(x, s)`` for every integer ``x``.
+    """
+    shift = _check_shift(shift)
+    return 1 << (shift - 1) if shift else 0
+
+
 def shift_round(x, shift: int):
     """Arithmetic shift right by ``shift`` >= 0 bits, rounding half up (towards +inf).
 
-    ``(x + 2**(shift-1)) >> shift``: one constant add before the shift, which hardware folds into
-    the accumulator's initial value (the bias), so rounding costs no extra adder. Round half to
-    even would need a sticky-bit check per output for a bias of at most half an LSB.
+    ``(x + 2**(shift-1)) >> shift``: one constant add before the shift (:func:`round_bias`),
+    which hardware folds into the accumulator's initial value (the bias), so rounding costs no
+    extra adder. Round half to even would need a sticky-bit check per output for a bias of at
+    most half an LSB.
     """
-    if isinstance(shift, bool) or not isinstance(shift, (int, np.integer)) or shift < 0:
-        raise ValueError(f"Shift must be an integer >= 0, not {shift!r}")
-    shift = int(shift)
+    shift = _check_shift(shift)
     if shift == 0:
         return x
-    return (x + (1 << (shift - 1))) >> shift
+    return (x + round_bias(shift)) >> shift
 
 
 def requantize(acc, shift: int, width: int = ACT_WIDTH):

@@ -295,6 +295,15 @@ def _field(manifest: dict, path: Path, key: str):
     return manifest[key]
 
 
+def _integer_field(path: Path, what: str, value, expected: str, minimum=None):
+    """``value`` of the manifest field ``what`` as an int; ``ValueError`` naming the field, what
+    it must hold and what it holds (JSON gives strings, lists, null where a number belongs)."""
+    integral = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not integral or (minimum is not None and value < minimum):
+        raise ValueError(f"{path}: {what} must be {expected}, not {value!r}")
+    return int(value)
+
+
 def load(folder) -> IntModel:
     """Read a model folder written by :func:`save`; ``ValueError`` saying what is wrong.
 
@@ -319,6 +328,17 @@ def load(folder) -> IntModel:
     shifts = _field(manifest, path, "shifts")
     if not isinstance(shifts, list):
         raise ValueError(f"{path}: 'shifts' must be a list, not {shifts!r}")
+    shifts = [
+        _integer_field(path, f"'shifts' item {i}", s, "an integer >= 0 (a layer's requantization "
+                       "shift)", minimum=0)
+        for i, s in enumerate(shifts)
+    ]  # fmt: skip
+    threshold = _integer_field(
+        path,
+        "'threshold'",
+        _field(manifest, path, "threshold"),
+        "an integer (HeLU's T in int8 codes)",
+    )
     try:
         if version == 1:
             fmt = InputFormat(frac=4, lo=0, hi=_field(manifest, path, "input_max"))
@@ -341,7 +361,7 @@ def load(folder) -> IntModel:
     except (OSError, KeyError, ValueError) as exc:
         raise ValueError(f"{folder}: incomplete integer model ({exc})") from None
     try:
-        model = IntModel(weights, biases, shifts, _field(manifest, path, "threshold"), fmt, ops)
+        model = IntModel(weights, biases, shifts, threshold, fmt, ops)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{folder}: {exc}") from None
     if model.sizes != manifest.get("sizes"):

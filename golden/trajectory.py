@@ -1,7 +1,7 @@
 """Training trajectories: what the training engine must reproduce, step by step, in one format.
 
 The golden export (``helu golden --net``, ``helu quantize``: ``golden.intgolden``), ``helu
-onchip``, the cocotb bench (``sim.trainer_bench``) and the tests all read and write this one
+onchip``, the cocotb bench (``sim.tb_trainer``) and the tests all read and write this one
 format. A trajectory is a dict of numpy arrays (:func:`save` / :func:`load`: one ``.npz``);
 for ``n`` steps it holds:
 

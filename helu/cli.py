@@ -96,7 +96,9 @@ def main(argv=None) -> int:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
-    warnings.showwarning = _one_line_warning
+    # Warnings reach the user as one line while the command runs (pool workers show them the
+    # same way: helu.common.executor); the library's own are Python's again after it.
+    shown, warnings.showwarning = warnings.showwarning, _one_line_warning
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return int(args.run(args) or 0)
@@ -113,3 +115,4 @@ def main(argv=None) -> int:
         return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
+        warnings.showwarning = shown

@@ -71,9 +71,15 @@ def _activations(text: str) -> list[str]:
     return name_list(text, ACTIVATIONS, "activation")
 
 
-def _check_macs(macs) -> int:
+def _lanes(macs) -> int:
+    """``--macs P`` as the engine's lane count ``P`` (MACs per cycle), refused in the words of
+    the option the user typed (the engine's own check speaks of lanes)."""
+    from helu.hw.units import MAX_LANES
+
     if macs < 1:
         raise ValueError(f"--macs must be a positive integer, not {macs}")
+    if macs > MAX_LANES:
+        raise ValueError(f"--macs {macs}: at most {MAX_LANES} MACs per cycle")
     return macs
 
 
@@ -100,10 +106,10 @@ def verilog(args) -> int:
 
     model = load_model(args.model, args.unit)
     (activation,) = _activations(args.activation)[:1]
-    macs = _check_macs(args.macs)
+    lanes = _lanes(args.macs)
     out = outdir.claim(args.out, "verilog", force=args.force)
     with outdir.staged(out, "verilog", force=args.force, merge=True) as scratch:
-        gen = generate(MLP(model, macs, activation=activation), scratch)
+        gen = generate(MLP(model, lanes, activation=activation), scratch)
     for path in (gen.verilog, gen.sidecar):
         print(out / path.name)
     return 0
@@ -130,16 +136,26 @@ def sim_table(results) -> str:
     return "\n".join(lines)
 
 
-def run_sim(golden, *, simulators, macs=8, out="build/sim", stall=0.0) -> list[dict]:
-    """Every sample of the ``helu golden --net`` folder ``golden`` through the engine."""
+def run_sim(golden, *, simulators, lanes=8, out="build/sim", stall=0.0) -> list[dict]:
+    """Every sample of the ``helu golden --net`` folder ``golden`` through the engine with
+    ``lanes`` multiply-accumulates per cycle; ``ValueError`` first when the folder's stored
+    logits or classes are not what its own model computes (``intgolden.check_inference``)."""
     from helu.golden import intgolden
     from helu.sim.mlp import run_mlp
 
     _, model, arrays = intgolden.load_net(golden)
+    # As the units' path does (sim.runner.run): a golden that contradicts its own model is a
+    # damaged golden, refused before any simulator runs, not an RTL mismatch.
+    errors = intgolden.check_inference(golden)
+    if errors:
+        raise ValueError(
+            f"{golden}: its inference vectors are inconsistent with its own model ({errors[0]}); "
+            "re-create it with 'helu golden --net'"
+        )
     return run_mlp(
         model,
         arrays,
-        lanes=_check_macs(macs),
+        lanes=lanes,
         simulators=simulators,
         out=out,
         idle=stall,
@@ -153,7 +169,8 @@ def sim(args) -> int:
     from helu.sim import runner
 
     sims = name_list(args.sim, runner.SIMULATORS, "simulator")
-    results = run_sim(args.golden, simulators=sims, macs=args.macs, out=args.out, stall=args.stall)
+    lanes = _lanes(args.macs)
+    results = run_sim(args.golden, simulators=sims, lanes=lanes, out=args.out, stall=args.stall)
     print(sim_table(results))
     bad = [r for r in results if r["mismatches"] or not r["checked"]]
     for r in bad:
@@ -181,8 +198,9 @@ def synth_table(records) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_synth(model, *, targets, activations, macs=8, seeds=3, out="build/synth", fmax=True):
-    """Synthesise the engine for each target and activation; records (skips a missing tool)."""
+def run_synth(model, *, targets, activations, lanes=8, seeds=3, out="build/synth", fmax=True):
+    """Synthesise the engine (``lanes`` MACs per cycle) for each target and activation; records
+    (skips a missing tool)."""
     from helu.hw.net.synth import synthesize_mlp
     from helu.hw.synth import tools_for
     from helu.hw.tools import ToolMissing, find_tool
@@ -200,7 +218,7 @@ def run_synth(model, *, targets, activations, macs=8, seeds=3, out="build/synth"
             records.append(
                 synthesize_mlp(
                     model,
-                    _check_macs(macs),
+                    lanes,
                     target,
                     activation=activation,
                     seeds=seeds,
@@ -215,10 +233,10 @@ def synth(args) -> int:
     """``helu synth --unit mlp --model DIR``: the table, plus ``<out>/mlp/results.json``."""
     from helu.commands.options import name_list
     from helu.common import outdir
-    from helu.hw.net.synth import ENGINE_TARGETS
+    from helu.hw.synth import target_names
 
     model = load_model(args.model, args.unit)
-    targets = name_list(args.target, ENGINE_TARGETS, "target for --unit mlp")
+    targets = name_list(args.target or "all", target_names("engines"), "target for --unit mlp")
     outdir.claim(args.out, "synth", force=args.force)
     if args.seeds < 1:
         raise ValueError(f"--seeds must be a positive integer, not {args.seeds}")
@@ -226,14 +244,15 @@ def synth(args) -> int:
     from helu.hw.net.synth import check_memory
     from helu.hw.units import unelaborated
 
-    engine = unelaborated(MLP(model, _check_macs(args.macs)))  # its memories, before any tool
+    lanes = _lanes(args.macs)
+    engine = unelaborated(MLP(model, lanes))  # its memories, before any tool
     for target in targets:
         check_memory(engine, target)
     records = run_synth(
         model,
         targets=targets,
         activations=_activations(args.activation),
-        macs=args.macs,
+        lanes=lanes,
         seeds=args.seeds,
         out=args.out,
     )
@@ -282,18 +301,18 @@ def synth_trainer(args) -> int:
     ``<out>/trainer/results.json``."""
     from helu.commands.options import name_list
     from helu.common import outdir
-    from helu.hw.net.synth import ENGINE_TARGETS, synthesize_trainer
+    from helu.hw.net.synth import synthesize_trainer
     from helu.hw.net.trainer import TrainSpec
-    from helu.hw.synth import tools_for
+    from helu.hw.synth import target_names, tools_for
     from helu.hw.tools import ToolMissing, find_tool
     from helu.hw.units.backward import STASH_KINDS
 
-    targets = name_list(args.target, ENGINE_TARGETS, "target for --unit trainer")
+    targets = name_list(args.target or "all", target_names("engines"), "target for --unit trainer")
     if args.seeds < 0:
         raise ValueError(f"--seeds must be 0 (area only) or more, not {args.seeds}")
     if args.stash not in STASH_KINDS:
         raise ValueError(f"--stash must be one of {', '.join(STASH_KINDS)}, not {args.stash!r}")
-    lanes = _check_macs(args.macs)
+    lanes = _lanes(args.macs)
     if args.model:
         from helu.onchip import _exported
 

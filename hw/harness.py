@@ -41,7 +41,7 @@ cycle), keeps a shadow FIFO of the outputs the unit owes, and asserts the four p
 
 ``function``
     Every output transfer carries exactly the unit's integer reference
-    (``UNITS[name].reference``, that is ``golden.fixed`` / ``golden.intact``) of the input
+    (``UNITS[name].reference``, that is ``golden.fixed`` / ``golden.intbaselines``) of the input
     transfer it answers, for every input value and, with a threshold port, every ``T`` the port
     can carry (a free constant). The reference runs on ``hw.symbolic.Symbolic`` codes, so it is
     the numpy code itself, evaluated as logic.

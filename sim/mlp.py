@@ -1,4 +1,4 @@
-"""Run the MLP engine's cocotb bench (``helu.sim.mlp_bench``) on Icarus and Verilator.
+"""Run the MLP engine's cocotb bench (``helu.sim.tb_mlp``) on Icarus and Verilator.
 
 ``run_mlp(model, vectors, ...)`` generates the engine's Verilog once (``hw.net.verilog``), builds
 it for each simulator (``sim.runner.build_files``: a build is reused while its Verilog is
@@ -25,7 +25,7 @@ from helu.sim import runner
 __all__ = ["TESTS", "run_mlp", "corrupt_weight", "vectors_from"]
 
 TESTS = ("stream", "reset_mid_stream")
-MODULE = "helu.sim.mlp_bench"
+MODULE = "helu.sim.tb_mlp"
 
 
 def vectors_from(model, x, labels=None) -> dict:

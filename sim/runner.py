@@ -50,6 +50,7 @@ __all__ = [
     "run_stimulus",
     "run_golden",
     "run_bench",
+    "variant",
     "unit_threshold_port",
     "lock",
     "new_run_dir",
@@ -57,7 +58,7 @@ __all__ = [
 
 SIMULATORS = ("icarus", "verilator")
 TIMESCALE = ("1ns", "1ps")
-TEST_MODULE = "helu.sim.bench_unit"
+TEST_MODULE = "helu.sim.tb_unit"
 TESTS = ("stream", "reset_mid_stream")
 log = logging.getLogger(__name__)
 
@@ -319,6 +320,19 @@ def _threshold_kind(sidecar: dict) -> str:
     return "none" if sidecar.get("params", {}).get("threshold") is None else "constant"
 
 
+def variant(unit: str, params: UnitParams) -> str:
+    """What shapes ``unit``'s hardware for ``params`` beyond its width, lanes and threshold kind:
+    ``"frac 5"`` for i-GELU (one build per format), ``""`` for a unit built once per width. The
+    label that tells two runs of one unit at one width apart."""
+    shaping = UNITS[unit].shaping(params)
+    return ", ".join(
+        f"{name.replace('_', ' ')} {value:g}" if isinstance(value, float) else
+        f"{name.replace('_', ' ')} {value}"
+        for name, value in shaping.items()
+        if name not in ("width", "lanes", "threshold_port")
+    )  # fmt: skip
+
+
 def _group_key(unit: str, s, lanes: int, threshold_port: bool) -> tuple:
     p = st.params_for_set(s, lanes, threshold_port=threshold_port)
     return tuple(UNITS[unit].shaping(p).items())
@@ -423,6 +437,7 @@ def run_golden(
                 f"{golden}: golden set {s.name} is inconsistent with its own format "
                 f"({errors[0]}); re-create it with 'helu golden'"
             )
+    _check_builds(golden, sets, units, lanes, threshold_port)
     digest = golden_digest(golden)
     out = outdir.prepare(out, "sim", inputs=(golden,), force=force)
     with lock(out):
@@ -513,6 +528,7 @@ def _run_builds(unit, params, group, first, stim, simulators, out, stall, seed) 
                 "width": params.width,
                 "lanes": params.lanes,
                 "threshold": _threshold_kind(build.sidecar),
+                "variant": variant(unit, params),
                 "golden_sets": [s.name for s in group],
                 "checked": r["checked"],
                 "mismatches": r["mismatches"],
@@ -545,6 +561,24 @@ def _summary(golden, digest, meta, simulators, stall, runs, out) -> dict:
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     summary["path"] = str(out / "summary.json")
     return summary
+
+
+def _check_builds(golden, sets, units, lanes, threshold_port) -> None:
+    """Every unit's parameter checks for every set's format, before any simulator runs: a unit
+    that cannot be built for a format (i-GELU in Q16.15 needs wider intermediates than it
+    allows) is refused in one line now, not after minutes of the other units' simulations."""
+    from helu.hw.units import unelaborated
+
+    for unit in units:
+        tport = threshold_port and unit_threshold_port(unit)
+        for s in sets:
+            try:
+                unelaborated(UNITS[unit].build(st.params_for_set(s, lanes, threshold_port=tport)))
+            except ValueError as exc:
+                raise ValueError(
+                    f"{golden}: golden set {s.name} ({s.z_fmt}) cannot run on {unit}: {exc}; "
+                    f"leave {unit} out of --unit, or pick another --width"
+                ) from None
 
 
 def _run_groups(golden, digest, meta, sets, units, simulators, lanes, out, stall, threshold_port,

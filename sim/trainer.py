@@ -1,4 +1,4 @@
-"""Run the training engine's cocotb bench (``helu.sim.trainer_bench``) on Icarus and Verilator.
+"""Run the training engine's cocotb bench (``helu.sim.tb_trainer``) on Icarus and Verilator.
 
 ``generate(spec, lanes, out)`` writes the engine's Verilog and sidecar (``<out>/rtl/``);
 ``run_trainer(spec, traj, ...)`` builds it for each simulator (``sim.runner.build_files``: a
@@ -24,7 +24,7 @@ from helu.sim import runner
 
 __all__ = ["MODULE", "generate", "step_losses", "run_trainer"]
 
-MODULE = "helu.sim.trainer_bench"
+MODULE = "helu.sim.tb_trainer"
 TEST = "train"
 
 

@@ -1,4 +1,4 @@
-"""Baseline units (hw/units/baselines.py) in Amaranth's simulator against golden/intact.py."""
+"""Baseline units (hw/units/baselines.py) in Amaranth's simulator against golden/intbaselines.py."""
 
 import gc
 import random
@@ -8,7 +8,7 @@ import pytest
 from amaranth.hdl import ClockDomain, Fragment, Module, UnusedElaboratable
 from amaranth.sim import Simulator
 
-from helu.golden import intact
+from helu.golden import intbaselines
 from helu.golden.fixed import Format
 from helu.hw import packing
 from helu.hw.units import COMMON_PARAMS, UnitInfo, UnitParams
@@ -253,8 +253,8 @@ def test_igelu_unit_accuracy_equals_golden():
     bench = Bench(BASELINE_UNITS["igelu"].build(params))
     codes = every_code(8, params.lanes).reshape(-1, params.lanes)
     got = bench.codes([w for _, w in bench.run(bench.words(codes))]).reshape(-1)
-    err = intact.igelu_error(fmt, got)
-    assert err == intact.igelu_error(fmt)
+    err = intbaselines.igelu_error(fmt, got)
+    assert err == intbaselines.igelu_error(fmt)
     assert err.int_float_max <= bench.dut.constants.error_bound
 
 

@@ -115,3 +115,28 @@ def test_user_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch, cap
     monkeypatch.setattr(verilog_command, "run", bug)
     with pytest.raises(TypeError, match="unsupported operand"):
         main(["verilog"])
+
+
+def test_warnings_are_one_line_at_the_cli_and_warnings_in_the_library(tmp_path, capsys):
+    """During a command a warning is one line on stderr (no file, line or source); after it,
+    the library's warnings are Python's again (a program that called main keeps its own)."""
+    import warnings
+
+    before = warnings.showwarning
+    argv = [
+        "-q",
+        "verilog",
+        "--unit",
+        "forward-train",
+        "--frac",
+        "20",
+        "--out",
+        str(tmp_path / "v"),
+    ]
+    assert main(argv) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "helu: warning: alpha=0.05 covers every negative code of Q8.20 (T clamps to -129): the "
+        "backward mask is always 1; use fewer fractional bits or a smaller alpha"
+    ], err
+    assert warnings.showwarning is before

@@ -1,6 +1,7 @@
 """helu/common/executor.py: the same results here, in a process pool and on a local Dask cluster."""
 
 import math
+import warnings
 
 import pytest
 
@@ -27,6 +28,22 @@ def test_serial_and_pool_agree():
     assert _collect(SerialExecutor()) == want
     with PoolExecutor(2) as pool:
         assert _collect(pool) == want
+
+
+def _warns(x):
+    warnings.warn(f"job {x} warns", UserWarning, stacklevel=1)
+    return x
+
+
+def test_pool_workers_show_warnings_as_this_process_does(capfd, monkeypatch):
+    """A warning in a spawned worker reaches the user the way this process shows warnings (the
+    CLI's one line), not as a raw Python warning with its file, line and source."""
+    from helu import cli
+
+    monkeypatch.setattr(warnings, "showwarning", cli._one_line_warning)
+    with PoolExecutor(1) as pool:
+        assert _collect(pool, _warns, [1]) == [1]
+    assert capfd.readouterr().err.strip().splitlines() == ["helu: warning: job 1 warns"]
 
 
 def test_pool_raises_a_jobs_error():

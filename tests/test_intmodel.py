@@ -78,6 +78,30 @@ def test_load_wrong(tmp_path):
         intmodel.load(tmp_path)
 
 
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("threshold", "x", "'threshold' must be an integer (HeLU's T in int8 codes), not 'x'"),
+        ("threshold", [1], "'threshold' must be an integer (HeLU's T in int8 codes), not [1]"),
+        ("threshold", None, "'threshold' must be an integer (HeLU's T in int8 codes), not None"),
+        ("threshold", True, "'threshold' must be an integer (HeLU's T in int8 codes), not True"),
+        ("shifts", ["x", 8], "'shifts' item 0 must be an integer >= 0 (a layer's requantization "
+         "shift), not 'x'"),
+        ("shifts", [8, -1], "'shifts' item 1 must be an integer >= 0"),
+        ("shifts", 8, "'shifts' must be a list, not 8"),
+    ],
+)  # fmt: skip
+def test_load_names_the_wrong_field(tmp_path, key, value, message):
+    """A manifest field of the wrong type is refused by its name and what it must hold, with
+    the manifest's path (not a bare "invalid literal for int()")."""
+    intmodel.save(random_model(), tmp_path)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    (tmp_path / "manifest.json").write_text(json.dumps({**manifest, key: value}))
+    with pytest.raises(ValueError) as info:
+        intmodel.load(tmp_path)
+    assert str(info.value).startswith(f"{tmp_path / 'manifest.json'}: {message}"), str(info.value)
+
+
 def test_model_arrays_wrong():
     """A layer of size 0, fractional weights and NaN are refused by name, never cast."""
     fmt = PIXELS

@@ -268,8 +268,58 @@ def restated_rules(source: str) -> list[str]:
     return found
 
 
+def _half(node) -> bool:
+    """``1 << (s - 1)`` or ``2 ** (s - 1)``: half an LSB after a shift by ``s``."""
+    import ast
+
+    return (
+        isinstance(node, ast.BinOp)
+        and isinstance(node.op, (ast.LShift, ast.Pow))
+        and isinstance(node.left, ast.Constant)
+        and node.left.value == (1 if isinstance(node.op, ast.LShift) else 2)
+        and isinstance(node.right, ast.BinOp)
+        and isinstance(node.right.op, ast.Sub)
+        and isinstance(node.right.right, ast.Constant)
+        and node.right.right.value == 1
+    )
+
+
+def restated_rounding(source: str) -> list[str]:
+    """Lines of ``source`` that restate a rule any module may need but only ``golden.fixed``
+    states: the rounding constant ``2**(s-1)`` added before a shift (``shift_round``), a clamp to
+    a format's codes (``saturate``)."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            if _half(node.left) or _half(node.right):
+                found.append(f"line {node.lineno}: rounding")
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) in ("clip", "clamp"):
+            bounds = ast.unparse(ast.Tuple(node.args[-2:] + [k.value for k in node.keywords]))
+            if ("min_code" in bounds and "max_code" in bounds) or "<<" in bounds:
+                found.append(f"line {node.lineno}: saturation")
+    return sorted(found, key=lambda line: int(line.split()[1].rstrip(":")))
+
+
+def _package_sources():
+    """Every Python module of the package (``golden``, ``hw``, ``sim``, ``helu``, ``common``) but
+    ``golden/fixed.py``, the one place the rules are written."""
+    from pathlib import Path
+
+    import helu
+
+    root = Path(helu.__file__).resolve().parent.parent
+    folders = ("golden", "hw", "sim", "helu", "common")
+    paths = sorted(p for folder in folders for p in (root / folder).rglob("*.py"))
+    assert len(paths) > 50, paths  # the tree was found
+    return [(p.relative_to(root), p.read_text()) for p in paths if p != root / "golden/fixed.py"]
+
+
 def test_integer_rules_stated_once():
-    """The integer network's modules compose golden.fixed's rules; none restates one."""
+    """The integer network's modules compose golden.fixed's rules and restate none (no shift, no
+    clamp of their own); and no module anywhere in the tree restates the rounding or the
+    saturation rule (the baselines, the engines, the benches included)."""
     import inspect
 
     from helu.golden import intgolden, intstudy
@@ -277,8 +327,28 @@ def test_integer_rules_stated_once():
 
     for module in (intnet, intmodel, intgolden, intstudy, intflow):
         assert restated_rules(inspect.getsource(module)) == [], module.__name__
+    copies = [f"{path}: {line}" for path, text in _package_sources()
+              for line in restated_rounding(text)]  # fmt: skip
+    assert copies == [], copies
 
 
 def test_restated_rules_sees_a_shift_and_a_clamp():
     source = "y = (x + 4) >> 3\nz = torch.clamp(y, -128, 127)\nw = m << 8\n"
     assert restated_rules(source) == ["line 1: shift", "line 2: clamp", "line 3: shift"]
+
+
+def test_restated_rounding_sees_the_rounding_and_saturation_rules():
+    source = (
+        "y = (-q * c.mult + (1 << (c.shift - 1))) >> c.shift\n"
+        "y = np.clip(y, fmt.min_code, fmt.max_code)\n"
+        "acc.eq(prod * Const(m) + 2 ** (s - 1))\n"
+        "v = x.clip(-(1 << (w - 1)), (1 << (w - 1)) - 1)\n"
+        "top = (1 << (w - 1)) - 1\n"  # a format's largest code: no rule restated
+        "z = np.clip(q, 0, 255) + (1 << w)\n"
+        "u = fixed.shift_round(x, s) + fixed.round_bias(s)\n"
+    )
+    assert restated_rounding(source) == [
+        "line 1: rounding", "line 2: saturation", "line 3: rounding", "line 4: saturation"
+    ]  # fmt: skip
+    fixed_py = [text for path, text in _package_sources() if path.name == "fixed.py"]
+    assert fixed_py == []  # golden/fixed.py is the rule's one place, not scanned

@@ -53,6 +53,12 @@ def test_verilog_unit_mlp(model_dir, tmp_path, capsys):
          "unknown activation 'gelu'; choose from helu, igelu or all"),
         (["verilog", "--unit", "mlp", "--model", "{model}", "--macs", "0"],
          "--macs must be a positive integer, not 0"),
+        (["verilog", "--unit", "mlp", "--model", "{model}", "--macs", "1000"],
+         "--macs 1000: at most 256 MACs per cycle"),
+        (["synth", "--unit", "mlp", "--model", "{model}", "--macs", "300"],
+         "--macs 300: at most 256 MACs per cycle"),
+        (["sim", "--unit", "mlp", "--golden", "{model}", "--macs", "257"],
+         "--macs 257: at most 256 MACs per cycle"),
         (["sim", "--unit", "mlp", "--golden", "{model}"], "is not an integer-network golden"),
     ],
 )  # fmt: skip
@@ -75,13 +81,40 @@ def test_sim_unit_mlp(model_dir, tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.splitlines()[0].split()[:3] == ["simulator", "samples", "mismatches"]
     assert out.splitlines()[1].split()[:3] == ["icarus", "6", "0"]
-    # A golden whose stored logits are wrong fails, naming the sample and logit.
+    # A golden whose stored logits are wrong is a damaged golden, not an RTL mismatch.
+    _damage(net)
+    assert main(argv + ["--out", str(tmp_path / "sim")]) == 1
+    err = capsys.readouterr().err
+    assert "inconsistent with its own model" in err and "MISMATCH" not in err, err
+
+
+def _damage(net, sample=4, logit=1):
+    """Alter one stored logit of the golden folder ``net`` by one."""
     with np.load(net / "inference.npz") as npz:
         arrays = dict(npz)
-    arrays["logits"][4, 1] += 1
+    arrays["logits"][sample, logit] += 1
     np.savez(net / "inference.npz", **arrays)
-    assert main(argv + ["--out", str(tmp_path / "sim")]) == 1
-    assert "MISMATCH on icarus: sample 4, logit 1" in capsys.readouterr().out
+    return net
+
+
+def test_sim_unit_mlp_refuses_a_damaged_golden(model_dir, tmp_path, capsys):
+    """A golden inference set whose logits were altered by one: refused before any simulator
+    runs, in one line that says the golden is damaged (as the units' path does), not reported
+    as an RTL mismatch; the flow's run_sim refuses it too."""
+    _, model = model_dir
+    net = _damage(_net_folder(tmp_path / "net", model))
+    out = tmp_path / "sim"
+    argv = ["sim", "--unit", "mlp", "--golden", str(net), "--macs", "4", "--out", str(out)]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("helu sim: error: "), err
+    assert f"{net}: its inference vectors are inconsistent with its own model" in err[0]
+    assert "logits differs from the model at 1 places (first [4 1])" in err[0], err[0]
+    assert "re-create it with 'helu golden --net'" in err[0], err[0]
+    assert "MISMATCH" not in captured.out and not out.exists()
+    with pytest.raises(ValueError, match="inconsistent with its own model"):
+        mlp.run_sim(net, simulators=["icarus"], lanes=4, out=out)
 
 
 def _summary(**synth):
@@ -108,7 +141,8 @@ def _summary(**synth):
     return {
         "sizes": [64, 32, 32, 10],
         "shifts": [6, 7, 9],
-        "macs": 8,
+        "lanes": 8,
+        "macs": 3392,
         "accuracy": {"integer": 0.9, "float": 0.91},
         "cycles_per_sample": 445,
         "latency": 443,
@@ -179,6 +213,7 @@ def test_synth_refuses_a_model_beyond_the_block_rams(tmp_path, capsys):
         (["--stash", "q"], "--stash must be one of mask, z, not 'q'"),
         (["--target", "gowin"], "unknown target for --unit trainer 'gowin'"),
         (["--macs", "0"], "--macs"),
+        (["--macs", "1000"], "--macs 1000: at most 256 MACs per cycle"),
         (["--seeds", "-1"], "--seeds must be 0 (area only) or more"),
     ],
 )

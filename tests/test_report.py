@@ -126,7 +126,8 @@ def _mlp_record(checked=360, mismatches=0):
     sim = {"simulator": "icarus", "checked": checked, "mismatches": mismatches,
            "message": f"all {checked} samples bit-exact ({10 * checked} logits)", "accuracy": 0.97,
            "cycles_per_sample": 445.0, "ideal": 424.0, "seconds": 1.0}  # fmt: skip
-    return {"sizes": [64, 32, 32, 10], "shifts": [6, 7, 9], "macs": 8, "golden": "golden-net",
+    return {"sizes": [64, 32, 32, 10], "shifts": [6, 7, 9], "lanes": 8, "macs": 3392,
+            "golden": "golden-net",
             "accuracy": {"integer": 0.97, "float": 0.975}, "cycles_per_sample": 445,
             "latency": 443, "sim": [sim], "synth": [], "seconds": 12.0}  # fmt: skip
 

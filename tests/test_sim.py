@@ -275,3 +275,40 @@ def test_runner_wrong(tmp_path):
         runner.run_stimulus(build, None, test="soak")
     with pytest.raises(ValueError, match="Idle probability must be in"):
         runner.run_stimulus(build, None, idle=1.5)
+
+
+@pytest.mark.slow
+def test_table_tells_the_variants_of_a_unit_apart(golden, tmp_path):
+    """The two 8-bit sets have different formats, and i-GELU's hardware depends on the format:
+    two builds, two rows, each labelled with what shapes it (its frac), never two alike."""
+    from helu.commands.sim import format_table
+
+    need("icarus")
+    summary = runner.run_golden(golden, units=["igelu"], width=8, lanes=LANES, out=tmp_path)
+    assert [r["variant"] for r in summary["runs"]] == ["frac 5", "frac 3"]
+    table = format_table(summary).splitlines()
+    assert table[0].split()[:6] == ["unit", "simulator", "width", "lanes", "T", "variant"]
+    rows = [row.split() for row in table[2:-1]]
+    assert [row[:7] for row in rows] == [
+        ["igelu", "icarus", "8", str(LANES), "none", "frac", "5"],
+        ["igelu", "icarus", "8", str(LANES), "none", "frac", "3"],
+    ], table
+
+
+def test_a_unit_that_cannot_take_a_format_is_refused_before_simulating(tmp_path):
+    """i-GELU cannot be built in Q16.15 (66-bit intermediates): refused in one line before any
+    simulator runs (it failed after the other units' simulations), naming set, unit and way out."""
+    need("icarus")
+    golden = tmp_path / "golden"
+    sets = [
+        random_set("fc1_w8", fixed.Format(8, 5), fixed.Format(8, 6), 0.05, 20, 1),
+        random_set("fc1_w16", fixed.Format(16, 15), fixed.Format(16, 12), 0.05, 20, 3),
+    ]
+    write_golden(golden, sets, META)
+    with pytest.raises(ValueError) as info:
+        runner.run_golden(golden, units=["forward", "igelu"], lanes=LANES, out=tmp_path / "sim")
+    assert str(info.value).startswith(
+        f"{golden}: golden set fc1_w16 (Q16.15) cannot run on igelu: i-GELU in Q16.15 needs "
+    ), info.value
+    assert "leave igelu out of --unit, or pick another --width" in str(info.value)
+    assert not (tmp_path / "sim").exists()

@@ -1,4 +1,4 @@
-"""The MLP engine's cocotb bench (sim/mlp.py, sim/mlp_bench.py) on the digits test split.
+"""The MLP engine's cocotb bench (sim/mlp.py, sim/tb_mlp.py) on the digits test split.
 
 One integer network is exported per session (``golden.intgolden.export_net``, a short float
 training); every sample of its test split goes through the engine on Icarus and on Verilator.
@@ -11,7 +11,7 @@ from helu.golden import fixed, intgolden, intmodel
 from helu.hw.net.mlp import image
 from helu.sim import runner
 from helu.sim.mlp import corrupt_weight, run_mlp, vectors_from
-from helu.sim.mlp_bench import compare
+from helu.sim.tb_mlp import compare
 
 LANES = 8
 

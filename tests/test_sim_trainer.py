@@ -1,4 +1,4 @@
-"""The training engine's cocotb bench (sim/trainer.py, sim/trainer_bench.py) on real simulators."""
+"""The training engine's cocotb bench (sim/trainer.py, sim/tb_trainer.py) on real simulators."""
 
 import numpy as np
 import pytest

@@ -14,6 +14,7 @@ from amaranth.hdl import Fragment
 from conftest import need
 
 from helu.hw.synth import (
+    TARGETS,
     DoesNotFit,
     count_cells,
     parse_nextpnr_log,
@@ -490,7 +491,7 @@ def test_cli_synth_generic(tmp_path, capsys):
         (["--width", "8,0"], "--width takes comma-separated positive integers, not '8,0'"),
         (["--lanes", "x"], "--lanes takes comma-separated positive integers, not 'x'"),
         (["--unit", "tanh"], "unknown unit 'tanh'; choose from forward"),
-        (["--target", "xc7"], "unknown target 'xc7'; choose from ice40, ecp5, generic"),
+        (["--target", "xc7"], "unknown target 'xc7'; choose from ice40, ecp5, generic, up5k"),
         (["--seeds", "0"], "--seeds must be a positive integer, not 0"),
         (["--jobs", "0"], "--jobs must be a positive integer, not 0"),
         (["--scheduler", "nowhere"], "--scheduler takes a Dask scheduler address"),
@@ -502,6 +503,30 @@ def test_cli_synth_wrong(argv, message, capsys, tmp_path):
     assert main(["synth", *argv, "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("helu synth: error: " + message), err
+
+
+@pytest.mark.parametrize(
+    "command, role",
+    [
+        (["synth", "--target"], "units"),
+        (["synth", "--unit", "trainer", "--target"], "engines"),
+        (["flow", "--targets"], "units"),
+    ],
+)
+def test_every_command_reads_the_one_target_registry(command, role, capsys, tmp_path):
+    """The targets a command takes are hw.synth.targets's, for the role it builds (units or
+    engines): its refusal lists exactly those, its help names them."""
+    from helu.cli import build_parser, main
+    from helu.hw.synth import target_names
+
+    names = target_names(role)
+    assert main([*command, "xc7", "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith(f"'xc7'; choose from {', '.join(names)} or all"), err
+    sub = build_parser()._subparsers._group_actions[0].choices[command[0]]
+    (option,) = [a for a in sub._actions if command[-1] in a.option_strings]
+    assert all(name in option.help for name in target_names("units")), option.help
+    assert set(target_names("engines")) < set(target_names("units")) == set(TARGETS)
 
 
 def test_cli_synth_no_tools(capsys, caplog, tmp_path, monkeypatch):

@@ -23,7 +23,7 @@ def test_bench_side_loads_without_torch_or_amaranth():
     """The model image, its digest and the trajectory are numpy-only: the training bench (run
     inside the simulator) imports them with neither torch nor Amaranth."""
     code = (
-        "import sys, cocotb, helu.sim.trainer_bench, helu.golden.trajectory, "
+        "import sys, cocotb, helu.sim.tb_trainer, helu.golden.trajectory, "
         "helu.golden.netimage; "
         "print(sorted(m for m in ('torch', 'amaranth') if m in sys.modules))"
     )

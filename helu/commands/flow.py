@@ -15,6 +15,7 @@ second flow on the same ``--out`` is refused while the first runs.
 """
 
 from helu.commands.options import add_force, int_list, name_list
+from helu.hw.synth.targets import UNIT_TARGETS
 
 HELP = "run everything: study, golden vectors, Verilog, cocotb simulation, synthesis, report"
 
@@ -41,7 +42,7 @@ def add_arguments(parser):
         "--targets",
         default="ice40,generic",
         metavar="T[,T..]",
-        help="synthesis targets from ice40, ecp5, generic (default: %(default)s)",
+        help=f"synthesis targets from {', '.join(UNIT_TARGETS)} (default: %(default)s)",
     )
     parser.add_argument(
         "--synth-widths",

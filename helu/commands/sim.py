@@ -56,8 +56,11 @@ def add_arguments(parser):
 
 
 def format_table(summary: dict) -> str:
-    """The summary as a text table (one row per run, then the totals)."""
-    head = ("unit", "simulator", "width", "lanes", "T", "checked", "mismatches", "cycles", "el/s")
+    """The summary as a text table (one row per run, then the totals). ``variant`` says what
+    else shapes a run's build (``sim.runner.variant``: i-GELU's frac), so two runs of one unit at
+    one width are told apart."""
+    head = ("unit", "simulator", "width", "lanes", "T", "variant", "checked", "mismatches",
+            "cycles", "el/s")  # fmt: skip
     rows = [
         (
             r["unit"],
@@ -65,6 +68,7 @@ def format_table(summary: dict) -> str:
             str(r["width"]),
             str(r["lanes"]),
             r["threshold"],
+            r.get("variant") or "-",
             str(r["checked"]),
             str(r["mismatches"]),
             str(r["cycles"]),
@@ -76,6 +80,7 @@ def format_table(summary: dict) -> str:
         (
             "total",
             summary["simulator"],
+            "",
             "",
             "",
             "",

@@ -1,7 +1,8 @@
 """`helu synth`: Yosys/nextpnr over the registered units; results.json, results.md and a table.
 
-One command produces the whole comparison (``--target all --unit all --width 8,16
---lanes 1,16``, the defaults: 84 runs, 9 minutes with 2 jobs on 2 cores). A cheap subset for a
+One command produces the whole comparison (``--target ice40,ecp5,generic --unit all --width 8,16
+--lanes 1,16``, the defaults: 84 runs, 9 minutes with 2 jobs on 2 cores; ``--target all`` adds
+the UP5K). A cheap subset for a
 quick flow: ``--target ice40,generic --width 8 --lanes 16 --seeds 1`` (14 runs). Each run prints
 a progress line; a target whose tools are missing gets one skip line naming the package to
 install; a tool that fails ends the command with a one-line error after the results of the other
@@ -16,18 +17,19 @@ from helu.commands.options import add_force, int_list, name_list
 
 HELP = "synthesize units with Yosys/nextpnr (iCE40, ECP5, generic gates): LUTs, FFs, Fmax"
 
-TARGET_CHOICES = ("ice40", "ecp5", "generic")
-
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser):
+    from helu.hw.synth.targets import COMPARISON_TARGETS, target_names
     from helu.hw.units import unit_names
 
     parser.add_argument(
         "--target",
-        default="all",
-        help="ice40, ecp5, generic, a comma list, or all (default: all)",
+        default=None,
+        help=f"{', '.join(target_names('units'))}, a comma list, or all (default: "
+        f"{','.join(COMPARISON_TARGETS)}; --unit net and trainer take "
+        f"{', '.join(target_names('engines'))}, default all)",
     )
     parser.add_argument(
         "--unit",
@@ -91,7 +93,13 @@ def run(args) -> int:
 
     from helu.common import outdir
     from helu.common.executor import make_executor
-    from helu.hw.synth import THRESHOLD_KINDS, sweep, sweep_params
+    from helu.hw.synth import (
+        COMPARISON_TARGETS,
+        THRESHOLD_KINDS,
+        sweep,
+        sweep_params,
+        target_names,
+    )
     from helu.hw.units import UNITS
     from helu.synthreport import markdown_table, write_results
 
@@ -99,7 +107,9 @@ def run(args) -> int:
         return mlp.synth(args)
     if args.unit == mlp.TRAINER_UNIT:
         return mlp.synth_trainer(args)
-    targets = name_list(args.target, TARGET_CHOICES, "target")
+    targets = name_list(
+        args.target or ",".join(COMPARISON_TARGETS), target_names("units"), "target"
+    )
     units = name_list(args.unit, UNITS, "unit")
     widths = int_list(args.width, "--width")
     lanes = int_list(args.lanes, "--lanes")

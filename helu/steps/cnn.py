@@ -102,7 +102,7 @@ def _run(ctx: Context) -> None:
         targets = ["up5k"] + (["ecp5"] if "ecp5" in ctx.options.targets else [])
         # One nextpnr seed: the CNN engine's place and route takes about a minute a seed.
         summary["synth"] = mlp.run_synth(int_model, targets=targets, activations=["helu"],
-                                         macs=LANES, seeds=1, out=out / "synth")  # fmt: skip
+                                         lanes=LANES, seeds=1, out=out / "synth")  # fmt: skip
     summary["seconds"] = time.monotonic() - start
     (ctx.out / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
     ctx.seconds["cnn"] = summary["seconds"]
@@ -184,7 +184,6 @@ def _section(data: dict, out_dir) -> list[str]:
     if mlp_path.is_file():
         m = json.loads(mlp_path.read_text())
         macs = sum(a * b for a, b in zip(m["sizes"][:-1], m["sizes"][1:], strict=True))
-        m = {**m, "lanes": m["macs"]}  # the MLP summary's "macs" is its MACs per cycle
         rows.append(_row("digits MLP " + "-".join(map(str, m["sizes"])), m, macs))
     rows.append(_row(f"digits CNN ({data['description']})", data, data["macs"]))
     conv = [

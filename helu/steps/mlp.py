@@ -27,7 +27,7 @@ __all__ = ["STEP", "MlpStep", "SUMMARY", "MARLANN", "expected_samples"]
 log = logging.getLogger(__name__)
 
 SUMMARY = "mlp/summary.json"
-MACS = 8
+LANES = 8  # the engine's MACs per cycle (P); "macs" is MACs per sample everywhere
 MARLANN = {
     "device": "iCE40 UP5K",
     "macs_per_cycle": 16,
@@ -108,11 +108,12 @@ class MlpStep(Step):
             golden = intgolden.export_net(out / "golden").parent
         manifest, model, _ = intgolden.load_net(golden)
         usable = tuple(s for s in ctx.options.simulators if not runner.tool_missing(s))
-        engine = unelaborated(MLP(model, MACS))  # built for its timing figures only
+        engine = unelaborated(MLP(model, LANES))  # built for its timing figures only
         summary = {
             "sizes": model.sizes,
             "shifts": model.shifts,
-            "macs": MACS,
+            "lanes": LANES,  # MACs per cycle
+            "macs": engine.macs,  # per sample, as in every synthesis and simulation record
             "accuracy": manifest.get("accuracy"),
             "golden": str(golden.relative_to(ctx.out)),
             "cycles_per_sample": engine.cycles_per_sample,
@@ -122,7 +123,7 @@ class MlpStep(Step):
             "marlann": MARLANN,
         }
         if usable:
-            for r in run_sim(golden, simulators=usable, macs=MACS, out=out / "sim"):
+            for r in run_sim(golden, simulators=usable, lanes=LANES, out=out / "sim"):
                 summary["sim"].append({k: r.get(k) for k in SIM_KEYS})
         else:
             summary["sim_skipped"] = "no simulator available"
@@ -132,10 +133,10 @@ class MlpStep(Step):
             summary["synth_skipped"] = "helu flow --mlp sim"
         for target in targets:
             summary["synth"] += run_synth(model, targets=[target], activations=["helu"],
-                                          macs=MACS, seeds=ctx.options.fmax_seeds,
+                                          lanes=LANES, seeds=ctx.options.fmax_seeds,
                                           out=out / "synth")  # fmt: skip
             summary["synth"] += run_synth(model, targets=[target], activations=["igelu"],
-                                          macs=MACS, out=out / "synth", fmax=False)  # fmt: skip
+                                          lanes=LANES, out=out / "synth", fmax=False)  # fmt: skip
         summary["seconds"] = time.monotonic() - start
         (ctx.out / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
         ctx.seconds["mlp"] = summary["seconds"]
@@ -145,7 +146,7 @@ class MlpStep(Step):
 
     def check(self, data, path):
         super().check(data, path)
-        for key in ("sizes", "shifts", "macs", "cycles_per_sample", "latency", "sim", "synth"):
+        for key in ("sizes", "shifts", "lanes", "cycles_per_sample", "latency", "sim", "synth"):
             need(path, key in data, f"no {key!r}")
         need(path, isinstance(data["sim"], list), "'sim' is not a list")
         for r in data["sim"]:
@@ -183,14 +184,14 @@ class MlpStep(Step):
         from helu.mlp import sim_table, synth_table
 
         sizes = "-".join(map(str, data["sizes"]))
-        macs = data["macs"]
+        lanes = data["lanes"]
         total = sum(a * b for a, b in zip(data["sizes"][:-1], data["sizes"][1:], strict=True))
         acc = data.get("accuracy") or {}
         parts = [
             f"The integer HeLU network {sizes} (shifts {data['shifts']}) on the engine of "
-            f"`hw/net/mlp.py` with P = {macs} multiply-accumulates per cycle: {total} MACs per "
-            f"sample, ideal {total / macs:.0f} cycles; {data['cycles_per_sample']} cycles per "
-            f"sample at full rate ({data['cycles_per_sample'] / (total / macs):.3f} x ideal), "
+            f"`hw/net/mlp.py` with P = {lanes} multiply-accumulates per cycle: {total} MACs per "
+            f"sample, ideal {total / lanes:.0f} cycles; {data['cycles_per_sample']} cycles per "
+            f"sample at full rate ({data['cycles_per_sample'] / (total / lanes):.3f} x ideal), "
             f"latency {data['latency']} cycles after the last input transfer.",
             "",
         ]
@@ -230,12 +231,12 @@ class MlpStep(Step):
             up = by.get(("up5k", "helu"))
             if up and up.get("fmax_mhz"):
                 m = data.get("marlann", MARLANN)
-                mine = macs * up["fmax_mhz"]
+                mine = lanes * up["fmax_mhz"]
                 parts.append(
                     f"- Beside {m['source']}: {m['macs_per_cycle']} x {m['mhz'][0]}-"
                     f"{m['mhz'][1]} MHz = {m['macs_per_cycle'] * m['mhz'][0]}-"
                     f"{m['macs_per_cycle'] * m['mhz'][1]} MMAC/s peak (published); this engine "
-                    f"{macs} x {up['fmax_mhz']:.1f} MHz = {mine:.0f} MMAC/s peak, "
+                    f"{lanes} x {up['fmax_mhz']:.1f} MHz = {mine:.0f} MMAC/s peak, "
                     f"{up['mmacs_per_s']:.0f} MMAC/s delivered on this network "
                     f"({up['samples_per_s']:,.0f} samples/s), with every logit bit-exact."
                 )

@@ -111,18 +111,19 @@ def image(model: IntModel, lanes: int) -> Image:
 
 def reference(model: IntModel, x, activation: str = "helu"):
     """What the engine computes: ``intmodel.infer`` for ``helu``; for ``igelu`` the same layers
-    with ``golden.intact.igelu`` at ``Q8.IGELU_FRAC`` between them. Returns ``(logits, cls)``."""
+    with ``golden.intbaselines.igelu`` at ``Q8.IGELU_FRAC`` between them. Returns
+    ``(logits, cls)``."""
     if activation == "helu":
         return intmodel.infer(model, np.asarray(x, dtype=np.int64))
     if activation != "igelu":
         raise ValueError(f"Activation must be one of {', '.join(ACTIVATIONS)}, not {activation!r}")
-    from helu.golden import intact
+    from helu.golden import intbaselines
 
     x = np.asarray(x, dtype=np.int64)
     last = len(model.weights) - 1
     for i in range(last + 1):
         q = intmodel.layer(model, i, x)
-        x = q if i == last else intact.igelu(q, fixed.Format(fixed.ACT_WIDTH, IGELU_FRAC))
+        x = q if i == last else intbaselines.igelu(q, fixed.Format(fixed.ACT_WIDTH, IGELU_FRAC))
     return x, intmodel.argmax(x)
 
 

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from helu.hw.synth import (
+    ENGINE_TARGETS,
     TARGETS,
     count_cells,
     harness_timing,
@@ -38,9 +39,6 @@ __all__ = [
     "ebr_blocks",
     "check_memory",
 ]
-
-ENGINE_TARGETS = ("up5k", "ecp5")
-"""The targets the engines are built for by the commands and the flow."""
 
 ICE40_EBR_SHAPES = ((16, 256), (8, 512), (4, 1024), (2, 2048))
 """(width, depth) configurations of one iCE40 ``SB_RAM40_4K`` block (4 kbit)."""

@@ -31,8 +31,9 @@ nextpnr's placement error (:class:`DoesNotFit`).
 
 One concern a module, imported in this order (each only from the ones above it):
 
-- ``targets``: the device table (:data:`TARGETS`), :data:`DEFAULT_FRAC`, :func:`tools_for`,
-  :func:`over_capacity`, :class:`DoesNotFit` and the tool timeouts;
+- ``targets``: the device table (:data:`TARGETS`), which designs each takes
+  (:func:`target_names`: units, engines; the one list every command reads), :data:`DEFAULT_FRAC`,
+  :func:`tools_for`, :func:`over_capacity`, :class:`DoesNotFit` and the tool timeouts;
 - ``parse``: the parsers of Yosys statistics and nextpnr logs and reports, :func:`count_cells`;
 - ``run``: one tool run (:func:`run_yosys`, :func:`run_nextpnr`) and one unit
   (:func:`synthesize`);
@@ -57,11 +58,25 @@ from helu.hw.synth.run import (
     write_verilog,
 )
 from helu.hw.synth.sweeps import THRESHOLD_KINDS, source_key, sweep, sweep_params
-from helu.hw.synth.targets import DEFAULT_FRAC, TARGETS, DoesNotFit, over_capacity, tools_for
+from helu.hw.synth.targets import (
+    COMPARISON_TARGETS,
+    DEFAULT_FRAC,
+    ENGINE_TARGETS,
+    TARGETS,
+    UNIT_TARGETS,
+    DoesNotFit,
+    over_capacity,
+    target_names,
+    tools_for,
+)
 
 __all__ = [
     "DoesNotFit",
     "TARGETS",
+    "UNIT_TARGETS",
+    "ENGINE_TARGETS",
+    "COMPARISON_TARGETS",
+    "target_names",
     "DEFAULT_FRAC",
     "tools_for",
     "over_capacity",

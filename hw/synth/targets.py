@@ -5,6 +5,11 @@ from helu.hw.tools import ToolError
 __all__ = [
     "DoesNotFit",
     "TARGETS",
+    "ROLES",
+    "UNIT_TARGETS",
+    "ENGINE_TARGETS",
+    "COMPARISON_TARGETS",
+    "target_names",
     "DEFAULT_FRAC",
     "YOSYS_TIMEOUT",
     "NEXTPNR_TIMEOUT",
@@ -119,6 +124,30 @@ TARGETS = {
 ``dsp``; ``gates`` on ``generic``), and the device's LUT4/FF capacity. The ``synth_*`` scripts stop
 before their ``check`` step and repeat it without ``autoname``: Yosys 0.23's ``autoname`` only
 renames cells, and on a 30 000-LUT design it ran for minutes."""
+
+UNIT_TARGETS = tuple(TARGETS)
+"""Every target takes the activation units (``helu synth --unit``, the flow's synthesis step)."""
+
+ENGINE_TARGETS = ("up5k", "ecp5")
+"""The targets the network engines (``hw.net``: ``--unit net``, ``--unit trainer``, the flow's
+engine steps) are built and costed for: devices with the block RAMs their memories need
+(``generic`` has none; the HX8K ``ice40`` is not a device they are costed on)."""
+
+COMPARISON_TARGETS = ("ice40", "ecp5", "generic")
+"""The targets of ``helu synth``'s default unit comparison (``--target all`` adds ``up5k``)."""
+
+ROLES = {"units": UNIT_TARGETS, "engines": ENGINE_TARGETS}
+"""What each kind of design may be synthesised for: the one list every command reads."""
+
+assert set(ENGINE_TARGETS) <= set(TARGETS) and set(COMPARISON_TARGETS) <= set(TARGETS)
+
+
+def target_names(role: str = "units") -> tuple[str, ...]:
+    """The targets for ``role`` (a key of :data:`ROLES`), in the order commands list them."""
+    if role not in ROLES:
+        raise ValueError(f"Unknown target role {role!r}; choose from {', '.join(ROLES)}")
+    return ROLES[role]
+
 
 DEFAULT_FRAC = {8: 5, 16: 8}
 """Fractional bits used by :func:`sweep_params` per width (else ``width // 2``), chosen so that

@@ -3,7 +3,7 @@
 Each follows the unit contract of ``hw.units`` (stream ports ``i`` with payload
 ``{"z": ArrayLayout(signed(width), lanes)}`` and ``o`` with ``{"y": ...}``, registered outputs,
 one transfer per cycle, full backpressure, ``o.valid`` independent of ``o.ready``) and has its
-integer golden model in ``golden.intact``:
+integer golden model in ``golden.intbaselines``:
 
 - :class:`ReluComparator`: ReLU as a naive design writes it, ``y = z if z > 0 else 0`` with a
   real ``z > 0`` comparator and ordinary (resettable) registers. Same function as the HeLU
@@ -17,7 +17,7 @@ integer golden model in ``golden.intact``:
 
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 
-from helu.golden import intact
+from helu.golden import fixed, intbaselines
 from helu.golden.fixed import Format
 from helu.hw.units.base import (
     ElementwiseUnit,
@@ -38,7 +38,7 @@ ORDER = 2
 class ReluComparator(ElementwiseUnit):
     """ReLU written as a comparator: ``y = z if z > 0 else 0``, what a naive design does.
 
-    Reference: ``golden.intact.relu_cmp`` (the same function as the HeLU forward unit). The
+    Reference: ``golden.intbaselines.relu_cmp`` (the same function as the HeLU forward unit). The
     select is a full ``z > 0`` comparison, deliberately not reduced to the sign bit, and every
     register (payload included) resets on ``rst``, as an ordinary ``always @(posedge clk)`` block
     with a reset would.
@@ -72,7 +72,7 @@ class ReluComparator(ElementwiseUnit):
 class LeakyRelu(ElementwiseUnit):
     """LeakyReLU with a power-of-two slope: ``y = z if z > 0 else z >> shift``.
 
-    Reference: ``golden.intact.leaky`` (arithmetic shift: negative results round toward minus
+    Reference: ``golden.intbaselines.leaky`` (arithmetic shift: negative results round toward minus
     infinity). The sign bit selects (at ``z = 0`` both branches give 0) and the shift is wiring,
     so each output bit is a 2-input mux. Payload registers have no reset (only ``o.valid`` does).
 
@@ -96,7 +96,7 @@ class LeakyRelu(ElementwiseUnit):
 
     def __init__(self, width=8, lanes=1, *, shift=7):
         with refusal(self):
-            self._shift = intact.check_leaky_shift(shift)
+            self._shift = intbaselines.check_leaky_shift(shift)
         super().__init__(width, lanes)
 
     @property
@@ -116,9 +116,10 @@ class LeakyRelu(ElementwiseUnit):
 class IntGelu(ElementwiseUnit):
     """The I-BERT integer GELU (i-GELU), requantized to the input format, pipelined.
 
-    Reference: ``golden.intact.igelu`` with the constants of ``golden.intact.igelu_constants``
-    for ``Format(width, frac)`` (input scale ``2**-frac``). Per lane and stage (each ends in a
-    register, so no multiplier shares a stage with another adder chain):
+    Reference: ``golden.intbaselines.igelu`` with the constants of
+    ``golden.intbaselines.igelu_constants`` for ``Format(width, frac)`` (input scale
+    ``2**-frac``). Per lane and stage (each ends in a register, so no multiplier shares a stage
+    with another adder chain):
 
     1. ``u = clip - min(|z|, clip)`` (``clip = -q_b``): two adders and a sign select;
     2. ``u**2``: the squarer of i-POLY;
@@ -136,7 +137,7 @@ class IntGelu(ElementwiseUnit):
     ----------
     width : int
         Bits of ``z`` and ``y``, sign included (2 to 32; the format must keep the integer model
-        within ``golden.intact.MAX_PRODUCT_BITS``).
+        within ``golden.intbaselines.MAX_PRODUCT_BITS``).
     lanes : int
         Elements per transfer (positive).
     frac : int
@@ -158,7 +159,7 @@ class IntGelu(ElementwiseUnit):
     def __init__(self, width=8, lanes=1, *, frac=4):
         with refusal(self):
             check_width(width)
-            self._consts = intact.igelu_constants(Format(width, frac))
+            self._consts = intbaselines.igelu_constants(Format(width, frac))
         super().__init__(width, lanes)
 
     @property
@@ -166,8 +167,8 @@ class IntGelu(ElementwiseUnit):
         return self._consts.fmt.frac
 
     @property
-    def constants(self) -> intact.IGeluConstants:
-        """The integer constants of this build (``golden.intact.igelu_constants``)."""
+    def constants(self) -> intbaselines.IGeluConstants:
+        """The integer constants of this build (``golden.intbaselines.igelu_constants``)."""
         return self._consts
 
     @property
@@ -207,7 +208,9 @@ class IntGelu(ElementwiseUnit):
                     z3.eq(z2),
                     p.eq(Mux(z2[-1], c.neg_offset + sq, c.pos_offset - sq)),
                     prod.eq(z3 * p),
-                    acc.eq(prod * Const(c.mult) + (1 << (c.shift - 1))),
+                    # fixed.shift_round's constant folded into this stage's sum; the shift
+                    # below completes the rule.
+                    acc.eq(prod * Const(c.mult) + fixed.round_bias(c.shift)),
                     y[n].eq(
                         Mux(
                             shifted > fmt.max_code,
@@ -220,15 +223,15 @@ class IntGelu(ElementwiseUnit):
 
 
 def _ref_relu_cmp(params: UnitParams, inputs):
-    return {"y": intact.relu_cmp(inputs["z"])}
+    return {"y": intbaselines.relu_cmp(inputs["z"])}
 
 
 def _ref_leaky(params: UnitParams, inputs):
-    return {"y": intact.leaky(inputs["z"], params.leaky_shift)}
+    return {"y": intbaselines.leaky(inputs["z"], params.leaky_shift)}
 
 
 def _ref_igelu(params: UnitParams, inputs):
-    return {"y": intact.igelu(inputs["z"], Format(params.width, params.frac))}
+    return {"y": intbaselines.igelu(inputs["z"], Format(params.width, params.frac))}
 
 
 LEAKY_SHIFT = Param(
@@ -237,7 +240,7 @@ LEAKY_SHIFT = Param(
     "LeakyReLU slope 2**-shift (7 gives ~0.0078, near PyTorch's 0.01)",
     "s",
     int,
-    intact.check_leaky_shift,
+    intbaselines.check_leaky_shift,
 )
 
 UNITS: dict[str, UnitInfo] = {

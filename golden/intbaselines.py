@@ -28,8 +28,9 @@ All of ``q_b``, ``q_c``, ``q_1`` are compile-time integers because ``S`` is a po
 are computed exactly (rational arithmetic and an integer square root, no float rounding) in one
 place, :func:`igelu_constants`. The result is brought back to ``Q(width, frac)`` by the fixed-point
 multiply ``y = round(q_out * S_out / S)``: ``S_out / S = S_erf / 2`` is negative (``a < 0``), so the
-model multiplies ``-q_out`` by the positive constant ``mult ~ |S_erf| / 2 * 2**shift`` and rounds
-with ``(v + 2**(shift - 1)) >> shift`` (half toward +infinity), then saturates to the format.
+model multiplies ``-q_out`` by the positive constant ``mult ~ |S_erf| / 2 * 2**shift`` and
+requantizes with ``golden.fixed.requantize`` (``shift_round``: half toward +infinity, then
+``saturate`` to the format).
 """
 
 import math
@@ -38,7 +39,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from helu.golden.fixed import Format, array_generic, dequantize, forward
+from helu.golden.fixed import Format, array_generic, dequantize, forward, requantize, round_bias
 
 __all__ = [
     "IGELU_A",
@@ -200,9 +201,7 @@ class IGeluConstants:
     @property
     def product_bits(self) -> int:
         """Bits of the largest magnitude before the rounding shift (``|q| * p_max * mult``)."""
-        return (
-            (-self.fmt.min_code) * self.p_max * self.mult + (1 << (self.shift - 1))
-        ).bit_length()
+        return ((-self.fmt.min_code) * self.p_max * self.mult + round_bias(self.shift)).bit_length()
 
 
 def igelu_constants(fmt: Format) -> IGeluConstants:
@@ -244,16 +243,15 @@ def igelu_constants(fmt: Format) -> IGeluConstants:
 def igelu(codes, fmt: Format) -> np.ndarray:
     """Integer i-GELU of codes in ``fmt``, requantized and saturated to ``fmt`` (exact).
 
-    Follows I-BERT's Algorithm 2 step by step (see the module docstring); rounding of the
-    requantization is half toward +infinity.
+    Follows I-BERT's Algorithm 2 step by step (see the module docstring); the requantization is
+    ``golden.fixed.requantize`` (rounding half toward +infinity, saturation to ``fmt``).
     """
     c = igelu_constants(fmt)
     q = _check_codes(codes, fmt)
     q_l = (np.minimum(np.abs(q), c.clip) + c.q_b) ** 2 + c.q_c  # i-POLY
     q_erf = np.sign(q) * q_l  # i-ERF
     q_out = q * (q_erf + c.q_1)  # i-GELU, scale S * S_erf / 2 (negative)
-    y = (-q_out * c.mult + (1 << (c.shift - 1))) >> c.shift
-    return np.clip(y, fmt.min_code, fmt.max_code)
+    return requantize(-q_out * c.mult, c.shift, fmt.width)  # golden.fixed's rounding, saturated
 
 
 def igelu_float(x) -> np.ndarray:

@@ -1,11 +1,11 @@
-"""Golden models of the baselines (golden/intact.py) against their float definitions."""
+"""Golden models of the baselines (golden/intbaselines.py) against their float definitions."""
 
 import math
 
 import numpy as np
 import pytest
 
-from helu.golden import intact
+from helu.golden import intbaselines
 from helu.golden.fixed import Format
 
 WIDTHS_8 = [Format(8, frac) for frac in (0, 3, 4, 5, 7)]
@@ -19,23 +19,23 @@ def all_codes(fmt: Format) -> np.ndarray:
 
 def test_relu_cmp_is_relu_on_every_code():
     codes = all_codes(Format(10, 0))
-    np.testing.assert_array_equal(intact.relu_cmp(codes), np.maximum(codes, 0))
+    np.testing.assert_array_equal(intbaselines.relu_cmp(codes), np.maximum(codes, 0))
     # Hand-picked codes, the boundary 0 included (relu_cmp is fixed.forward itself: comparing
     # the two would compare a function with itself).
     edges = np.array([-512, -2, -1, 0, 1, 2, 511])
-    assert intact.relu_cmp(edges).tolist() == [0, 0, 0, 0, 1, 2, 511]
+    assert intbaselines.relu_cmp(edges).tolist() == [0, 0, 0, 0, 1, 2, 511]
 
 
 def test_relu_cmp_keeps_shape():
     codes = np.arange(-6, 6).reshape(3, 4)
-    assert intact.relu_cmp(codes).shape == (3, 4)
+    assert intbaselines.relu_cmp(codes).shape == (3, 4)
 
 
 @pytest.mark.parametrize("shift", [1, 2, 3, 7, 8, 12])
 def test_leaky_is_floor_of_the_slope_on_every_code(shift):
     codes = all_codes(Format(8, 0))
     expected = [k if k > 0 else math.floor(k / 2**shift) for k in codes.tolist()]
-    got = intact.leaky(codes, shift)
+    got = intbaselines.leaky(codes, shift)
     np.testing.assert_array_equal(got, expected)
     # Rounding toward minus infinity: never above the exact k * 2**-shift, less than 1 below.
     exact = np.where(codes > 0, codes, codes / 2**shift)
@@ -43,7 +43,7 @@ def test_leaky_is_floor_of_the_slope_on_every_code(shift):
 
 
 def test_leaky_small_negatives_round_to_minus_one():
-    assert intact.leaky(np.array([-1, -127, -128, 0, 5]), 7).tolist() == [-1, -1, -1, 0, 5]
+    assert intbaselines.leaky(np.array([-1, -127, -128, 0, 5]), 7).tolist() == [-1, -1, -1, 0, 5]
 
 
 @pytest.mark.parametrize(
@@ -57,22 +57,22 @@ def test_leaky_small_negatives_round_to_minus_one():
 )
 def test_leaky_shift_wrong(shift, error, message):
     with pytest.raises(error, match=f"^{message}$"):
-        intact.leaky(np.array([1, -1]), shift)
+        intbaselines.leaky(np.array([1, -1]), shift)
 
 
 def test_codes_wrong():
     with pytest.raises(TypeError, match="^Codes must be integers, not an array of float64$"):
-        intact.relu_cmp(np.array([0.5]))
+        intbaselines.relu_cmp(np.array([0.5]))
     with pytest.raises(ValueError, match=r"^Code 128 is outside Q8.4 \(codes -128 to 127\)$"):
-        intact.igelu(np.array([0, 128]), Format(8, 4))
+        intbaselines.igelu(np.array([0, 128]), Format(8, 4))
 
 
 @pytest.mark.parametrize("fmt", [Format(8, 4), Format(16, 8), Format(16, 0), Format(12, 9)])
 def test_igelu_constants_match_ibert_formulas(fmt):
     # Float evaluation of Algorithm 2's constants; the exact ones must agree wherever the float
     # value is not within rounding of an integer (checked, so the comparison is meaningful).
-    c = intact.igelu_constants(fmt)
-    a, b = float(intact.IGELU_A), float(intact.IGELU_B)
+    c = intbaselines.igelu_constants(fmt)
+    a, b = float(intbaselines.IGELU_A), float(intbaselines.IGELU_B)
     s_prime = fmt.step / math.sqrt(2)
     s_erf = a * s_prime**2
     for name, value in [
@@ -88,7 +88,7 @@ def test_igelu_constants_match_ibert_formulas(fmt):
 
 def test_igelu_constants_are_exact_at_an_integer_boundary():
     # b / S' = -1.769 * sqrt(2) * 2**frac is irrational: never an integer, so floor = ceil - 1.
-    c = intact.igelu_constants(Format(8, 4))
+    c = intbaselines.igelu_constants(Format(8, 4))
     assert c.q_b == -math.ceil(1.769 * math.sqrt(2) * 16) == -41
 
 
@@ -103,14 +103,14 @@ def test_igelu_matches_algorithm_2_by_hand():
     # x = -1 (q = -16): q_erf = +1148; q_out = -16 (1148 - 1773) = 10000;
     #   y = (-10000 * 296 + 2**19) >> 20 = -3 (GELU(-1) * 16 = -2.54)
     fmt = Format(8, 4)
-    c = intact.igelu_constants(fmt)
+    c = intbaselines.igelu_constants(fmt)
     assert (c.q_b, c.q_c, c.q_1, c.mult, c.shift) == (-41, -1773, -1773, 296, 20)
-    assert intact.igelu(np.array([16, -16]), fmt).tolist() == [13, -3]
+    assert intbaselines.igelu(np.array([16, -16]), fmt).tolist() == [13, -3]
 
 
 def test_igelu_zero_and_saturation():
     fmt = Format(8, 4)
-    y = intact.igelu(np.array([0, fmt.max_code, fmt.min_code]), fmt)
+    y = intbaselines.igelu(np.array([0, fmt.max_code, fmt.min_code]), fmt)
     assert y.tolist()[0] == 0
     assert fmt.min_code <= y.min() and y.max() <= fmt.max_code
 
@@ -121,19 +121,19 @@ def test_igelu_float_is_ibert_polynomial():
     erf = [
         math.copysign(-0.2888 * (min(abs(v), 1.769) - 1.769) ** 2 + 1, v) if v else 0.0 for v in u
     ]
-    np.testing.assert_allclose(intact.igelu_float(x), x / 2 * (1 + np.array(erf)), rtol=1e-15)
+    np.testing.assert_allclose(intbaselines.igelu_float(x), x / 2 * (1 + np.array(erf)), rtol=1e-15)
 
 
 def test_gelu_is_x_phi():
     x = np.array([-3.0, -1.0, 0.0, 1.0, 2.5])
     phi = np.array([0.5 * math.erfc(-v / math.sqrt(2)) for v in x])
-    np.testing.assert_allclose(intact.gelu(x), x * phi, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(intbaselines.gelu(x), x * phi, rtol=1e-12, atol=1e-15)
 
 
 def float_approximation_error() -> float:
     """Sup of |igelu_float - gelu| (value units), on a grid far finer than any format's step."""
     x = np.linspace(-6.0, 6.0, 1_200_001)
-    return float(np.abs(intact.igelu_float(x) - intact.gelu(x)).max())
+    return float(np.abs(intbaselines.igelu_float(x) - intbaselines.gelu(x)).max())
 
 
 @pytest.fixture(scope="module")
@@ -143,8 +143,8 @@ def poly_error():
 
 @pytest.mark.parametrize("fmt", IGELU_FORMATS, ids=str)
 def test_igelu_error_is_bounded(fmt, poly_error):
-    err = intact.igelu_error(fmt)
-    bound = intact.igelu_constants(fmt).error_bound
+    err = intbaselines.igelu_error(fmt)
+    bound = intbaselines.igelu_constants(fmt).error_bound
     # What the integers add to I-BERT's float approximation stays within the proven bound ...
     assert err.int_float_max <= bound, err.to_dict()
     # ... and the float approximation's own error is I-BERT's polynomial error, in this format's
@@ -162,35 +162,35 @@ def test_igelu_polynomial_error_is_iberts(poly_error):
 
 def test_igelu_error_catches_a_wrong_unit():
     fmt = Format(8, 4)
-    good = intact.igelu(all_codes(fmt), fmt)
-    bound = intact.igelu_constants(fmt).error_bound
-    assert intact.igelu_error(fmt, good).int_float_max <= bound
+    good = intbaselines.igelu(all_codes(fmt), fmt)
+    bound = intbaselines.igelu_constants(fmt).error_bound
+    assert intbaselines.igelu_error(fmt, good).int_float_max <= bound
     wrong = good.copy()
     wrong[200] += math.ceil(bound) + 1
-    assert intact.igelu_error(fmt, wrong).int_float_max > bound
+    assert intbaselines.igelu_error(fmt, wrong).int_float_max > bound
 
 
 def test_igelu_error_wrong():
     with pytest.raises(ValueError, match="^Expected 256 outputs .* not \\(3,\\)$"):
-        intact.igelu_error(Format(8, 4), np.array([0, 1, 2]))
+        intbaselines.igelu_error(Format(8, 4), np.array([0, 1, 2]))
     with pytest.raises(ValueError, match="^Width 24 has too many codes to enumerate"):
-        intact.igelu_error(Format(24, 4))
+        intbaselines.igelu_error(Format(24, 4))
     with pytest.raises(TypeError, match="^Format must be a golden.fixed.Format, not \\(8, 4\\)$"):
-        intact.igelu_error((8, 4))
+        intbaselines.igelu_error((8, 4))
 
 
 def test_igelu_constants_wrong():
     with pytest.raises(
         ValueError, match="^i-GELU in Q32.8 needs 84-bit intermediates, more than 62"
     ):
-        intact.igelu_constants(Format(32, 8))
+        intbaselines.igelu_constants(Format(32, 8))
     with pytest.raises(TypeError, match="^Format must be a golden.fixed.Format, not 8$"):
-        intact.igelu_constants(8)
+        intbaselines.igelu_constants(8)
 
 
-def test_golden_intact_imports_no_torch():
+def test_golden_intbaselines_imports_no_torch():
     import subprocess
     import sys
 
-    code = "import sys, helu.golden.intact; sys.exit('torch' in sys.modules)"
+    code = "import sys, helu.golden.intbaselines; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
