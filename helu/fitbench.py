@@ -59,6 +59,7 @@ def run(seeds: int = 3, out_dir=None) -> list[dict]:
     from helu.golden.intmodel import load
     from helu.hw.net.synth import synthesize_mlp, synthesize_trainer
     from helu.hw.net.trainer import TrainSpec
+    from helu.mlp import critical_path_line
     from helu.onchip import scratch_net
 
     work = Path(out_dir or tempfile.mkdtemp(prefix="helu-fit-"))
@@ -89,6 +90,8 @@ def run(seeds: int = 3, out_dir=None) -> list[dict]:
             print(f"  target: {line}")
         if record.get("fmax_reason"):
             print(f"  no Fmax: {record['fmax_reason']}")
+        if critical_path_line(record):
+            print(f"  {critical_path_line(record)}")
     print(_marlann())
     return rows
 

@@ -294,6 +294,21 @@ def _trainer_rows(records) -> str:
     return table(head, rows)
 
 
+def critical_path_line(record) -> str | None:
+    """One line naming a synthesis record's critical path (``hw.synth.parse_critical_path``),
+    or ``None`` when it has none."""
+    path = record.get("critical_path")
+    if not path:
+        return None
+    through = ", ".join(path["signals"]) or "unnamed nets"
+    first = f"; first assignment on it: {path['statements'][0]}" if path["statements"] else ""
+    return (
+        f"{record['device']}: critical path {path['ns']:.2f} ns (seed {path['seed']}: "
+        f"{path['logic_ns']:.2f} logic, {path['routing_ns']:.2f} routing, {path['levels']} logic "
+        f"levels) from {through}{first}"
+    )
+
+
 def synth_trainer(args) -> int:
     """``helu synth --unit trainer [--model DIR]``: the training engine's cells, placement and
     Fmax on each target (the digits 64-32-32-10 net from scratch without ``--model``; with it,
@@ -349,5 +364,7 @@ def synth_trainer(args) -> int:
     path.write_text(json.dumps(records, indent=2) + "\n")
     outdir.mark(args.out, "synth")
     print(_trainer_rows(records))
+    for line in filter(None, map(critical_path_line, records)):
+        print(line)
     print(f"results: {path}")
     return 0

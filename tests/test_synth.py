@@ -17,6 +17,7 @@ from helu.hw.synth import (
     TARGETS,
     DoesNotFit,
     count_cells,
+    parse_critical_path,
     parse_nextpnr_log,
     parse_nextpnr_report,
     parse_yosys_stat,
@@ -172,6 +173,22 @@ def test_parse_nextpnr_log_ice40(ice40_adder):
     # two independent outputs of the tool agree
     assert list(parsed.values())[0] == pytest.approx(list(report.values())[0], abs=0.01)
     assert fmax == min(parsed.values())
+
+
+@pytest.mark.slow
+def test_parse_critical_path(ice40_adder):
+    """The adder's critical path: register ra/rb to register s through the carry chain, its
+    delay the one the Fmax comes from, the design's own names on it."""
+    folder, _, fmax = ice40_adder
+    log = (folder / "nextpnr.seed1.log").read_text()
+    path = parse_critical_path(log)
+    assert path["ns"] == pytest.approx(1000 / fmax, rel=0.02), (path["ns"], fmax)
+    assert path["levels"] >= 2 and path["logic_ns"] + path["routing_ns"] == pytest.approx(
+        path["ns"], abs=0.02
+    )
+    assert any(sig.startswith(("ra", "rb")) for sig in path["signals"]), path["signals"]
+    # a log without the report (a design with no register-to-register path) gives none
+    assert parse_critical_path(log.replace("Critical path report for clock", "Report")) is None
 
 
 @pytest.mark.slow

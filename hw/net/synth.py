@@ -139,6 +139,7 @@ def synthesize(make, target: str, *, out_dir, seeds: int = 3, yosys: str = "yosy
         "fmax_reason": None,
         "harness_lut": None,
         "harness_ff": None,
+        "critical_path": None,
     }
     if inference:
         record["activation"] = engine.activation

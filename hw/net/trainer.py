@@ -19,16 +19,17 @@ to Amaranth values (``hw.net.requant.rule``): the shadows (``shadow_weights``), 
    Every layer's input stays in its own activation region, since the weight gradients need it.
 3. **Output error** at the last layer: ``e = saturate(L - TARGET * onehot(label))``
    (``golden.fixed.loss_gradient``); the logits and their argmax leave on the ``o`` stream.
-4. **Backward**, layer by layer from the last: one pass over the layer's weight words reads each
-   word once and, in the same cycle, (a) multiplies its shadows by the neuron's delta ``d[o]`` and
-   adds them into one accumulator per input (``W.T @ d`` through the same weight RAM, read
-   row-wise: no transposed copy; the shadows are the ones before the update, as golden), and
-   (b) forms the exact products ``d[o] * a[j]`` and writes back the updated masters
+4. **Backward**, layer by layer from the last: one pass over the layer's weight words in column
+   order (per input word, every neuron: ``core.DenseNest.column_step``) reads each word once
+   and, in the same cycle, (a) multiplies its shadows by the neuron's delta ``d[o]`` and adds
+   them into ``P`` accumulators, one per input of the column (``W.T @ d`` through the same weight
+   RAM: no transposed copy; the shadows are the ones before the update, as golden), and (b)
+   forms the exact products ``d[o] * a[j]`` and writes back the updated masters
    ``saturate(master - scale_shift(grad, grad_shift))`` (``golden.fixed.update``) to the word it
-   read; the neuron's bias is updated the same way. After the pass the accumulators are
-   requantized with the layer's delta shift and go, ``P`` at a time, through the backward-mask
-   unit ``hw.units.backward.Backward(stash="mask")`` with the mask bits from the mask memory:
-   that is the next layer's delta ``d``.
+   read; the neuron's bias is updated the same way in the first column. As each column ends,
+   its sums are requantized with the layer's delta shift and go through the backward-mask unit
+   ``hw.units.backward.Backward(stash="mask")`` with the column's mask bits into the delta
+   memory: the next layer's delta ``d``, which its pass reads back a code a cycle.
 
 **Conv layers** (``golden.netimage``: one master word per (group of ``P`` output channels, tap,
 input channel), lane ``k`` output channel ``g * P + k``; ``P`` biases per group):
@@ -59,12 +60,11 @@ changes master and shadow at once and the shadow always equals ``shadow_weights(
 
 Memories (``amaranth.lib.memory.Memory``): masters, one word of ``P`` int16 codes per (layer,
 neuron, chunk); biases, one int32 per neuron; activations, one region of ``P``-code words per
-layer input; the mask memory, ``P`` bits per word, one region per hidden layer; the ``W.T @ d``
-accumulators of the dense layers, one word of ``P`` per input chunk (read and written back in
-the backward pass; the delta registers ``d`` of one dense layer's outputs stay registers); with
-convolutions, the delta memory of the conv maps. The mask stash takes one bit per hidden element
-where stashing the pre-activation ``z`` would take ``ACT_WIDTH`` (:attr:`Trainer.mask_bits`
-against :attr:`Trainer.z_stash_bits`).
+layer input; the mask memory, ``P`` bits per word, one region per hidden layer; the delta
+memory, one region of ``P``-code words per hidden layer output (dense and conv). Registers hold
+only the output error (one code per class) and one column of ``P`` ``W.T @ d`` accumulators.
+The mask stash takes one bit per hidden element where stashing the pre-activation ``z`` would
+take ``ACT_WIDTH`` (:attr:`Trainer.mask_bits` against :attr:`Trainer.z_stash_bits`).
 
 Exactness: golden sums in int64. The forward accumulator here is wide enough for an int32 bias
 plus any sum of int8 shadows times inputs (:attr:`Trainer.acc_width`, 33 bits for the digits
@@ -77,8 +77,8 @@ its loop nest, ``positions * groups * max(taps * c_in, P)``), ``S`` backward iss
 the dense layers, and fixed drains between phases; a conv layer adds its gradient pass,
 ``groups * (fan_in * positions + P)`` (``MACs / P`` plus the biases), and above layer 0 its delta
 pass (per input position, channel and group, its stride-phase taps: ``MACs / P`` for whole
-groups, :meth:`Trainer.conv_delta_cycles`). Digits CNN at ``P = 8``: 8,857 cycles a step
-against the ideal 9,024; the 64-32-32-10 MLP: 899 against 1,016. A dense layer's backward pass
+groups, :meth:`Trainer.conv_delta_cycles`). Digits CNN at ``P = 8``: 8,827 cycles a step
+against the ideal 9,024; the 64-32-32-10 MLP: 892 against 1,016. A dense layer's backward pass
 does ``2 P`` multiplies a cycle (``P`` for the deltas, ``P`` for the gradients), so a step takes
 fewer cycles than the ideal "forward, backward-delta and weight-gradient multiplies divided by
 ``P``" (:attr:`Trainer.ideal_cycles`).
@@ -430,8 +430,9 @@ class Trainer(wiring.Component):
 
     @property
     def bwd_drain(self) -> int:
-        """Idle cycles after a backward pass's last issue (its last write has landed)."""
-        return _BWD_STAGES
+        """Idle cycles after a backward pass's last issue: its last write has landed and been
+        folded into the digest (one register stage after the write)."""
+        return _BWD_STAGES + 1
 
     @property
     def delta_drain(self) -> int:
@@ -1037,8 +1038,15 @@ class Trainer(wiring.Component):
             m.d.comb += [b_wr.addr.eq(baddr_w), b_wr.data.eq(new_bias), b_wr.en.eq(1)]
         # The step's digest: every word is written exactly once per backward pass (padding lanes
         # with their 0), so folding the writes in their order digests the whole new state.
-        folded = Mux(wen, _fold(Cat(*new_lanes)), 0) ^ Mux(ben, _fold(new_bias), 0)
-        with m.If(wen | ben):
+        # One register stage before the digest: the updated words' path (shift select, rounding,
+        # subtract, saturate) would otherwise run on through the fold into the digest, the
+        # ECP5 build's critical path.
+        folded, fold_en = Signal(DIGEST_WIDTH), Signal()
+        m.d.sync += [
+            folded.eq(Mux(wen, _fold(Cat(*new_lanes)), 0) ^ Mux(ben, _fold(new_bias), 0)),
+            fold_en.eq(wen | ben),
+        ]
+        with m.If(fold_en):
             m.d.sync += self.digest.eq(self.digest.rotate_left(1) ^ folded)
         # W.T @ d, one column at a time: P accumulators, for the input word of the column. The
         # column's first neuron overwrites them, so nothing clears them and a reset mid-step

@@ -45,6 +45,7 @@ The tables, the results files and the cost plot are the report layer's:
 
 from helu.hw.synth.parse import (
     count_cells,
+    parse_critical_path,
     parse_nextpnr_log,
     parse_nextpnr_report,
     parse_yosys_stat,
@@ -81,6 +82,7 @@ __all__ = [
     "tools_for",
     "over_capacity",
     "parse_yosys_stat",
+    "parse_critical_path",
     "parse_nextpnr_log",
     "parse_nextpnr_report",
     "count_cells",

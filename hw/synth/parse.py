@@ -9,7 +9,13 @@ import re
 
 from helu.hw.synth.targets import TARGETS
 
-__all__ = ["parse_yosys_stat", "parse_nextpnr_log", "parse_nextpnr_report", "count_cells"]
+__all__ = [
+    "parse_yosys_stat",
+    "parse_nextpnr_log",
+    "parse_nextpnr_report",
+    "parse_critical_path",
+    "count_cells",
+]
 
 
 def _json_table(text: str, what: str, key: str) -> dict:
@@ -69,6 +75,75 @@ def parse_nextpnr_log(text: str) -> dict[str, float]:
     if not fmax:
         raise ValueError("nextpnr log has no post-route 'Max frequency for clock' line")
     return fmax
+
+
+_PATH_HEAD_RE = re.compile(r"Critical path report for clock '[^']+' \(posedge -> posedge\):")
+# A step of the path: newer nextpnr (ECP5) names its kind ("clk-to-q", "routing", "logic",
+# "setup"), older nextpnr-ice40 leaves it out; then the delay, the running total, and what.
+_PATH_STEP_RE = re.compile(
+    r"Info:\s+(?:([a-z-]+)\s+)?([0-9.]+)\s+([0-9.]+)\s+(Source|Net|Setup)\s+(\S+)"
+)
+_PATH_SUM_RE = re.compile(r"Info: ([0-9.]+) ns logic, ([0-9.]+) ns routing")
+
+
+def _signal_name(net: str) -> str | None:
+    """The design's own name of a netlist net (``unit.layer3[0]`` -> ``layer3[0]``), or ``None``
+    for a name the tools made up (``$abc$...``, ``unit.$408``)."""
+    name = net.split("\\")[-1] if "\\" in net else net
+    name = name.removeprefix("unit.")
+    return None if name.startswith("$") or "$" in name.split("[")[0] else name
+
+
+def _levels(steps) -> int:
+    """Logic cells on a path: its "logic" steps, or (a log without kinds) its sources after the
+    first (the launching register)."""
+    if any(kind for kind, *_ in steps):
+        return sum(1 for kind, *_ in steps if kind == "logic")
+    return max(sum(1 for _, _, _, what, _ in steps if what == "Source") - 1, 0)
+
+
+def parse_critical_path(text: str, verilog: str | None = None) -> dict | None:
+    """The post-route register-to-register critical path of a nextpnr log: ``ns`` (total),
+    ``logic_ns``, ``routing_ns``, ``levels`` (logic cells on it), ``start`` and ``end`` (the
+    source and sink cells), ``signals`` (the design's own signal names the path runs through, in
+    order). With ``verilog`` (the text of the Verilog file nextpnr's "Defined in" lines cite),
+    ``statements``: the assignments the path runs through, in order, as written there (what
+    names the path in the generated Verilog, so in the Amaranth source). ``None`` when the log
+    has no such report (no register-to-register path)."""
+    marker = text.rfind("Routing complete")
+    heads = list(_PATH_HEAD_RE.finditer(text, max(marker, 0)))
+    if not heads:
+        return None
+    block = text[heads[-1].end() :]
+    block = block[: block.find("\n\n")] if "\n\n" in block else block
+    steps = _PATH_STEP_RE.findall(block)
+    total = _PATH_SUM_RE.search(block)
+    if not steps or not total:
+        return None
+    sources = [name for kind, _, _, what, name in steps if what == "Source"]
+    signals = []
+    for _, _, _, what, name in steps:
+        sig = _signal_name(name) if what == "Net" else None
+        if sig and sig not in signals:
+            signals.append(sig)
+    sinks = re.findall(r"Sink\s+(\S+)", block)
+    statements = []
+    if verilog is not None:
+        lines = verilog.splitlines()
+        for number in re.findall(r"\.v:(\d+)\.\d+-", block):
+            line = lines[int(number) - 1].strip() if int(number) <= len(lines) else ""
+            if line.startswith("assign") and line not in statements:
+                statements.append(line)
+    return {
+        "ns": float(steps[-1][2]),
+        "logic_ns": float(total.group(1)),
+        "routing_ns": float(total.group(2)),
+        "levels": _levels(steps),
+        "start": sources[0] if sources else None,
+        "end": sinks[-1] if sinks else None,
+        "signals": signals,
+        "statements": statements,
+    }
 
 
 def parse_nextpnr_report(text: str) -> dict[str, float]:

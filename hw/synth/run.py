@@ -12,6 +12,7 @@ from pathlib import Path
 from helu.common.outdir import sha256_file
 from helu.hw.synth.parse import (
     count_cells,
+    parse_critical_path,
     parse_nextpnr_log,
     parse_nextpnr_report,
     parse_yosys_stat,
@@ -351,7 +352,13 @@ def harness_timing(
     except DoesNotFit as exc:
         out.update(fits=False, fmax_reason=str(exc))
     else:
-        out.update(fmax_mhz=statistics.median(values), fmax_seeds=values)
+        median = statistics.median(values)
+        out.update(fmax_mhz=median, fmax_seeds=values)
+        # The critical path of the seed closest to the median, named in the harness Verilog.
+        seed = min(range(len(values)), key=lambda i: abs(values[i] - median)) + 1
+        log_text = (work / f"nextpnr.seed{seed}.log").read_text(errors="replace")
+        path = parse_critical_path(log_text, (work / f"{htop}.v").read_text())
+        out["critical_path"] = None if path is None else {"seed": seed, **path}
     return out
 
 
