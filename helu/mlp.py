@@ -136,10 +136,13 @@ def sim_table(results) -> str:
     return "\n".join(lines)
 
 
-def run_sim(golden, *, simulators, lanes=8, out="build/sim", stall=0.0) -> list[dict]:
+def run_sim(
+    golden, *, simulators, lanes=8, out="build/sim", stall=0.0, netlist=None
+) -> list[dict]:
     """Every sample of the ``helu golden --net`` folder ``golden`` through the engine with
-    ``lanes`` multiply-accumulates per cycle; ``ValueError`` first when the folder's stored
-    logits or classes are not what its own model computes (``intgolden.check_inference``)."""
+    ``lanes`` multiply-accumulates per cycle (``netlist``: through that mapped netlist of it,
+    gate by gate); ``ValueError`` first when the folder's stored logits or classes are not what
+    its own model computes (``intgolden.check_inference``)."""
     from helu.golden import intgolden
     from helu.sim.mlp import run_mlp
 
@@ -160,6 +163,7 @@ def run_sim(golden, *, simulators, lanes=8, out="build/sim", stall=0.0) -> list[
         out=out,
         idle=stall,
         backpressure=stall,
+        netlist=netlist,
     )
 
 
@@ -170,7 +174,8 @@ def sim(args) -> int:
 
     sims = name_list(args.sim, runner.SIMULATORS, "simulator")
     lanes = _lanes(args.macs)
-    results = run_sim(args.golden, simulators=sims, lanes=lanes, out=args.out, stall=args.stall)
+    results = run_sim(args.golden, simulators=sims, lanes=lanes, out=args.out, stall=args.stall,
+                      netlist=args.netlist)  # fmt: skip
     print(sim_table(results))
     bad = [r for r in results if r["mismatches"] or not r["checked"]]
     for r in bad:

@@ -180,6 +180,7 @@ def run_onchip(
     force: bool = False,
     model=None,
     data=None,
+    netlist=None,
 ) -> dict:
     """Train the engine for ``steps`` samples of the digits training split (a fresh permutation
     per epoch) on each simulator; compare every step with the golden model; write the summary
@@ -192,7 +193,11 @@ def run_onchip(
     ``model``: a ``helu quantize`` (or ``helu golden --net``) folder: that network is trained
     from its exported state, on ``data`` (an ``.npz`` or a built-in set's name, quantized with
     the model's input format) or, without ``data``, on the training split stored in the
-    folder's trajectory. Without ``model``: a fresh digits 64-32-32-10 net (``seed``)."""
+    folder's trajectory. Without ``model``: a fresh digits 64-32-32-10 net (``seed``).
+
+    ``netlist``: train that mapped netlist of the engine (``hw.net.synth.mapped_netlist``) gate
+    by gate on Yosys's cell models instead of the RTL; refused before anything is written when it
+    is not a build of this engine and state."""
     import torch
 
     from helu.golden import data as data_sets
@@ -219,7 +224,14 @@ def run_onchip(
     sizes = [net.ops[0].in_size] + [op.out_size for op in net.ops]
     spec = TrainSpec.from_net(net, input_max=net.input.magnitude)
     # Built for its figures; refuses what the engine cannot build before anything is written.
-    dut = unelaborated(Trainer(spec, lanes))
+    dsp = None
+    if netlist is not None:
+        from helu.hw.net.synth import check_mapped, mapped_netlist
+
+        netlist, mapped = mapped_netlist(netlist)
+        dsp = mapped.get("dsp")
+        check_mapped(mapped, unelaborated(Trainer(spec, lanes, dsp=dsp)))
+    dut = unelaborated(Trainer(spec, lanes, dsp=dsp))
     classes = sizes[-1]
 
     start = time.perf_counter()
@@ -234,7 +246,8 @@ def run_onchip(
     labels = traj["labels"]
     out = outdir.prepare(out, "onchip", force=force)
     golden_acc = float(intnet.IntNet.evaluate(net, x_test, y_test)["acc"][0])
-    results = run_trainer(spec, traj, lanes=lanes, simulators=simulators, out=out / "sim")
+    results = run_trainer(spec, traj, lanes=lanes, simulators=simulators, out=out / "sim",
+                          dsp=dsp, netlist=netlist)  # fmt: skip
     golden_loss = step_losses(traj["logits"][:steps], labels[:steps])
     y_test = np.asarray(y_test)
     golden_engine_acc = None
@@ -282,6 +295,7 @@ def run_onchip(
         "full_check_every": every,
         "seed": seed,
         "trajectory": source,
+        "netlist": None if netlist is None else str(netlist),
         "alpha": alpha if model is None else None,
         "threshold": int(spec.threshold),
         "cycles_per_sample": dut.cycles_per_sample,

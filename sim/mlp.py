@@ -71,10 +71,13 @@ def run_mlp(
     ``model`` on each simulator; one result dict per simulator (see the module docstring).
 
     ``dsp``: the multiplier build (``hw.net.mac``). ``netlist``: simulate this mapped netlist of
-    the same engine (``hw.net.synth``'s record ``netlist``) with Yosys's cell models instead of
-    the RTL: a gate-level run of what synthesis produced, on the same bench."""
+    the same engine (``hw.net.synth.mapped_netlist``: the netlist, its record or its folder; its
+    multiplier build when ``dsp`` is not given) with Yosys's cell models instead of the RTL: a
+    gate-level run of what synthesis produced, on the same bench. A netlist of another engine or
+    model is refused (``ValueError``) before anything is written."""
     from helu.hw.net.mlp import MLP
     from helu.hw.net.verilog import generate
+    from helu.hw.units import unelaborated
 
     if test not in TESTS:
         raise ValueError(f"unknown MLP bench test {test!r}; choose one of {', '.join(TESTS)}")
@@ -88,11 +91,20 @@ def run_mlp(
         missing = runner.tool_missing(sim)
         if missing:
             raise RuntimeError(f"cannot simulate with {sim}: {missing}")
+    if netlist is not None:
+        from helu.hw.net.synth import check_mapped, mapped_netlist
+
+        netlist, mapped = mapped_netlist(netlist)
+        dsp = mapped.get("dsp") if dsp is None else dsp
+    # checked first; elaborated by generate unless a check refuses it
+    engine = unelaborated(MLP(model, lanes, activation=activation, dsp=dsp))
+    if netlist is not None:
+        check_mapped(mapped, engine)
     outdir.prepare(out, "sim")
     # a second helu sim on this --out is refused while this one runs, not interleaved
     with runner.lock(out):
-        gen = generate(MLP(model, lanes, activation=activation, dsp=dsp), Path(out) / "rtl")
-        source = Path(netlist) if netlist else gen.verilog
+        gen = generate(engine, Path(out) / "rtl")
+        source = netlist or gen.verilog
         results = []
         for sim in simulators:
             build = runner.build_files(source, gen.sidecar, sim, out, gates=bool(netlist))

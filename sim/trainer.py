@@ -87,19 +87,28 @@ def run_trainer(
 
     ``loads``: ``(addr, data)`` words written through the ``load`` port first (the trajectory
     must then start from that state). ``dsp``: the multiplier build (``hw.net.mac``).
-    ``netlist``: simulate this mapped netlist of the same engine (``hw.net.synth``'s record
-    ``netlist``) with Yosys's cell models instead of the RTL: a gate-level run on the same
-    bench.
+    ``netlist``: simulate this mapped netlist of the same engine (``hw.net.synth.mapped_netlist``:
+    the netlist, its record or its folder; its multiplier build when ``dsp`` is not given) with
+    Yosys's cell models instead of the RTL: a gate-level run on the same bench. A netlist of
+    another engine or state is refused (``ValueError``) before anything is written.
     """
     t = trajectory.check(traj, spec.check().layer_ops, lanes=lanes)
     for sim in simulators:
         missing = runner.tool_missing(sim)
         if missing:
             raise RuntimeError(f"cannot simulate with {sim}: {missing}")
+    if netlist is not None:
+        from helu.hw.net.synth import check_mapped, mapped_netlist
+        from helu.hw.net.trainer import Trainer
+        from helu.hw.units import unelaborated
+
+        netlist, mapped = mapped_netlist(netlist)
+        dsp = mapped.get("dsp") if dsp is None else dsp
+        check_mapped(mapped, unelaborated(Trainer(spec, lanes, dsp=dsp)))
     outdir.prepare(out, "sim")
     with runner.lock(out):  # a second run on this --out is refused, not interleaved
         verilog, sidecar, meta = generate(spec, lanes, out, dsp=dsp)
-        source = Path(netlist) if netlist else verilog
+        source = netlist or verilog
         results = []
         for sim in simulators:
             build = _build(source, sidecar, sim, out, gates=bool(netlist))

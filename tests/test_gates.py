@@ -2,6 +2,8 @@
 block RAMs with the weights in their INIT, SB_MAC16 in 8x8 mode), simulated with Yosys's own cell
 models on the inference engine's cocotb bench: every sample bit-exact against golden."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import need
@@ -81,3 +83,38 @@ def test_mapped_trainer_netlist_bit_exact(mapped_trainer):
     (result,) = run_trainer(spec, traj, lanes=4, simulators=("icarus",), dsp="sb_mac16",
                             netlist=record["netlist"], out=work / "sim", name="wrong")  # fmt: skip
     assert result["mismatches"] == 1 and result["first_mismatch"]["step"] == 7
+
+
+def test_a_netlist_of_another_build_is_refused(mapped, mapped_trainer, tmp_path):
+    """A mapped netlist is simulated only as the build it is of: another model, another lane
+    count or a folder without a netlist is refused in one line, before anything is written."""
+    from helu.golden import trajectory
+    from helu.hw.net.synth import mapped_netlist
+    from helu.sim.trainer import run_trainer
+
+    model, record, x, _ = mapped
+    other = intmodel.IntModel(
+        [w.copy() for w in model.weights], model.biases, model.shifts, threshold=-2,
+        input=model.input,
+    )  # fmt: skip
+    other.weights[0][0, 0] ^= 1
+    out = tmp_path / "sim"
+    with pytest.raises(ValueError, match="holds another model"):
+        run_mlp(other, vectors_from(other, x), lanes=4, netlist=record["netlist"], out=out)
+    with pytest.raises(ValueError, match="this engine is helu_mlp_9_6_3_p2_sb_mac16"):
+        run_mlp(model, vectors_from(model, x), lanes=2, netlist=Path(record["netlist"]).parent,
+                out=out)  # fmt: skip
+    net, spec, trecord, _ = mapped_trainer
+    traj = trajectory.record(net, *samples_of(net), lanes=2, every=1)
+    with pytest.raises(ValueError, match="the netlist is of helu_trainer_10_4_4_3_p4_sb_mac16"):
+        run_trainer(spec, traj, lanes=2, simulators=("icarus",), netlist=trecord["netlist"],
+                    out=out)  # fmt: skip
+    with pytest.raises(ValueError, match="no mapped netlist"):
+        mapped_netlist(tmp_path)
+    assert not out.exists()
+
+
+def samples_of(net):
+    from nets import samples
+
+    return samples(9, [10, 4, 4, 3], 2)

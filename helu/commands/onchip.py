@@ -39,6 +39,13 @@ def add_arguments(parser):
         "quantized with the model's input format (default: the training split in the folder)",
     )
     parser.add_argument("--lanes", type=int, default=8, help="P, MACs per cycle (default: 8)")
+    parser.add_argument(
+        "--netlist",
+        metavar="PATH",
+        help="train this mapped netlist of the engine gate by gate (Yosys's cell models) instead "
+        "of the RTL: a build folder or record.json of 'helu synth --unit trainer --target up5k', "
+        "or its <top>.netlist.v (the same network, --lanes and state)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="initial weights and sample order")
     parser.add_argument(
         "--no-test",
@@ -66,7 +73,10 @@ def run(args) -> int:
     sim = args.sim
     if sim is None:
         sim = "verilator"
-        if args.model is not None and _has_conv(args.model):
+        if args.netlist is not None:
+            sim = "icarus"
+            log.warning("a gate-level run: simulating on Icarus (see --sim)")
+        elif args.model is not None and _has_conv(args.model):
             sim = "icarus"
             log.warning("a model with convolutions: simulating on Icarus (see --sim)")
     sims = name_list(sim, SIMULATORS, "simulator")
@@ -83,6 +93,7 @@ def run(args) -> int:
         evaluate=not args.no_test,
         model=args.model,
         data=args.data,
+        netlist=args.netlist,
     )
     print(
         f"engine {'-'.join(map(str, s['sizes']))}, P = {s['lanes']}: {s['cycles_per_sample']} "

@@ -53,6 +53,13 @@ def add_arguments(parser):
         "T driven on the runtime threshold port)",
     )
     mlp.add_arguments(parser)
+    parser.add_argument(
+        "--netlist",
+        metavar="PATH",
+        help="--unit net: simulate this mapped netlist of the engine gate by gate (Yosys's cell "
+        "models) instead of the RTL: a build folder or record.json of 'helu synth --unit net "
+        "--target up5k', or its <top>.netlist.v",
+    )
 
 
 def format_table(summary: dict) -> str:
@@ -112,6 +119,8 @@ def run(args) -> int:
             )
         if args.model and args.golden != args.model:
             raise ValueError("give the network's folder once: --model DIR (or --golden DIR)")
+    elif args.netlist is not None:
+        raise ValueError("--netlist is for --unit net (an engine's mapped netlist)")
     if args.golden is None:
         raise ValueError("--golden DIR is required (make one with 'helu golden')")
     if not Path(args.golden).is_dir():

@@ -31,6 +31,8 @@ from helu.hw.synth import (
 from helu.hw.tools import find_tool, tool_version
 
 __all__ = [
+    "mapped_netlist",
+    "check_mapped",
     "synthesize",
     "synthesize_mlp",
     "synthesize_trainer",
@@ -209,3 +211,57 @@ def synthesize_trainer(
         return Trainer(spec, lanes, stash=stash, dsp=TARGETS[target].get("dsp_cell"))
 
     return synthesize(make, target, out_dir=out_dir, seeds=seeds, yosys=yosys)
+
+
+def mapped_netlist(path) -> tuple[Path, dict]:
+    """``(netlist, sidecar)`` of an engine netlist :func:`synthesize` mapped: ``path`` is its
+    ``<top>.netlist.v`` (the record's ``netlist``), the build's ``record.json``, or the folder
+    holding them; the sidecar (``<top>.json`` beside the netlist) says which engine build it is.
+    ``ValueError`` naming what is missing."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / "record.json").is_file():
+            raise ValueError(
+                f"{path}: no mapped netlist there (no record.json of 'helu synth --unit "
+                "net|trainer --target up5k'); give that build folder or its <top>.netlist.v"
+            )
+        path = path / "record.json"
+    if path.name == "record.json":
+        try:
+            path = Path(json.loads(path.read_text())["netlist"])
+        except (OSError, ValueError, KeyError, TypeError):
+            raise ValueError(
+                f"{path}: not a synthesis record with a netlist; give the <top>.netlist.v that "
+                "'helu synth --unit net|trainer' wrote, or its folder"
+            ) from None
+    if not path.is_file() or not path.name.endswith(".netlist.v"):
+        raise ValueError(
+            f"{path}: no mapped netlist (<top>.netlist.v) there; run 'helu synth --unit "
+            "net|trainer --target up5k' and give its build folder"
+        )
+    sidecar = path.with_name(path.name.removesuffix(".netlist.v") + ".json")
+    try:
+        meta = json.loads(sidecar.read_text())
+        meta["top"], meta["model_sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ValueError(f"{path}: its sidecar {sidecar.name} is missing or damaged") from None
+    return path, meta
+
+
+def check_mapped(mapped: dict, engine) -> None:
+    """Refuse a netlist (its sidecar ``mapped``) that is not a build of ``engine``: another top
+    (sizes, lanes, multipliers, variant) or another model (weights, shifts): ``ValueError``."""
+    from helu.hw.net.verilog import describe
+
+    want = describe(engine)
+    if mapped["top"] != want["top"]:
+        raise ValueError(
+            f"the netlist is of {mapped['top']}, this engine is {want['top']}: synthesize this "
+            "engine (same model, --macs and target) or simulate the one the netlist is of"
+        )
+    if mapped["model_sha256"] != want["model_sha256"]:
+        raise ValueError(
+            f"the netlist of {mapped['top']} holds another model (weights or shifts; sha256 "
+            f"{mapped['model_sha256'][:12]}, this one {want['model_sha256'][:12]}): synthesize "
+            "this model"
+        )
