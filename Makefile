@@ -40,9 +40,11 @@ test-fast: setup
 bench: setup
 	$(BIN)/python -m helu.bench
 
-# The engines on the iCE40 UP5K and the ECP5 against the fit targets (tens of minutes of CPU).
+# The engines on the iCE40 UP5K and the ECP5 against the fit targets (tens of minutes of CPU);
+# FIT="--only mlp-up5k-p16 --seeds 1" picks builds and seeds.
+FIT ?=
 bench-fit: setup
-	$(BIN)/python -m helu.fitbench
+	$(BIN)/python -m helu.fitbench $(FIT)
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -54,7 +54,14 @@ def _verdicts(key, record) -> list[str]:
     return out
 
 
-def run(seeds: int = 3, out_dir=None) -> list[dict]:
+def _build_name(build) -> str:
+    kind, target, lanes = build
+    return f"{kind}-{target}-p{lanes}"
+
+
+def run(seeds: int = 3, out_dir=None, only=None) -> list[dict]:
+    """Synthesize the builds (all, or those named in ``only``: ``mlp-up5k-p16`` and so on) and
+    print each figure against its target; returns the records."""
     from helu.golden.intgolden import export_net
     from helu.golden.intmodel import load
     from helu.hw.net.synth import synthesize_mlp, synthesize_trainer
@@ -68,7 +75,7 @@ def run(seeds: int = 3, out_dir=None) -> list[dict]:
     model = load(work / "golden-net" / "model")
     spec = TrainSpec.from_net(scratch_net(0))
     rows = []
-    for kind, target, lanes in _builds():
+    for kind, target, lanes in [b for b in _builds() if not only or _build_name(b) in only]:
         start = time.monotonic()
         print(f"{kind} P={lanes} on {target}: synthesis and {seeds} nextpnr seeds ...", flush=True)
         if kind == "mlp":
@@ -100,12 +107,22 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="make bench-fit", description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3, help="nextpnr seeds per build (median)")
     parser.add_argument("--out", default="build/bench", help="folder of fit.json and the builds")
+    names = [_build_name(b) for b in _builds()]
+    parser.add_argument(
+        "--only", metavar="BUILD[,BUILD..]", help=f"only these builds, from {', '.join(names)}"
+    )
     args = parser.parse_args(argv)
     if args.seeds < 1:
         print(f"error: --seeds must be at least 1, not {args.seeds}", file=sys.stderr)
         return 2
+    only = [b.strip() for b in args.only.split(",")] if args.only else None
+    unknown = sorted(set(only or ()) - set(names))
+    if unknown:
+        print(f"error: --only {', '.join(unknown)}: choose from {', '.join(names)}",
+              file=sys.stderr)  # fmt: skip
+        return 2
     out = Path(args.out)
-    rows = run(args.seeds, out / "fit")
+    rows = run(args.seeds, out / "fit", only)
     (out / "fit.json").write_text(json.dumps(rows, indent=2, default=str) + "\n")
     print(f"written: {out / 'fit.json'}")
     return 0
