@@ -136,9 +136,7 @@ def sim_table(results) -> str:
     return "\n".join(lines)
 
 
-def run_sim(
-    golden, *, simulators, lanes=8, out="build/sim", stall=0.0, netlist=None
-) -> list[dict]:
+def run_sim(golden, *, simulators, lanes=8, out="build/sim", stall=0.0, netlist=None) -> list[dict]:
     """Every sample of the ``helu golden --net`` folder ``golden`` through the engine with
     ``lanes`` multiply-accumulates per cycle (``netlist``: through that mapped netlist of it,
     gate by gate); ``ValueError`` first when the folder's stored logits or classes are not what

@@ -3,7 +3,7 @@ with ``--net``, the integer network's golden folder (``golden.intgolden``)."""
 
 import json
 
-from helu.commands.options import add_force
+from helu.commands.options import add_force, add_trajectory_options, check_trajectory_options
 
 HELP = (
     "export fixed-point golden vectors of a trained HeLU checkpoint (npz, $readmemh hex, "
@@ -37,26 +37,7 @@ def add_arguments(parser):
     )
     net.add_argument("--seed", type=int, default=0, help="float training seed (default: 0)")
     net.add_argument("--epochs", type=int, help="float training epochs (default: 40)")
-    net.add_argument(
-        "--steps",
-        type=int,
-        default=64,
-        help="training-trajectory steps recorded in full, 0 for none (default: %(default)s)",
-    )
-    net.add_argument(
-        "--snapshot-every",
-        type=int,
-        default=16,
-        help="full master/bias snapshot every K steps (default: %(default)s)",
-    )
-    net.add_argument(
-        "--lanes",
-        type=int,
-        default=8,
-        metavar="P",
-        help="the trajectory's state digests are the training engine's at P MACs per cycle "
-        "(what 'helu onchip --lanes P' reads; default: %(default)s)",
-    )
+    add_trajectory_options(net, "training-trajectory steps recorded in full, 0 for none")
     parser.add_argument(
         "--widths",
         default="8,16",
@@ -92,13 +73,7 @@ def run_net(args) -> int:
         raise ValueError(f"--epochs must be a positive integer, not {args.epochs}")
     if args.seed < 0:
         raise ValueError(f"--seed must be a non-negative integer, not {args.seed}")
-    if args.lanes < 1:
-        raise ValueError(f"--lanes must be a positive integer, not {args.lanes}")
-    if args.steps < 0 or args.snapshot_every < 1:
-        raise ValueError(
-            f"--steps must be >= 0 and --snapshot-every >= 1, not {args.steps} and "
-            f"{args.snapshot_every}"
-        )
+    check_trajectory_options(args)
     path = export_net(
         args.out or "build/golden-net",
         checkpoint=args.checkpoint,

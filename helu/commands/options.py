@@ -1,6 +1,14 @@
 """Options the subcommands share: comma-separated lists, the units' own parameters, --force."""
 
-__all__ = ["int_list", "name_list", "add_unit_params", "unit_param_values", "add_force"]
+__all__ = [
+    "int_list",
+    "name_list",
+    "add_unit_params",
+    "unit_param_values",
+    "add_force",
+    "add_trajectory_options",
+    "check_trajectory_options",
+]
 
 
 def add_force(parser, action: str) -> None:
@@ -12,6 +20,39 @@ def add_force(parser, action: str) -> None:
         action="store_true",
         help=f"{action} that helu did not mark as its own (an older one)",
     )
+
+
+def add_trajectory_options(parser, steps_help: str) -> None:
+    """``--steps``, ``--snapshot-every`` and ``--lanes`` of a command that writes a training
+    trajectory (``helu golden --net``, ``helu quantize``); :func:`check_trajectory_options`."""
+    parser.add_argument(
+        "--steps", type=int, default=64, help=steps_help + " (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--snapshot-every",
+        type=int,
+        default=16,
+        help="full master/bias snapshot every K steps (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--lanes",
+        type=int,
+        default=8,
+        metavar="P",
+        help="the trajectory's state digests are the training engine's at P MACs per cycle "
+        "(what 'helu onchip --lanes P' reads; default: %(default)s)",
+    )
+
+
+def check_trajectory_options(args) -> None:
+    """Refuse the :func:`add_trajectory_options` values no trajectory can have."""
+    if args.lanes < 1:
+        raise ValueError(f"--lanes must be a positive integer, not {args.lanes}")
+    if args.steps < 0 or args.snapshot_every < 1:
+        raise ValueError(
+            f"--steps must be >= 0 and --snapshot-every >= 1, not {args.steps} and "
+            f"{args.snapshot_every}"
+        )
 
 
 def int_list(text: str, option: str) -> tuple[int, ...]:

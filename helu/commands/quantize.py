@@ -1,6 +1,6 @@
 """`helu quantize`: your own float PyTorch model as an integer network's golden folder."""
 
-from helu.commands.options import add_force
+from helu.commands.options import add_force, add_trajectory_options, check_trajectory_options
 
 HELP = (
     "quantize your own PyTorch model (a chain of Linear/Conv2d/BatchNorm/ReLU or HeLU/Flatten) "
@@ -25,26 +25,10 @@ def add_arguments(parser):
         type=float,
         help="HeLU alpha for the threshold T (default: the model's HeLU alpha, 0 for ReLU)",
     )
-    parser.add_argument(
-        "--steps",
-        type=int,
-        default=64,
-        help="golden training steps recorded (the trajectory on-chip training is checked "
-        "against), 0 for none (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--snapshot-every",
-        type=int,
-        default=16,
-        help="full master/bias snapshot every K steps (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--lanes",
-        type=int,
-        default=8,
-        metavar="P",
-        help="the trajectory's state digests are the training engine's at P MACs per cycle "
-        "(what 'helu onchip --lanes P' reads; default: %(default)s)",
+    add_trajectory_options(
+        parser,
+        "golden training steps recorded (the trajectory on-chip training is checked against), "
+        "0 for none",
     )
     parser.add_argument("--seed", type=int, default=0, help="trajectory order seed (default: 0)")
     parser.add_argument("--out", default="build/model", help="output folder (default: %(default)s)")
@@ -54,13 +38,7 @@ def add_arguments(parser):
 def run(args) -> int:
     from helu.golden.quantize import export
 
-    if args.lanes < 1:
-        raise ValueError(f"--lanes must be a positive integer, not {args.lanes}")
-    if args.steps < 0 or args.snapshot_every < 1:
-        raise ValueError(
-            f"--steps must be >= 0 and --snapshot-every >= 1, not {args.steps} and "
-            f"{args.snapshot_every}"
-        )
+    check_trajectory_options(args)
     if args.seed < 0:
         raise ValueError(f"--seed must be a non-negative integer, not {args.seed}")
     path, result = export(
