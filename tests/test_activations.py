@@ -113,8 +113,10 @@ def test_saves_a_bool_mask_not_z():
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         HeLU(0.05)(z)
     assert len(saved) == 1
-    assert saved[0].dtype == torch.bool and saved[0].element_size() == 1
+    # The small-tensor path saves the bool mask viewed as int8 (the same byte per element).
+    assert saved[0].dtype in (torch.bool, torch.int8) and saved[0].element_size() == 1
     assert saved[0].shape == z.shape
+    assert torch.equal(saved[0].bool(), z.detach() > -0.05)
 
 
 def test_module_and_repr():
@@ -215,7 +217,7 @@ def test_study_activations_registry():
 # --- Issue 25: the fast kernels against the authors' formulation --------------------------------
 
 DTYPES = [torch.float32, torch.float64, torch.bfloat16]
-# Both kernel choices of HeLUFunction: a few elements, and more than _FEW_ELEMENTS.
+# Both sizes _helu tells apart: a few elements, and more than _FEW_ELEMENTS.
 SIZES = [64, activations._FEW_ELEMENTS + 64]
 
 
@@ -254,17 +256,26 @@ def boundary_points(dtype, alpha):
     return torch.stack(points)
 
 
+# The dispatcher and each implementation it picks from, at each size.
+IMPLEMENTATIONS = {
+    "helu": helu,
+    "native": activations._helu_native,
+    "function": HeLUFunction.apply,
+}
+
+
+@pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("alpha", [0.05, 0.5])
-def test_matches_authors_on_random_data_and_boundaries(size, dtype, alpha):
+def test_matches_authors_on_random_data_and_boundaries(impl, size, dtype, alpha):
     gen = torch.Generator().manual_seed(size)
     z = (torch.randn(size, generator=gen) * 0.3).to(dtype)
     points = boundary_points(dtype, alpha)
     z[: len(points)] = points
     z[-len(points) :] = points  # the last block of a vectorized kernel as well as the first
     g = torch.randn(size, generator=gen).to(dtype)
-    check_against_authors(helu, z, g, alpha)
+    check_against_authors(IMPLEMENTATIONS[impl], z, g, alpha)
 
 
 def test_check_against_authors_fails_on_a_wrong_boundary():
@@ -305,12 +316,13 @@ def test_alpha_zero_is_relu_bit_for_bit(size, dtype):
     assert type(yh.grad_fn) is type(yr.grad_fn), "alpha = 0 takes ReLU's own autograd path"
 
 
-@pytest.mark.parametrize("size", SIZES)
-def test_stash_is_one_byte_per_element_for_both_kernels(size):
+@pytest.mark.parametrize("size,dtype", [(SIZES[0], torch.int8), (SIZES[1], torch.bool)])
+def test_stash_is_one_byte_per_element_for_both_kernels(size, dtype):
+    # The small path (_helu_native) saves the bool mask viewed as int8, the large the bool mask.
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
         helu(torch.randn(size, requires_grad=True), 0.05)
-    assert [(t.dtype, t.untyped_storage().nbytes()) for t in saved] == [(torch.bool, size)]
+    assert [(t.dtype, t.untyped_storage().nbytes()) for t in saved] == [(dtype, size)]
 
 
 def test_no_gradient_wanted_is_relu():
