@@ -278,6 +278,24 @@ def test_matches_authors_on_random_data_and_boundaries(impl, size, dtype, alpha)
     check_against_authors(IMPLEMENTATIONS[impl], z, g, alpha)
 
 
+def test_small_tensors_take_aten_ops_large_the_autograd_function():
+    # The dispatch the benchmark's figures rest on: no Python autograd node below _FEW_ELEMENTS.
+    small = helu(torch.randn(64, requires_grad=True), 0.05)
+    large = helu(torch.randn(activations._FEW_ELEMENTS, requires_grad=True), 0.05)
+    assert type(small.grad_fn).__name__ == "MulBackward0", type(small.grad_fn).__name__
+    assert type(large.grad_fn).__name__ == "HeLUFunctionBackward", type(large.grad_fn).__name__
+
+
+@pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
+def test_non_contiguous_input_matches_authors(impl):
+    # A transposed z: the product and the relu written over it must agree element for element.
+    gen = torch.Generator().manual_seed(5)
+    z = (torch.randn(16, 8, generator=gen) * 0.1).t()
+    z[0, :7] = boundary_points(torch.float32, 0.05)
+    assert not z.is_contiguous()
+    check_against_authors(IMPLEMENTATIONS[impl], z, torch.randn(8, 16, generator=gen), 0.05)
+
+
 def test_check_against_authors_fails_on_a_wrong_boundary():
     # A mutant with >= instead of > differs only at z = -alpha: the checker must name it.
     class NonStrict(torch.autograd.Function):
