@@ -296,6 +296,15 @@ def test_non_contiguous_input_matches_authors(impl):
     check_against_authors(IMPLEMENTATIONS[impl], z, torch.randn(8, 16, generator=gen), 0.05)
 
 
+def test_torch_func_grad_on_small_tensors():
+    # The ATen-only path works under torch.func's transforms (HeLUFunction has no setup_context,
+    # so tensors of _FEW_ELEMENTS or more do not).
+    z = torch.cat([boundary_points(torch.float32, 0.05), torch.randn(50) * 0.1])
+    g = torch.randn_like(z)
+    got = torch.func.grad(lambda t: (helu(t, 0.05) * g).sum())(z)
+    assert torch.equal(got, authors(z, g, 0.05)[1])
+
+
 def test_check_against_authors_fails_on_a_wrong_boundary():
     # A mutant with >= instead of > differs only at z = -alpha: the checker must name it.
     class NonStrict(torch.autograd.Function):
