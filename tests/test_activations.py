@@ -113,8 +113,10 @@ def test_saves_a_bool_mask_not_z():
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         HeLU(0.05)(z)
     assert len(saved) == 1
-    assert saved[0].dtype == torch.bool and saved[0].element_size() == 1
+    # The small-tensor path saves the bool mask viewed as int8 (the same byte per element).
+    assert saved[0].dtype in (torch.bool, torch.int8) and saved[0].element_size() == 1
     assert saved[0].shape == z.shape
+    assert torch.equal(saved[0].bool(), z.detach() > -0.05)
 
 
 def test_module_and_repr():
@@ -215,7 +217,7 @@ def test_study_activations_registry():
 # --- Issue 25: the fast kernels against the authors' formulation --------------------------------
 
 DTYPES = [torch.float32, torch.float64, torch.bfloat16]
-# Both kernel choices of HeLUFunction: a few elements, and more than _FEW_ELEMENTS.
+# Both sizes _helu tells apart: a few elements, and more than _FEW_ELEMENTS.
 SIZES = [64, activations._FEW_ELEMENTS + 64]
 
 
@@ -254,17 +256,53 @@ def boundary_points(dtype, alpha):
     return torch.stack(points)
 
 
+# The dispatcher and each implementation it picks from, at each size.
+IMPLEMENTATIONS = {
+    "helu": helu,
+    "native": activations._helu_native,
+    "function": HeLUFunction.apply,
+}
+
+
+@pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("alpha", [0.05, 0.5])
-def test_matches_authors_on_random_data_and_boundaries(size, dtype, alpha):
+def test_matches_authors_on_random_data_and_boundaries(impl, size, dtype, alpha):
     gen = torch.Generator().manual_seed(size)
     z = (torch.randn(size, generator=gen) * 0.3).to(dtype)
     points = boundary_points(dtype, alpha)
     z[: len(points)] = points
     z[-len(points) :] = points  # the last block of a vectorized kernel as well as the first
     g = torch.randn(size, generator=gen).to(dtype)
-    check_against_authors(helu, z, g, alpha)
+    check_against_authors(IMPLEMENTATIONS[impl], z, g, alpha)
+
+
+def test_small_tensors_take_aten_ops_large_the_autograd_function():
+    # The dispatch the benchmark's figures rest on: no Python autograd node below _FEW_ELEMENTS.
+    small = helu(torch.randn(64, requires_grad=True), 0.05)
+    large = helu(torch.randn(activations._FEW_ELEMENTS, requires_grad=True), 0.05)
+    assert type(small.grad_fn).__name__ == "MulBackward0", type(small.grad_fn).__name__
+    assert type(large.grad_fn).__name__ == "HeLUFunctionBackward", type(large.grad_fn).__name__
+
+
+@pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
+def test_non_contiguous_input_matches_authors(impl):
+    # A transposed z: the product and the relu written over it must agree element for element.
+    gen = torch.Generator().manual_seed(5)
+    z = (torch.randn(16, 8, generator=gen) * 0.1).t()
+    z[0, :7] = boundary_points(torch.float32, 0.05)
+    assert not z.is_contiguous()
+    check_against_authors(IMPLEMENTATIONS[impl], z, torch.randn(8, 16, generator=gen), 0.05)
+
+
+def test_torch_func_grad_on_small_tensors():
+    # The ATen-only path works under torch.func's transforms (HeLUFunction has no setup_context,
+    # so tensors of _FEW_ELEMENTS or more do not).
+    z = torch.cat([boundary_points(torch.float32, 0.05), torch.randn(50) * 0.1])
+    g = torch.randn_like(z)
+    got = torch.func.grad(lambda t: (helu(t, 0.05) * g).sum())(z)
+    assert torch.equal(got, authors(z, g, 0.05)[1])
 
 
 def test_check_against_authors_fails_on_a_wrong_boundary():
@@ -305,12 +343,13 @@ def test_alpha_zero_is_relu_bit_for_bit(size, dtype):
     assert type(yh.grad_fn) is type(yr.grad_fn), "alpha = 0 takes ReLU's own autograd path"
 
 
-@pytest.mark.parametrize("size", SIZES)
-def test_stash_is_one_byte_per_element_for_both_kernels(size):
+@pytest.mark.parametrize("size,dtype", [(SIZES[0], torch.int8), (SIZES[1], torch.bool)])
+def test_stash_is_one_byte_per_element_for_both_kernels(size, dtype):
+    # The small path (_helu_native) saves the bool mask viewed as int8, the large the bool mask.
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
         helu(torch.randn(size, requires_grad=True), 0.05)
-    assert [(t.dtype, t.untyped_storage().nbytes()) for t in saved] == [(torch.bool, size)]
+    assert [(t.dtype, t.untyped_storage().nbytes()) for t in saved] == [(dtype, size)]
 
 
 def test_no_gradient_wanted_is_relu():
