@@ -116,13 +116,24 @@ def test_prove_net_depth_wrong(tmp_path):
 
 
 def test_prove_net_holds(tmp_path):
-    """Dense 4-3-2 at P = 2: every property holds to the default depth."""
+    """Dense 2-2 at P = 2: every property, the function included, holds to the default depth."""
     _toolchain_or_skip()
-    r = prove_net(NetConfig((4, 3, 2), 2, seed=1), tmp_path, timeout=300)
+    r = prove_net(NetConfig((2, 2), 2, seed=0), tmp_path, timeout=300)
     assert r.ok, (r.status, r.failed, r.detail)
-    engine = MLP(proof_model((4, 3, 2), 1), 2)
+    engine = MLP(proof_model((2, 2), 0), 2)
     assert r.depth == formal_net.default_depth(engine)
     assert r.method == "bmc" and r.unit == "net"
+
+
+@pytest.mark.slow
+def test_prove_net_load_port_takes_addresses_past_the_image(tmp_path):
+    """A finding, pinned: the engine's load port takes a write to an address past the image
+    (its address field has room for more words than the image holds). When the engine refuses
+    them, this test fails: then move the load mode into QUICK."""
+    _toolchain_or_skip()
+    r = prove_net(NetConfig((4, 3, 2), 2, mode="load"), tmp_path, timeout=300)
+    _refused(r, "load.refused")
+    assert "load.idle" not in r.failed
 
 
 # ------------------------------------------------------------------ mutants: each check can fail
@@ -140,7 +151,7 @@ def _refused(r, check):
 @pytest.mark.parametrize("mutant", MUTANTS)
 def test_prove_net_catches_mutant(mutant, tmp_path):
     _toolchain_or_skip()
-    r = prove_net(NetConfig((4, 3, 2), 2, seed=0), tmp_path, mutant=mutant, timeout=300)
+    r = prove_net(NetConfig((2, 2, 2), 2, seed=4), tmp_path, mutant=mutant, timeout=300)
     _refused(r, MUTANTS[mutant][2])
 
 
@@ -148,8 +159,9 @@ def test_prove_net_catches_mutant(mutant, tmp_path):
 def test_prove_net_response_bound_is_tight(tmp_path):
     """One cycle less than the engine's latency is refused: the bound proved is the latency."""
     _toolchain_or_skip()
-    engine = MLP(proof_model((4, 3, 2), 0), 2)
-    r = prove_net(NetConfig((4, 3, 2), 2), tmp_path, bound=engine.latency - 1, timeout=300)
+    engine = MLP(proof_model((2, 2, 2), 0), 2)
+    config = NetConfig((2, 2, 2), 2, mode="control")
+    r = prove_net(config, tmp_path, bound=engine.latency - 1, timeout=300)
     _refused(r, "response.bound")
 
 
@@ -174,5 +186,5 @@ def test_prove_unit_net_command(tmp_path, capsys):
     configs = {p["config"]: p for p in data["proofs"]}
     assert set(configs) == {c.label for c in formal_net.QUICK}, configs
     assert all(p["unit"] == "net" and p["method"] == "bmc" for p in data["proofs"])
-    assert "| net | dense4-3-2-p2-s0 |" in (tmp_path / "results.md").read_text()
+    assert "| net | dense2-2-2-p2-s4 |" in (tmp_path / "results.md").read_text()
     assert rc == (0 if all(p["status"] == "pass" for p in data["proofs"]) else 1), err
