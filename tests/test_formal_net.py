@@ -21,6 +21,7 @@ from helu.hw.formal_net import MUTANTS, NetConfig, proof_model, prove_net
 from helu.hw.net.mlp import MLP
 from helu.hw.symbolic import Symbolic, SymbolicArray
 from helu.hw.tools import ToolMissing
+from helu.hw.units import unelaborated
 
 
 def _toolchain_or_skip():
@@ -106,7 +107,7 @@ def test_net_config_wrong():
 
 def test_prove_net_depth_wrong(tmp_path):
     _toolchain_or_skip()
-    engine = MLP(proof_model((4, 3, 2), 0), 2)
+    engine = unelaborated(MLP(proof_model((4, 3, 2), 0), 2))
     need = engine.input_transfers + engine.latency
     with pytest.raises(ValueError, match=f"at least {need}, not 3"):
         prove_net(NetConfig((4, 3, 2), 2), tmp_path, depth=3)
@@ -120,7 +121,7 @@ def test_prove_net_holds(tmp_path):
     _toolchain_or_skip()
     r = prove_net(NetConfig((2, 2), 2, seed=0), tmp_path, timeout=300)
     assert r.ok, (r.status, r.failed, r.detail)
-    engine = MLP(proof_model((2, 2), 0), 2)
+    engine = unelaborated(MLP(proof_model((2, 2), 0), 2))
     assert r.depth == formal_net.default_depth(engine)
     assert r.method == "bmc" and r.unit == "net"
 
@@ -159,7 +160,7 @@ def test_prove_net_catches_mutant(mutant, tmp_path):
 def test_prove_net_response_bound_is_tight(tmp_path):
     """One cycle less than the engine's latency is refused: the bound proved is the latency."""
     _toolchain_or_skip()
-    engine = MLP(proof_model((2, 2, 2), 0), 2)
+    engine = unelaborated(MLP(proof_model((2, 2, 2), 0), 2))
     config = NetConfig((2, 2, 2), 2, mode="control")
     r = prove_net(config, tmp_path, bound=engine.latency - 1, timeout=300)
     _refused(r, "response.bound")
@@ -169,7 +170,7 @@ def test_mutants_follow_the_engine_code():
     """Every mutant builds (its edit still matches the engine's source exactly once)."""
     model = proof_model((4, 3, 2), 0)
     for name in MUTANTS:
-        formal_net._engine(NetConfig((4, 3, 2), 2), model, name)
+        unelaborated(formal_net._engine(NetConfig((4, 3, 2), 2), model, name))
     with pytest.raises(ValueError, match="Unknown mutant 'nope'"):
         formal_net._engine(NetConfig((4, 3, 2), 2), model, "nope")
 
