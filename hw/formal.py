@@ -48,6 +48,7 @@ __all__ = [
     "ProofHarness",
     "ProofResult",
     "ToolTimeout",
+    "check_harness",
     "find_toolchain",
     "prove",
     "prove_all",
@@ -256,7 +257,32 @@ def prove(
     harness = ProofHarness(unit, info.reference, params)
     config = config_label(params, info)
     result = ProofResult(name, config, method, depth, tools.solver)
-    work = Path(out) / name / config
+    check_harness(
+        result,
+        harness,
+        Path(out) / name / config,
+        tools,
+        timeout=timeout,
+        cover=(
+            2 * latency + 4,
+            "throughput.cover",
+            f"no trace of {latency + 2} back-to-back transfers within the depth",
+        ),
+    )
+    result.seconds = time.monotonic() - started
+    result.cpu_seconds = _cpu_seconds() - cpu_started
+    return result
+
+
+def check_harness(result, harness, work: Path, tools: Toolchain, *, timeout: float, cover):
+    """Convert ``harness`` (an Elaboratable whose ``checks`` maps each ``prop_*`` signal to its
+    property) to RTLIL in ``work`` (emptied first), prepare the model and run the smtbmc steps of
+    ``result.method`` to ``result.depth``; record the verdict in ``result``.
+
+    ``cover`` is ``(depth, check, detail)``: the depth of the cover run, and the check and
+    detail ``result`` names when no trace reaches every ``Cover`` of the harness. Every proof
+    (the units here, the engines in ``hw.formal_net``) runs through this one function.
+    """
     if work.exists():
         if any(work.iterdir()) and not (work / "top.il").is_file():
             raise ValueError(f"{work} holds files that are not a proof's; choose another --out")
@@ -272,10 +298,7 @@ def prove(
     except ToolError as exc:
         result.status, result.detail = "error", f"Yosys wrote no model: {exc}"
     else:
-        _check_model(result, harness, work, tools, depth, latency, timeout)
-    result.seconds = time.monotonic() - started
-    result.cpu_seconds = _cpu_seconds() - cpu_started
-    return result
+        _check_model(result, harness, work, tools, result.depth, timeout, cover)
 
 
 def _cpu_seconds() -> float:
@@ -285,14 +308,15 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + tools.ru_utime + tools.ru_stime
 
 
-def _check_model(result, harness, work, tools, depth, latency, timeout):
+def _check_model(result, harness, work, tools, depth, timeout, cover):
     """The smtbmc runs on ``work/model.smt2``: base case, induction step (k-induction only),
-    cover; records the first failure in ``result``."""
+    cover (``cover``: see :func:`check_harness`); records the first failure in ``result``."""
     method = result.method
+    cover_depth, cover_check, cover_detail = cover
     runs = [("basecase", ["-t", str(depth)])]
     if method == "k-induction":
         runs.append(("induction", ["-i", "-t", str(depth)]))
-    runs.append(("cover", ["-c", "-t", str(2 * latency + 4)]))
+    runs.append(("cover", ["-c", "-t", str(cover_depth)]))
     for step, args in runs:
         vcd = work / f"{step}.vcd"
         cmd = [tools.smtbmc, "-s", tools.solver, "--presat", "--noprogress", *args]
@@ -308,8 +332,8 @@ def _check_model(result, harness, work, tools, depth, latency, timeout):
         if status[-1:] == ["passed"] or status[-1:] == ["PASSED"]:
             continue
         if step == "cover":
-            result.status, result.failed = "fail", ["throughput.cover"]
-            result.detail = f"no trace of {latency + 2} back-to-back transfers within the depth"
+            result.status, result.failed = "fail", [cover_check]
+            result.detail = cover_detail
         elif status[-1:] == ["FAILED"] and vcd.is_file():
             result.status, result.trace = "fail", vcd
             result.failed = _failed_checks(vcd, harness.checks)

@@ -8,7 +8,10 @@ an Amaranth value that implements numpy's dispatch protocols (``__array_ufunc__`
 ``__array_function__``), runs the *same* reference code on free variables and yields Amaranth
 expressions. There is no second copy of any rule: ``golden.fixed`` stays the one place where the
 threshold, the forward select and the backward gate are written, and a new unit whose reference
-sticks to these operations is proved without touching ``hw.formal``. Amaranth arithmetic widens
+sticks to these operations is proved without touching ``hw.formal``. :class:`SymbolicArray`
+does the same for whole arrays of codes, so that a network's inference
+(``golden.intmodel.infer``: its matrix products, requantization and argmax) runs on free input
+codes (``hw.formal_net``). Amaranth arithmetic widens
 instead of wrapping, so the expressions compute the exact integers numpy computes in int64 (the
 references keep their intermediates far below 63 bits).
 """
@@ -18,7 +21,7 @@ import operator
 import numpy as np
 from amaranth.hdl import Mux, Value
 
-__all__ = ["Symbolic", "all_of"]
+__all__ = ["Symbolic", "SymbolicArray", "all_of"]
 
 
 def _operand(x):
@@ -243,3 +246,177 @@ def all_of(conditions) -> Value:
     for c in conditions:
         result = result & c
     return result
+
+
+def _elementwise(op, nin: int):
+    """``op`` on the cells of object arrays, always giving an object array (numpy's own
+    comparison loops would ask a ``Symbolic`` for its truth value)."""
+    return np.frompyfunc(op, nin, 1)
+
+
+def _cells(x):
+    """An object array of ``x``: a symbolic array's cells, or an integer array or scalar."""
+    if isinstance(x, SymbolicArray):
+        return x.cells
+    if isinstance(x, Symbolic):
+        cells = np.empty((), dtype=object)
+        cells[()] = x
+        return cells
+    a = np.asarray(x)
+    if a.dtype != object and not (np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_):
+        raise TypeError(f"a symbolic array combines only with integers, not {a.dtype} values")
+    return a.astype(object)
+
+
+def _array_binary(op, *, reflected=False):
+    ufunc = _elementwise(op, 2)
+
+    def method(self, other):
+        a, b = self.cells, _cells(other)
+        return SymbolicArray(ufunc(b, a) if reflected else ufunc(a, b))
+
+    return method
+
+
+def _matmul(a, b):
+    """``a @ b`` on object arrays: numpy's object loop multiplies and adds the cells in order,
+    with Python's operators (so ``Symbolic``'s)."""
+    return SymbolicArray(np.matmul(a, b))
+
+
+class SymbolicArray:
+    """An array of integer codes as logic: what numpy does to an int64 array, done to an array
+    of :class:`Symbolic` cells.
+
+    ``golden.intmodel.infer`` runs unchanged on it (``golden.fixed.array_generic`` lets it
+    through the rules): indexing and ``reshape``, ``@`` with integer arrays, the operators
+    (cell by cell, broadcasting as numpy does), ``.clip`` and ``.astype``, and ``argmax`` with
+    numpy's tie rule (the first index of the largest). The golden code takes the array-generic
+    path it takes for torch tensors, so the array also answers the two tensor methods that path
+    calls: ``new_tensor(data)`` (the integer array itself: constants stay constants) and
+    ``argmax(dim=)``. Anything else raises ``TypeError``.
+
+    Parameters
+    ----------
+    cells : nested lists or an object array of Symbolic codes or integers
+        The codes (integers become constant codes). Wrap an Amaranth value in ``Symbolic``
+        first: numpy would read a bare one as a sequence of its bits.
+    """
+
+    __slots__ = ("_cells",)
+    __array_priority__ = 1000
+    __array_ufunc__ = None  # numpy's operators give way to ours (``ndarray + SymbolicArray``)
+    __hash__ = None
+
+    def __init__(self, cells):
+        cells = np.asarray(cells, dtype=object)
+        if not cells.ndim:
+            raise TypeError("a symbolic array needs at least one dimension; use Symbolic")
+        self._cells = _elementwise(_symbolic, 1)(cells)
+
+    @property
+    def cells(self) -> np.ndarray:
+        """The ``Symbolic`` codes, as a numpy object array of the array's shape."""
+        return self._cells
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._cells.shape
+
+    @property
+    def ndim(self) -> int:
+        return self._cells.ndim
+
+    def __len__(self):
+        return len(self._cells)
+
+    def __repr__(self):
+        return f"SymbolicArray(shape={self.shape})"
+
+    def __bool__(self):
+        raise TypeError("a symbolic array has no truth value: write the rule with np.where")
+
+    def values(self) -> list[Value]:
+        """The cells' Amaranth values, flat in C order."""
+        return [c.value for c in self._cells.flat]
+
+    def _wrap(self, cells):
+        cells = np.asarray(cells, dtype=object)
+        return SymbolicArray(cells) if cells.ndim else cells[()]
+
+    def __getitem__(self, key):
+        return self._wrap(self._cells[key])
+
+    def reshape(self, *shape):
+        return SymbolicArray(self._cells.reshape(*shape))
+
+    @property
+    def mT(self):  # noqa: N802 (numpy's name)
+        return SymbolicArray(np.swapaxes(self._cells, -1, -2))
+
+    def __matmul__(self, other):
+        return _matmul(self._cells, _cells(other))
+
+    def __rmatmul__(self, other):
+        return _matmul(_cells(other), self._cells)
+
+    __add__ = _array_binary(operator.add)
+    __radd__ = _array_binary(operator.add, reflected=True)
+    __sub__ = _array_binary(operator.sub)
+    __rsub__ = _array_binary(operator.sub, reflected=True)
+    __mul__ = _array_binary(operator.mul)
+    __rmul__ = _array_binary(operator.mul, reflected=True)
+    __gt__ = _array_binary(operator.gt)
+    __ge__ = _array_binary(operator.ge)
+    __lt__ = _array_binary(operator.lt)
+    __le__ = _array_binary(operator.le)
+    __eq__ = _array_binary(operator.eq)
+    __ne__ = _array_binary(operator.ne)
+    __and__ = _array_binary(operator.and_)
+    __or__ = _array_binary(operator.or_)
+
+    def __rshift__(self, amount):
+        Symbolic._amount(amount)
+        return SymbolicArray(_elementwise(lambda c: c >> int(amount), 1)(self._cells))
+
+    def __lshift__(self, amount):
+        Symbolic._amount(amount)
+        return SymbolicArray(_elementwise(lambda c: c << int(amount), 1)(self._cells))
+
+    def __neg__(self):
+        return SymbolicArray(_elementwise(operator.neg, 1)(self._cells))
+
+    def clip(self, min=None, max=None):  # noqa: A002 (numpy's names)
+        return SymbolicArray(_elementwise(lambda c: c.clip(min, max), 1)(self._cells))
+
+    def astype(self, dtype, copy=True):
+        return SymbolicArray(_elementwise(lambda c: c.astype(dtype), 1)(self._cells))
+
+    def new_tensor(self, data) -> np.ndarray:
+        """Constants beside the array (torch's name, which the golden code calls for arrays
+        that are not numpy's): the integer array itself."""
+        a = np.asarray(data)
+        if not np.issubdtype(a.dtype, np.integer):
+            raise TypeError(f"a symbolic array takes integer constants, not {a.dtype} values")
+        return a
+
+    def argmax(self, axis=None, *, dim=None):
+        """Index of the largest code along ``axis`` (``dim``): the first one on a tie, as numpy's
+        ``argmax`` (and torch's) return."""
+        axis = dim if axis is None else axis
+        if axis is None:
+            raise TypeError("a symbolic array's argmax needs an axis")
+        cells = np.moveaxis(self._cells, axis, -1)
+        out = np.empty(cells.shape[:-1], dtype=object)
+        for index in np.ndindex(out.shape):
+            row = cells[index]
+            best, arg = row[0], Symbolic(0)
+            for k in range(1, len(row)):
+                greater = row[k] > best  # only a strictly larger code moves the index
+                arg = np.where(greater, k, arg)
+                best = np.where(greater, row[k], best)
+            out[index] = arg
+        return self._wrap(out)
+
+    def __array_function__(self, func, types, args, kwargs):
+        raise TypeError(f"a symbolic array does not implement numpy's {func.__name__}")

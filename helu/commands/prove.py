@@ -7,7 +7,8 @@ integer reference), stream rules, reset and throughput. Each proof prints one li
 names the unit, the configuration, the broken property and the counterexample trace (VCD). The
 command writes ``results.json`` and ``results.md`` (the folder holds this run's proofs only: it
 is emptied first, and only a folder helu marked as proofs is, see ``helu.common.outdir``) and exits
-non-zero when any proof fails or gives no verdict.
+non-zero when any proof fails or gives no verdict. ``--unit net`` proves the inference engine
+(``hw.formal_net.QUICK``: small dense engines, bounded; ``--depth`` applies to the units only).
 """
 
 import logging
@@ -22,7 +23,10 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser):
     parser.add_argument(
-        "--unit", default="all", help="unit name(s), comma-separated, or all (default: all)"
+        "--unit",
+        default="all",
+        help="unit name(s), comma-separated, or all (default: all); net: the inference "
+        "engine's quick proofs (docs/formal.md), not part of all",
     )
     parser.add_argument("--width", default="8,16", help="widths, comma-separated (8,16)")
     parser.add_argument("--lanes", default="1,4", help="lane counts, comma-separated (1,4)")
@@ -60,7 +64,10 @@ def run(args) -> int:
     from helu.hw.units import UNITS
     from helu.proofs import proof_plan, write_results
 
-    units = name_list(args.unit, UNITS, "unit")
+    # "net": the inference engine's quick proofs (hw.formal_net.QUICK); not part of "all".
+    units = list(UNITS) if args.unit == "all" else name_list(args.unit, [*UNITS, "net"], "unit")
+    net = "net" in units
+    units = [u for u in units if u != "net"]
     widths = int_list(args.width, "--width")
     lanes = int_list(args.lanes, "--lanes")
     if args.solver not in SOLVERS:
@@ -89,7 +96,7 @@ def run(args) -> int:
             what = "NOT PROVED" if r.status == "timeout" else "ERROR"
             log.warning("[%d/%d] %s %s: %s: %s", done, total, r.unit, r.config, what, r.detail)
 
-    plan, note = proof_plan(units, widths, every_unit=args.unit == "all")
+    plan, note = proof_plan(units, widths, every_unit=args.unit == "all") if units else ([], None)
     if note:
         log.warning("%s", note)
     find_toolchain(args.solver)  # before the folder is touched: a missing tool changes nothing
@@ -100,6 +107,13 @@ def run(args) -> int:
         results += prove_all(
             plan_units, plan_widths, lanes, out, depth=args.depth, solver=args.solver,
             jobs=args.jobs, timeout=args.timeout, progress=progress,
+        )  # fmt: skip
+    if net:
+        from helu.hw.formal_net import QUICK, prove_net_all
+
+        results += prove_net_all(
+            QUICK, out, solver=args.solver, jobs=args.jobs, timeout=args.timeout,
+            progress=progress,
         )  # fmt: skip
     wall = time.monotonic() - start
     json_path, md_path = write_results(results, out, wall_seconds=wall, jobs=args.jobs)
