@@ -28,7 +28,8 @@ counterexample names what failed):
     high, with ``o.payload`` unchanged, until ``o.ready``.
 ``reset``
     ``clears``: the cycle after ``rst``, ``o.valid`` is low and, ``rst`` released, the
-    sequencer waits for a sample's first word: ``i.ready`` and ``load.ready`` high.
+    sequencer waits for a sample's first word: ``i.ready`` high, and ``load.ready`` high for
+    every address inside the image.
 ``response``
     ``bound``: with ``o.ready`` high since the sample's last input transfer, the result is on
     ``o.valid`` at most ``bound`` cycles after it (default :attr:`MLP.latency`).
@@ -148,7 +149,8 @@ QUICK = (
 """What ``helu prove --unit net`` proves (about a minute on 2 cores): the function of dense 2-2
 (two seeded models) and 2-2-2 at ``P = 2`` with pixel inputs (codes 0 to 16), and every
 control property of dense 4-3-2 at ``P = 2``. Larger function proofs, signed int8 inputs and the
-load port (whose ``refused`` check fails: see docs/formal.md) are ``prove_net`` calls away."""
+load port (``mode="load"``, which proves since the engine refuses addresses past the image) are
+``prove_net`` calls away."""
 
 
 class NetHarness(Elaboratable):
@@ -276,12 +278,14 @@ class NetHarness(Elaboratable):
         self._check(m, "stream", "hold", ~held | o.valid)
         self._check(m, "stream", "stable", ~held | (o.payload.as_value() == past_payload))
         released = past_rst & ~rst
+        image_words = engine.weight_words + len(engine.image.biases)
+        # load.ready high for any address inside the image (one past it is refused)
+        load_open = load.ready | (load.payload.addr >= image_words)
         self._check(m, "reset", "clears",
-                    ~past_rst | (~o.valid & (~released | (i.ready & load.ready))))  # fmt: skip
+                    ~past_rst | (~o.valid & (~released | (i.ready & load_open))))  # fmt: skip
         self._check(m, "response", "bound",
                     ~(armed & steady & (since >= self._bound)) | o.valid | seen)  # fmt: skip
         if self._mode == "load":
-            image_words = engine.weight_words + len(engine.image.biases)
             self._check(m, "load", "idle", ~load.ready | (sent == 0) | (sent == words))
             self._check(
                 m, "load", "refused", ~(load.valid & load.ready) | (load.payload.addr < image_words)

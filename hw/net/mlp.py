@@ -388,9 +388,14 @@ class MLP(wiring.Component):
                 # Not ready during reset. This also gives event-driven simulators (Icarus) an
                 # input event to evaluate ready on: the state register never changes through
                 # the reset, so a ready that reads only the state stays X until the first input.
+                # A load address past the image is refused (ready stays low), never written
+                # out of range: the address field has room for more words than the image.
+                words = len(img.weights) + len(img.biases)
                 m.d.comb += [
                     self.i.ready.eq(~ResetSignal()),
-                    self.load.ready.eq(~ResetSignal() & (load_word == 0)),
+                    self.load.ready.eq(
+                        ~ResetSignal() & (load_word == 0) & (self.load.payload.addr < words)
+                    ),
                 ]
                 with m.If(self.i.valid):
                     m.d.comb += [
