@@ -329,6 +329,12 @@ def _ready_dropped():
     return {"elaborate": mutated(MLP.elaborate, [edit])}
 
 
+def _load_any_address():
+    """The load port takes any address, past the image too (the bug the load mode found)."""
+    edit = ("& (load_word == 0) & (self.load.payload.addr < words)", "& (load_word == 0)")
+    return {"elaborate": mutated(MLP.elaborate, [edit])}
+
+
 MUTANTS = {
     # name: (what it does, how it is built, the check that must fail)
     "argmax-last": ("argmax takes the last index of the largest logit", _argmax_last,
@@ -336,6 +342,8 @@ MUTANTS = {
     "shift": ("the last layer's shift one too large (in the engine only)", None,
               "function.logits"),
     "ready-dropped": ("o.valid falls without o.ready", _ready_dropped, "stream.hold"),
+    "load-any-address": ("the load port takes addresses past the image", _load_any_address,
+                         "load.refused"),
 }  # fmt: skip
 """Mutants of the engine for the tests (``prove_net(..., mutant=name)``)."""
 

@@ -129,10 +129,11 @@ def test_prove_net_holds(tmp_path):
 @pytest.mark.slow
 def test_prove_net_load_port_refuses_addresses_past_the_image(tmp_path):
     """The proof's finding, fixed: the load port's address field has room for more words than
-    the image holds (16 for 15 here); an address past the image is refused (ready low), never
-    written, and the load mode now proves."""
+    the image holds (8 for 4 in dense 2-2 at P = 2; the finding was on 4-3-2, 16 for 15); an
+    address past the image is refused (ready low), never written, and the load mode proves
+    (the mutant ``load-any-address``, the engine before the fix, fails ``load.refused``)."""
     _toolchain_or_skip()
-    r = prove_net(NetConfig((4, 3, 2), 2, mode="load"), tmp_path, timeout=300)
+    r = prove_net(NetConfig((2, 2), 2, mode="load"), tmp_path, timeout=300)
     assert r.ok, (r.status, r.failed, r.detail)
 
 
@@ -151,7 +152,10 @@ def _refused(r, check):
 @pytest.mark.parametrize("mutant", MUTANTS)
 def test_prove_net_catches_mutant(mutant, tmp_path):
     _toolchain_or_skip()
-    r = prove_net(NetConfig((2, 2, 2), 2, seed=4), tmp_path, mutant=mutant, timeout=300)
+    # the load port's check is asserted in load mode only (the load port free)
+    config = NetConfig((2, 2), 2, mode="load") if mutant == "load-any-address" else None
+    config = config or NetConfig((2, 2, 2), 2, seed=4)
+    r = prove_net(config, tmp_path, mutant=mutant, timeout=300)
     _refused(r, MUTANTS[mutant][2])
 
 
