@@ -102,9 +102,13 @@ def _golden(net, stored, x_train, y_train, steps, every, lanes, seed, model):
             int(stored["lanes"]), lanes,
         )  # fmt: skip
         stored = None
-    if stored is None:
+
+    def sample_order(seed):  # a fresh permutation of the training split per epoch
         epochs = -(-steps // len(x_train))
-        order = intnet.epoch_orders([seed], len(x_train), epochs)[0, :steps].numpy()
+        return intnet.epoch_orders([seed], len(x_train), epochs)[0, :steps].numpy()
+
+    if stored is None:
+        order = sample_order(seed)
         traj = trajectory.record(net, x_train[order], np.asarray(y_train)[order], lanes=lanes,
                                  every=every)  # fmt: skip
         return traj, {"seed": seed, "exported_steps": 0, "recorded_steps": steps}
@@ -129,8 +133,7 @@ def _golden(net, stored, x_train, y_train, steps, every, lanes, seed, model):
         )
     if steps > used:
         log.info("the exported trajectory holds %d steps: recording %d more", used, steps - used)
-        epochs = -(-steps // len(x_train))
-        order = intnet.epoch_orders([seed], len(x_train), epochs)[0, :steps].numpy()
+        order = sample_order(seed)
         rest = trajectory.record(net, x_train[order[used:]], np.asarray(y_train)[order[used:]],
                                  lanes=lanes, every=every)  # fmt: skip
         traj = trajectory.concat(traj, rest)

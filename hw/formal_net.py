@@ -53,7 +53,6 @@ from pathlib import Path
 import numpy as np
 from amaranth.asserts import AnyConst, AnySeq
 from amaranth.hdl import (
-    Assert,
     Assume,
     Cover,
     Elaboratable,
@@ -68,6 +67,7 @@ from helu.common.executor import run_all
 from helu.golden import fixed, intmodel
 from helu.golden.intmodel import InputFormat, IntModel
 from helu.hw import formal
+from helu.hw.harness import add_check
 from helu.hw.net import core
 from helu.hw.net.mlp import MLP
 from helu.hw.symbolic import Symbolic, SymbolicArray, all_of
@@ -194,10 +194,7 @@ class NetHarness(Elaboratable):
         return self._bound
 
     def _check(self, m: Module, prop: str, check: str, condition):
-        name = f"prop_{prop}_{check}"
-        ok = Signal(name=name, attrs={"keep": 1})  # kept so the counterexample trace shows it
-        m.d.comb += [ok.eq(condition), Assert(ok, name)]
-        self.checks[name] = prop
+        add_check(m, self.checks, prop, check, condition)
 
     def elaborate(self, platform):
         m = Module()

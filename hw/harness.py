@@ -80,7 +80,7 @@ from amaranth.lib.wiring import In, Out
 from helu.hw.symbolic import Symbolic, all_of
 from helu.hw.units.base import UnitParams, unelaborated
 
-__all__ = ["Harness", "LFSR_TAPS", "PROPERTIES", "ProofHarness", "io_bits"]
+__all__ = ["Harness", "LFSR_TAPS", "PROPERTIES", "ProofHarness", "add_check", "io_bits"]
 
 PROPERTIES = ("function", "stream", "reset", "throughput")
 """The properties every :class:`ProofHarness` asserts (see the module docstring)."""
@@ -231,6 +231,16 @@ def _fields(layout) -> list[tuple[str, int]]:
     return [(name, f.shape.length) for name, f in layout]
 
 
+def add_check(m: Module, checks: dict, prop: str, check: str, condition) -> None:
+    """Assert ``condition`` as check ``check`` of property ``prop``: a kept signal
+    ``prop_<prop>_<check>`` (so the counterexample trace shows it), recorded in ``checks``
+    (signal name -> property) for reading a failed proof's trace."""
+    name = f"prop_{prop}_{check}"
+    ok = Signal(name=name, attrs={"keep": 1})
+    m.d.comb += [ok.eq(condition), Assert(ok, name)]
+    checks[name] = prop
+
+
 class ProofHarness(Elaboratable):
     """A unit under free stimulus, with the shadow FIFO and the properties as assertions.
 
@@ -286,10 +296,7 @@ class ProofHarness(Elaboratable):
         return expected
 
     def _check(self, m: Module, prop: str, check: str, condition):
-        name = f"prop_{prop}_{check}"
-        ok = Signal(name=name, attrs={"keep": 1})  # kept so the counterexample trace shows it
-        m.d.comb += [ok.eq(condition), Assert(ok, name)]
-        self.checks[name] = prop
+        add_check(m, self.checks, prop, check, condition)
 
     def elaborate(self, platform):
         m = Module()

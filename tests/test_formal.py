@@ -16,41 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module, Signal, signed
-from amaranth.sim import Simulator
+from amaranth.hdl import Signal, signed
+from formal_tools import evaluate, toolchain_or_skip
 
 from helu import cli
 from helu.golden import fixed
 from helu.hw import formal
 from helu.hw.symbolic import Symbolic
-from helu.hw.tools import ToolMissing
 from helu.hw.units import UNITS, UnitParams, base, forward
-
-
-def _toolchain_or_skip():
-    try:
-        return formal.find_toolchain()
-    except ToolMissing as exc:
-        pytest.skip(str(exc))
-
-
-# ------------------------------------------------------------------ the reference as logic
-
-
-def _evaluate(exprs, assignments):
-    """Values of Amaranth expressions under ``assignments`` (lists of (signal, int) pairs)."""
-    out = []
-
-    async def bench(ctx):
-        for pairs in assignments:
-            for sig, v in pairs:
-                ctx.set(sig, v)
-            out.append([ctx.get(e) for e in exprs])
-
-    sim = Simulator(Module())
-    sim.add_testbench(bench)
-    sim.run()
-    return np.array(out)
 
 
 @pytest.mark.parametrize("name", list(UNITS))
@@ -77,7 +50,7 @@ def test_symbolic_reference_matches_numpy(name):
         for k in range(n)
     ]
     names = sorted(outputs)
-    got = _evaluate([outputs[f].value for f in names], assign)
+    got = evaluate([outputs[f].value for f in names], assign)
     for col, f in enumerate(names):
         want = [
             info.reference(
@@ -114,7 +87,7 @@ def test_array_generic_passes_symbolic_only():
 @pytest.mark.slow
 def test_prove_units_pass(tmp_path, capsys):
     """Every registered unit but the pipelined i-GELU proves at width 8, 1 lane."""
-    _toolchain_or_skip()
+    toolchain_or_skip()
     units = [n for n in UNITS if n != "igelu"]
     rc = cli.main(
         ["prove", "--unit", ",".join(units), "--width", "8", "--lanes", "1", "--out",
@@ -179,7 +152,7 @@ MUTANTS = {
 
 
 def _prove_mutant(bug, monkeypatch, tmp_path, capsys):
-    _toolchain_or_skip()
+    toolchain_or_skip()
     where, edits, _prop = MUTANTS[bug]
     if where == "pipeline":
         monkeypatch.setattr(base, "pipeline", _mutated(base.pipeline, edits))
@@ -242,7 +215,7 @@ def test_prove_missing_toolchain_wrong(monkeypatch, tmp_path, capsys):
 
 
 def test_prove_refuses_a_users_folder_wrong(tmp_path, capsys):
-    _toolchain_or_skip()
+    toolchain_or_skip()
     (tmp_path / "notes.txt").write_text("mine")
     assert cli.main(["prove", "--unit", "forward", "--out", str(tmp_path)]) == 1
     assert "holds files that helu did not write" in capsys.readouterr().err

@@ -11,41 +11,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module, Signal, signed
-from amaranth.sim import Simulator
+from amaranth.hdl import Signal, signed
+from formal_tools import evaluate, toolchain_or_skip
 
 from helu import cli
 from helu.golden import intmodel
-from helu.hw import formal, formal_net
+from helu.hw import formal_net
 from helu.hw.formal_net import MUTANTS, NetConfig, proof_model, prove_net
 from helu.hw.net.mlp import MLP
 from helu.hw.symbolic import Symbolic, SymbolicArray
-from helu.hw.tools import ToolMissing
 from helu.hw.units import unelaborated
-
-
-def _toolchain_or_skip():
-    try:
-        return formal.find_toolchain()
-    except ToolMissing as exc:
-        pytest.skip(str(exc))
-
-
-def _evaluate(exprs, assignments):
-    """Values of Amaranth expressions under ``assignments`` (lists of (signal, int) pairs)."""
-    out = []
-
-    async def bench(ctx):
-        for pairs in assignments:
-            for sig, v in pairs:
-                ctx.set(sig, v)
-            out.append([ctx.get(e) for e in exprs])
-
-    sim = Simulator(Module())
-    sim.add_testbench(bench)
-    sim.run()
-    return np.array(out)
-
 
 # ------------------------------------------------------------------ the golden inference as logic
 
@@ -61,7 +36,7 @@ def test_symbolic_inference_matches_golden(seed):
     lo, hi = model.input.lo, model.input.hi
     x = rng.integers(lo, hi + 1, size=(200, model.sizes[0]))
     x[:2] = [[lo] * model.sizes[0], [hi] * model.sizes[0]]
-    got = _evaluate(
+    got = evaluate(
         [*logits[0].values(), cls[0].value],
         [[(s, int(v)) for s, v in zip(signals, row, strict=True)] for row in x],
     )
@@ -75,7 +50,7 @@ def test_symbolic_argmax_takes_the_first_largest():
     signals = [Signal(signed(4), name=f"v{k}") for k in range(3)]
     arg = SymbolicArray([[Symbolic(s) for s in signals]]).argmax(dim=1)[0]
     rows = np.array(np.meshgrid(*[np.arange(-2, 3)] * 3)).reshape(3, -1).T
-    got = _evaluate([arg.value], [list(zip(signals, map(int, r), strict=True)) for r in rows])
+    got = evaluate([arg.value], [list(zip(signals, map(int, r), strict=True)) for r in rows])
     np.testing.assert_array_equal(got[:, 0], rows.argmax(1))
 
 
@@ -106,7 +81,7 @@ def test_net_config_wrong():
 
 
 def test_prove_net_depth_wrong(tmp_path):
-    _toolchain_or_skip()
+    toolchain_or_skip()
     engine = unelaborated(MLP(proof_model((4, 3, 2), 0), 2))
     need = engine.input_transfers + engine.latency
     with pytest.raises(ValueError, match=f"at least {need}, not 3"):
@@ -118,7 +93,7 @@ def test_prove_net_depth_wrong(tmp_path):
 
 def test_prove_net_holds(tmp_path):
     """Dense 2-2 at P = 2: every property, the function included, holds to the default depth."""
-    _toolchain_or_skip()
+    toolchain_or_skip()
     r = prove_net(NetConfig((2, 2), 2, seed=0), tmp_path, timeout=300)
     assert r.ok, (r.status, r.failed, r.detail)
     engine = unelaborated(MLP(proof_model((2, 2), 0), 2))
@@ -132,7 +107,7 @@ def test_prove_net_load_port_refuses_addresses_past_the_image(tmp_path):
     the image holds (8 for 4 in dense 2-2 at P = 2; the finding was on 4-3-2, 16 for 15); an
     address past the image is refused (ready low), never written, and the load mode proves
     (the mutant ``load-any-address``, the engine before the fix, fails ``load.refused``)."""
-    _toolchain_or_skip()
+    toolchain_or_skip()
     r = prove_net(NetConfig((2, 2), 2, mode="load"), tmp_path, timeout=300)
     assert r.ok, (r.status, r.failed, r.detail)
 
@@ -151,7 +126,7 @@ def _refused(r, check):
 @pytest.mark.slow
 @pytest.mark.parametrize("mutant", MUTANTS)
 def test_prove_net_catches_mutant(mutant, tmp_path):
-    _toolchain_or_skip()
+    toolchain_or_skip()
     # the load port's check is asserted in load mode only (the load port free)
     config = NetConfig((2, 2), 2, mode="load") if mutant == "load-any-address" else None
     config = config or NetConfig((2, 2, 2), 2, seed=4)
@@ -162,7 +137,7 @@ def test_prove_net_catches_mutant(mutant, tmp_path):
 @pytest.mark.slow
 def test_prove_net_response_bound_is_tight(tmp_path):
     """One cycle less than the engine's latency is refused: the bound proved is the latency."""
-    _toolchain_or_skip()
+    toolchain_or_skip()
     engine = unelaborated(MLP(proof_model((2, 2, 2), 0), 2))
     config = NetConfig((2, 2, 2), 2, mode="control")
     r = prove_net(config, tmp_path, bound=engine.latency - 1, timeout=300)
@@ -183,7 +158,7 @@ def test_mutants_follow_the_engine_code():
 
 @pytest.mark.slow
 def test_prove_unit_net_command(tmp_path, capsys):
-    _toolchain_or_skip()
+    toolchain_or_skip()
     rc = cli.main(["prove", "--unit", "net", "--out", str(tmp_path), "--jobs", "2"])
     err = capsys.readouterr().err
     data = json.loads((tmp_path / "results.json").read_text())
