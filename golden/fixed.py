@@ -56,6 +56,7 @@ __all__ = [
     "scale_shift",
     "loss_gradient",
     "update",
+    "descent",
     "master_from_shadow",
 ]
 
@@ -418,9 +419,16 @@ def update(param, grad, shift: int, width: int):
     """SGD by shifts: ``saturate(param - scale_shift(grad, shift), width)``.
 
     Masters: ``width = MASTER_WIDTH``; biases: ``width = ACC_WIDTH``. The shift is the learning
-    rate's exponent plus the scale difference between gradient and parameter.
+    rate's exponent plus the scale difference between gradient and parameter. Written as its two
+    halves, :func:`descent` then :func:`saturate`, so that hardware can register between them
+    and still run this rule, not a copy of it.
     """
-    return saturate(param - scale_shift(grad, shift), width)
+    return saturate(descent(param, grad, shift), width)
+
+
+def descent(param, grad, shift: int):
+    """An update before its saturation: ``param - scale_shift(grad, shift)``."""
+    return param - scale_shift(grad, shift)
 
 
 def master_from_shadow(weights):

@@ -120,8 +120,13 @@ __all__ = ["Trainer", "TrainSpec"]
 
 # Issue to requantized code visible: read data, shadows, products, their sum, accumulator, code.
 _FWD_STAGES = 6
-# Issue to master write / delta accumulation: read data, shadows, products, then the write.
+# Issue to delta accumulation: read data, shadows, products.
 _BWD_STAGES = 3
+# Issue to master and bias write: one stage past the products, the update split before its
+# saturation (golden.fixed.update: descent, then saturate).
+_WRITE_STAGE = _BWD_STAGES + 1
+# Issue to a column's deltas at the backward-mask unit: accumulated, rounded, saturated.
+_DELTA_STAGES = _BWD_STAGES + 2
 
 
 def _int(value) -> bool:
@@ -432,13 +437,14 @@ class Trainer(wiring.Component):
     def bwd_drain(self) -> int:
         """Idle cycles after a backward pass's last issue: its last write has landed and been
         folded into the digest (one register stage after the write)."""
-        return _BWD_STAGES + 1
+        return _WRITE_STAGE + 1
 
     @property
     def delta_drain(self) -> int:
         """Idle cycles after a dense backward pass above layer 0: its last column's deltas
-        (accumulated at stage 3, requantized at 4, the backward-mask unit) written to dmem."""
-        return _BWD_STAGES + 1 + self._bwd_latency
+        (accumulated at stage 3, rounded at 4, saturated at 5, the backward-mask unit) written
+        to dmem."""
+        return _DELTA_STAGES + 1 + self._bwd_latency
 
     def conv_delta_cycles(self, plan) -> int:
         """Issue cycles of a conv layer's delta pass (the transposed convolution, gathered): per
@@ -1015,32 +1021,37 @@ class Trainer(wiring.Component):
             bok = Mux(bv3, s3.gg * lanes + s3.bk < cout, 1)
             baddr_w = Mux(bv3, s3.gbaddr, s3.baddr)
 
-        # Backward, stage 3 continued: write back the masters and bias updated by
-        # golden.fixed.update, and accumulate W.T @ d.
+        # Backward, stage 3 continued: the updates (golden.fixed.update) up to their saturation,
+        # fixed.descent: the masters' and the bias's; and accumulate W.T @ d.
         check_stages(s3, _BWD_STAGES)
         upd = s3.v & s3.bwd
-        wen = upd | cg3
-        ben = (upd & s3.first) | bv3
-        new_lanes = []
+        lane_fields = {}
         for k in range(lanes):
-            old = lane(s3.wm, k, mw)
             grad, shift = align(gsrc[k], s3.layer, spec.grad_shifts)
-            new = rule(fixed.update, old, grad, shift, mw, width=mw)
+            old = lane(s3.wm, k, mw)
             # Padding lanes (past the layer's inputs or output channels) keep their 0: they
             # meet stale activations.
-            new_lanes.append(Mux(gok[k], new, old))
-        acc_bits = fixed.ACC_WIDTH
+            new = rule(fixed.descent, old, grad, shift, width=max(mw, len(grad)) + 2)
+            lane_fields[f"new{k}_"] = Mux(gok[k], new, old)
         grad, shift = align(bsrc, s3.layer, spec.bias_shifts)
-        new_bias = Mux(bok, rule(fixed.update, s3.b, grad, shift, acc_bits, width=acc_bits), s3.b)
+        acc_bits = fixed.ACC_WIDTH
+        new = rule(fixed.descent, s3.b, grad, shift, width=max(acc_bits, len(grad)) + 2)
+        new_bias = Mux(bok, new, s3.b)
+        s4w = Stage(m, _BWD_STAGES, wen=upd | cg3, ben=(upd & s3.first) | bv3, waddr=s3.waddr,
+                    baddr=baddr_w, new_bias=new_bias, **lane_fields).next()  # fmt: skip
+        # Stage 4: the saturation, and the writes back to the words read.
+        new_lanes = [saturate(getattr(s4w, f"new{k}_"), mw) for k in range(lanes)]
+        new_bias = saturate(s4w.new_bias, acc_bits)
+        check_stages(s4w, _WRITE_STAGE)
+        wen, ben = s4w.wen, s4w.ben
         with m.If(wen):
-            m.d.comb += [w_wr.addr.eq(s3.waddr), w_wr.data.eq(Cat(*new_lanes)), w_wr.en.eq(1)]
+            m.d.comb += [w_wr.addr.eq(s4w.waddr), w_wr.data.eq(Cat(*new_lanes)), w_wr.en.eq(1)]
         with m.If(ben):
-            m.d.comb += [b_wr.addr.eq(baddr_w), b_wr.data.eq(new_bias), b_wr.en.eq(1)]
+            m.d.comb += [b_wr.addr.eq(s4w.baddr), b_wr.data.eq(new_bias), b_wr.en.eq(1)]
         # The step's digest: every word is written exactly once per backward pass (padding lanes
         # with their 0), so folding the writes in their order digests the whole new state.
-        # One register stage before the digest: the updated words' path (shift select, rounding,
-        # subtract, saturate) would otherwise run on through the fold into the digest, the
-        # ECP5 build's critical path.
+        # One register stage before the digest: the descent's path (subtract, saturate) would
+        # otherwise run on through the fold into the digest.
         folded, fold_en = Signal(DIGEST_WIDTH), Signal()
         m.d.sync += [
             folded.eq(Mux(wen, _fold(Cat(*new_lanes)), 0) ^ Mux(ben, _fold(new_bias), 0)),
@@ -1154,11 +1165,15 @@ class Trainer(wiring.Component):
             with m.If(idx6 == self._classes - 1):
                 m.d.sync += [self.o.valid.eq(1), self.o.payload.skipped.eq(skip)]
 
-        # Deltas: requantize a column's W.T @ d sums (stage 4), mask them with the column's stash
-        # word (read at stage 3; backward unit) and write them as one word of the layer input's
-        # deltas into dmem. A conv's delta pass sends its one code a cycle through lane 0, with
-        # the mask bit read at stage 5.
-        m.d.comb += m_rd.addr.eq(const_array([0] + mbase)[s3.layer] + s3.chunk)
+        # Deltas: requantize a column's W.T @ d sums (the rounding shift at stage 4, registered;
+        # the saturation at 5: two carry chains, one a stage, as in the forward pass), mask them
+        # with the column's stash word (read at stage 4; backward unit) and write them as one
+        # word of the layer input's deltas into dmem. A conv's delta pass sends its one code a
+        # cycle through lane 0, with the mask bit read at stage 5.
+        rounded = {f"rq{k}_": round_select(gacc[k], dlayer4, dshifts) for k in range(lanes)}
+        d5 = Stage(m, 4, v=dv4, chunk=dchunk4, layer=dlayer4, **rounded).next()
+        check_stages(d5, _DELTA_STAGES)
+        m.d.comb += m_rd.addr.eq(const_array([0] + mbase)[dlayer4] + dchunk4)
         cd_in = Signal()
         m.d.comb += cd_in.eq(s6.done & s6.cd)
         if convs:
@@ -1167,16 +1182,16 @@ class Trainer(wiring.Component):
         m.submodules.bwd = bunit = self._backward_unit()
         stash_in = Mux(cd_in, m_rd.data.word_select(s6.cd_lane, sbits).replicate(lanes), m_rd.data)
         m.d.comb += [
-            bunit.i.valid.eq(dv4 | cd_in),
+            bunit.i.valid.eq(d5.v | cd_in),
             getattr(bunit.i.payload, self._stash).eq(stash_in),
             bunit.o.ready.eq(1),
         ]
         for k in range(lanes):
-            requantized = saturate(round_select(gacc[k], dlayer4, dshifts), width)
+            requantized = saturate(getattr(d5, f"rq{k}_"), width)
             m.d.comb += bunit.i.payload.g[k].eq(Mux(cd_in, q6, requantized))
         # What the unit's outputs are for, beside its pipeline.
         dchunk, dlayer, cd_out, cd_layer, cd_oword, cd_olane = delayed(
-            m, (dchunk4, dlayer4, cd_in, s6.layer, s6.cd_word, s6.cd_lane), bunit.latency
+            m, (d5.chunk, d5.layer, cd_in, s6.layer, s6.cd_word, s6.cd_lane), bunit.latency
         )
         if layers > 1:
             with m.If(bunit.o.valid):
