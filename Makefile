@@ -31,8 +31,9 @@ $(STAMP): pyproject.toml constraints.txt
 flow: setup
 	$(BIN)/helu flow --out $(OUT)
 
+# One worker a core; a worker takes whole test files, so a module's fixture is built once.
 test: setup
-	$(BIN)/python -m pytest -q --durations=10
+	$(BIN)/python -m pytest -q -n auto --dist loadfile --durations=10
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
