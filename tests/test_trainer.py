@@ -112,9 +112,9 @@ def compare(dut, outs, states, digests, want_logits, want_states, want_digests, 
             np.testing.assert_array_equal(got, want, err_msg=f"biases {i}, step {step}")
 
 
-def check_steps(net: IntNet, lanes: int, x, labels, *, stash="mask", **kw):
+def check_steps(net: IntNet, lanes: int, x, labels, *, stash="mask", read_register=False, **kw):
     """Train the engine and golden side by side; every output and state must be equal."""
-    dut = Trainer(TrainSpec.from_net(net), lanes, stash=stash)
+    dut = Trainer(TrainSpec.from_net(net), lanes, stash=stash, read_register=read_register)
     outs, states, times, digests = run(dut, x, labels, **kw)
     compare(dut, outs, states, digests, *golden_run(net, x, labels, lanes), labels)
     return dut, outs, times
@@ -431,3 +431,32 @@ def test_trainer_cnn_figures():
     assert dut.conv_grad_cycles(plans[0]) == 4608 // 8 + 8
     assert dut.cycles_per_sample <= dut.ideal_cycles
     assert dut.mask_bits == 512 + 256
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+def test_read_register_build_same_steps_one_cycle_more_a_drain(kind):
+    """The build with a register after every memory read (the ECP5's) trains bit for bit as the
+    other, with stalls, and its back-to-back steps take its own ``cycles_per_sample``: one
+    cycle more in each drain."""
+    if kind == "dense":
+        sizes = [10, 4, 4, 3]
+        net, lanes = small_net(4, sizes), 4
+        x, labels = samples(4, sizes, 4)
+    else:
+        ops, lanes = CONV["s2p1-c5-P4"]
+        net = conv_net(4, ops)
+        x, labels = conv_samples(3, ops, 3)
+    check_steps(net, lanes, x, labels, read_register=True, idle=0.3, stall=0.3, seed=3)
+    spec = TrainSpec.from_net(net)
+    dut = Trainer(spec, lanes, read_register=True)
+    _, _, times, _ = run(dut, x, labels, read=False)
+    assert (np.diff(times) == dut.cycles_per_sample).all(), (np.diff(times), dut.cycles_per_sample)
+    plain = Trainer(spec, lanes)
+    drains = [(t.fwd_drain, t.bwd_drain, t.delta_drain) for t in (plain, dut)]
+    assert [b - a for a, b in zip(*drains, strict=True)] == [1, 1, 1], drains
+    assert dut.cycles_per_sample > plain.cycles_per_sample
+
+
+def test_read_register_wrong():
+    with pytest.raises(TypeError, match="read_register must be True or False, not 1"):
+        Trainer(TrainSpec.from_net(small_net(1, [4, 3, 2])), 2, read_register=1)

@@ -204,11 +204,14 @@ def synthesize_trainer(
     yosys: str = "yosys",
 ) -> dict:  # fmt: skip
     """:func:`synthesize` of ``Trainer(spec, lanes, stash=stash)``, its multipliers as the
-    target's DSP cell where it names one; ``seeds = 0``: area only."""
+    target's DSP cell where it names one, a register after its memory reads where the target
+    asks for it (``read_register``: the ECP5); ``seeds = 0``: area only."""
     from helu.hw.net.trainer import Trainer
 
     def make():
-        return Trainer(spec, lanes, stash=stash, dsp=TARGETS[target].get("dsp_cell"))
+        build = TARGETS[target]
+        return Trainer(spec, lanes, stash=stash, dsp=build.get("dsp_cell"),
+                       read_register=build.get("read_register", False))  # fmt: skip
 
     return synthesize(make, target, out_dir=out_dir, seeds=seeds, yosys=yosys)
 

@@ -273,6 +273,11 @@ class Trainer(wiring.Component):
         What the forward pass keeps per hidden element for the backward pass: the 1-bit mask of
         the forward unit's training build (default), or, for cost comparisons, the int8 ``z``,
         which the backward unit (``stash="z"``) compares with ``T`` itself. Same results.
+    read_register : bool
+        A register stage after every read of the pipeline's memories, for FPGAs whose block RAM
+        is slow to its output: the ECP5's DP16KD as Yosys maps it (without its output register)
+        takes 5.8 ns of a 10 ns cycle from clock to data. One more cycle in every drain, and a
+        register per bit read (which the UP5K build has no room for). Same results.
 
     Members
     -------
@@ -307,7 +312,7 @@ class Trainer(wiring.Component):
     or runs to its end unless ``rst`` interrupts it.
     """
 
-    def __init__(self, spec, lanes=8, *, stash="mask", dsp=None, src_loc_at=0):
+    def __init__(self, spec, lanes=8, *, stash="mask", dsp=None, read_register=False, src_loc_at=0):
         with refusal(self):
             check_dsp(dsp)
             if not isinstance(spec, TrainSpec):
@@ -316,6 +321,9 @@ class Trainer(wiring.Component):
             check_lanes(lanes)
             if stash not in STASH_KINDS:
                 raise ValueError(f"Stash must be one of {', '.join(STASH_KINDS)}, not {stash!r}")
+            if not isinstance(read_register, bool):
+                raise TypeError(f"read_register must be True or False, not {read_register!r}")
+        self._read_register = read_register
         self._stash = stash
         self._dsp = dsp
         self._spec = spec
@@ -431,20 +439,20 @@ class Trainer(wiring.Component):
     @property
     def fwd_drain(self) -> int:
         """Idle cycles after a forward layer's last issue (its last activation is written)."""
-        return _FWD_STAGES + self._fwd_latency
+        return _FWD_STAGES + self._read_register + self._fwd_latency
 
     @property
     def bwd_drain(self) -> int:
         """Idle cycles after a backward pass's last issue: its last write has landed and been
         folded into the digest (one register stage after the write)."""
-        return _WRITE_STAGE + 1
+        return _WRITE_STAGE + self._read_register + 1
 
     @property
     def delta_drain(self) -> int:
         """Idle cycles after a dense backward pass above layer 0: its last column's deltas
         (accumulated at stage 3, rounded at 4, saturated at 5, the backward-mask unit) written
         to dmem."""
-        return _DELTA_STAGES + 1 + self._bwd_latency
+        return _DELTA_STAGES + self._read_register + 1 + self._bwd_latency
 
     def conv_delta_cycles(self, plan) -> int:
         """Issue cycles of a conv layer's delta pass (the transposed convolution, gathered): per
@@ -491,6 +499,12 @@ class Trainer(wiring.Component):
     def dsp(self):
         """The multiplier build (``hw.net.mac.DSPS``): ``None`` generic, ``"sb_mac16"``."""
         return self._dsp
+
+    @property
+    def read_register(self) -> bool:
+        """Whether a register stage follows every read of the pipeline's memories (one more
+        cycle in every drain)."""
+        return self._read_register
 
     @property
     def stash(self) -> str:
@@ -953,21 +967,28 @@ class Trainer(wiring.Component):
         def lane(word, k, w):
             return word[k * w : (k + 1) * w].as_signed()
 
-        # Stage 1: read data, with what was issued.
+        # Stage 1: read data, with what was issued; with a read register, one stage later
+        # (every stage below then carries an index one higher than its name says).
         s1 = side.next()
+        reads = [w_rd.data, a_rd.data, b_rd.data] + ([d_rd.data] if layers > 1 else [])
+        if self._read_register:
+            reads = list(delayed(m, reads, 1))
+            s1 = s1.next()
+        w_data, a_data, b_data = reads[:3]
+        d_data = reads[3] if layers > 1 else None
 
         # Stage 2: the shadows of the masters read (golden.fixed.shadow_weights), beside the
         # master word itself.
         sh2 = [Signal(signed(width), reset_less=True, name=f"sh{k}") for k in range(lanes)]
         for k, s in enumerate(sh2):
-            m.d.sync += s.eq(rule(fixed.shadow_weights, lane(w_rd.data, k, mw), width=width))
+            m.d.sync += s.eq(rule(fixed.shadow_weights, lane(w_data, k, mw), width=width))
         # The backward pass's delta of the issue's neuron: the output error, or a hidden
         # layer's delta read from dmem.
         d1 = s1.err
         if layers > 1:
-            hidden = d_rd.data.word_select(s1.nlane, width).as_signed()
+            hidden = d_data.word_select(s1.nlane, width).as_signed()
             d1 = Mux(s1.layer == layers - 1, s1.err, hidden)
-        s2 = s1.next(wm=w_rd.data, a=a_rd.data, b=b_rd.data.as_signed(), d=d1)
+        s2 = s1.next(wm=w_data, a=a_data, b=b_data.as_signed(), d=d1)
         dd2 = [Signal(signed(width), reset_less=True, name=f"dd{k}") for k in range(lanes)]
         bcast2 = Signal(signed(width))
         if convs:
@@ -975,11 +996,11 @@ class Trainer(wiring.Component):
             m.d.comb += bcast2.eq(Mux(s2.cin, s2.a.word_select(s2.clane, width).as_signed(), 0))
             # The delta pass: the deltas of the tap's output position (0 outside the map).
             for k, s in enumerate(dd2):
-                m.d.sync += s.eq(Mux(s1.cdv, lane(d_rd.data, k, width), 0))
+                m.d.sync += s.eq(Mux(s1.cdv, lane(d_data, k, width), 0))
             # The gradient pass: delta x input code (exact), and the deltas for the biases.
             gd2 = [Signal(signed(width), reset_less=True, name=f"gd{k}") for k in range(lanes)]
-            code = Mux(s1.gin, a_rd.data.word_select(s1.glane, width).as_signed(), 0)
-            deltas = [lane(d_rd.data, k, width) for k in range(lanes)]
+            code = Mux(s1.gin, a_data.word_select(s1.glane, width).as_signed(), 0)
+            deltas = [lane(d_data, k, width) for k in range(lanes)]
             gp2 = products(m, deltas, [code] * lanes, dsp=self._dsp, name="gp")
             m.d.sync += [g.eq(d) for g, d in zip(gd2, deltas, strict=True)]
 
@@ -1023,7 +1044,7 @@ class Trainer(wiring.Component):
 
         # Backward, stage 3 continued: the updates (golden.fixed.update) up to their saturation,
         # fixed.descent: the masters' and the bias's; and accumulate W.T @ d.
-        check_stages(s3, _BWD_STAGES)
+        check_stages(s3, _BWD_STAGES + self._read_register)
         upd = s3.v & s3.bwd
         lane_fields = {}
         for k in range(lanes):
@@ -1037,12 +1058,12 @@ class Trainer(wiring.Component):
         acc_bits = fixed.ACC_WIDTH
         new = rule(fixed.descent, s3.b, grad, shift, width=max(acc_bits, len(grad)) + 2)
         new_bias = Mux(bok, new, s3.b)
-        s4w = Stage(m, _BWD_STAGES, wen=upd | cg3, ben=(upd & s3.first) | bv3, waddr=s3.waddr,
+        s4w = Stage(m, s3.index, wen=upd | cg3, ben=(upd & s3.first) | bv3, waddr=s3.waddr,
                     baddr=baddr_w, new_bias=new_bias, **lane_fields).next()  # fmt: skip
         # Stage 4: the saturation, and the writes back to the words read.
         new_lanes = [saturate(getattr(s4w, f"new{k}_"), mw) for k in range(lanes)]
         new_bias = saturate(s4w.new_bias, acc_bits)
-        check_stages(s4w, _WRITE_STAGE)
+        check_stages(s4w, _WRITE_STAGE + self._read_register)
         wen, ben = s4w.wen, s4w.ben
         with m.If(wen):
             m.d.comb += [w_wr.addr.eq(s4w.waddr), w_wr.data.eq(Cat(*new_lanes)), w_wr.en.eq(1)]
@@ -1077,7 +1098,7 @@ class Trainer(wiring.Component):
 
         # Forward (and a conv's delta pass), stage 4: the products' sums in groups of 4.
         sums = {f"sum{n}": v for n, v in enumerate(partial_sums(p3))}
-        s4 = Stage(m, 3, v=s3.v & ~s3.bwd, first=s3.first, last=s3.last, nfirst=s3.nfirst,
+        s4 = Stage(m, s3.index, v=s3.v & ~s3.bwd, first=s3.first, last=s3.last, nfirst=s3.nfirst,
                    layer=s3.layer, b=s3.b, cd=s3.cd if convs else Const(0),
                    cd_word=s3.cd_word if convs else cd_word,
                    cd_lane=s3.cd_lane if convs else cd_lane).next(**sums)  # fmt: skip
@@ -1089,7 +1110,7 @@ class Trainer(wiring.Component):
             for name in sums:
                 total = total + getattr(s4, name)
             m.d.sync += acc.eq(total)
-        s5 = Stage(m, 4, done=s4.v & s4.last, nfirst=s4.nfirst, layer=s4.layer, cd=s4.cd,
+        s5 = Stage(m, s4.index, done=s4.v & s4.last, nfirst=s4.nfirst, layer=s4.layer, cd=s4.cd,
                    cd_word=s4.cd_word, cd_lane=s4.cd_lane).next()  # fmt: skip
         # Stage 6: requantization (the forward shift; the delta shift in a delta pass); the
         # neuron's index, word and lane within its layer.
@@ -1102,7 +1123,7 @@ class Trainer(wiring.Component):
                 fq = Mux(s5.cd, saturate(round_select(acc, s5.layer, dshifts), width), fq)
             m.d.sync += q6.eq(fq)
         s6 = s5.next(drop=("nfirst",))
-        check_stages(s6, _FWD_STAGES)
+        check_stages(s6, _FWD_STAGES + self._read_register)
 
         # Conv groups (forward): the engine core's P accumulators, one per output channel of
         # the group, and their requantization, the P codes arriving at stage 6 beside q6.
@@ -1171,8 +1192,8 @@ class Trainer(wiring.Component):
         # word of the layer input's deltas into dmem. A conv's delta pass sends its one code a
         # cycle through lane 0, with the mask bit read at stage 5.
         rounded = {f"rq{k}_": round_select(gacc[k], dlayer4, dshifts) for k in range(lanes)}
-        d5 = Stage(m, 4, v=dv4, chunk=dchunk4, layer=dlayer4, **rounded).next()
-        check_stages(d5, _DELTA_STAGES)
+        d5 = Stage(m, s3.index + 1, v=dv4, chunk=dchunk4, layer=dlayer4, **rounded).next()
+        check_stages(d5, _DELTA_STAGES + self._read_register)
         m.d.comb += m_rd.addr.eq(const_array([0] + mbase)[dlayer4] + dchunk4)
         cd_in = Signal()
         m.d.comb += cd_in.eq(s6.done & s6.cd)

@@ -49,12 +49,14 @@ def _variant(engine) -> str:
         parts = [] if engine.activation == "helu" else [engine.activation]
     else:
         parts = [] if engine.stash == "mask" else [engine.stash]
+        parts += ["rr"] if engine.read_register else []
     return "_".join(parts + ([engine.dsp] if engine.dsp else []))
 
 
 def top_name(engine) -> str:
     """``helu_<role>_<sizes>_p<P>[_<variant>]``, for example ``helu_mlp_64_32_32_10_p8``,
-    ``helu_trainer_64_32_32_10_p8_z`` or ``helu_mlp_64_32_32_10_p16_sb_mac16``."""
+    ``helu_trainer_64_32_32_10_p8_z``, ``helu_mlp_64_32_32_10_p16_sb_mac16`` or
+    ``helu_trainer_64_32_32_10_p8_rr`` (a read register: ``Trainer.read_register``)."""
     name = f"helu_{_role(engine)}_" + "_".join(str(s) for s in engine.sizes) + f"_p{engine.lanes}"
     variant = _variant(engine)
     return name + (f"_{variant}" if variant else "")
@@ -119,6 +121,7 @@ def describe(engine) -> dict:
     else:
         meta |= {
             "stash": engine.stash,
+            "read_register": engine.read_register,
             "classes": engine.sizes[-1],
             "words": engine.words,
             "label_bits": len(Value.cast(engine.i.payload.label)),
